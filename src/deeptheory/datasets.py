@@ -1,0 +1,73 @@
+"""Decode verified archives once into a cached ``.npz`` that training jobs load.
+
+The cache holds uint8 images (n, C, H, W), int64 labels and the per-channel mean and std
+of the training images, so every job normalises the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import formats
+from .atomic import atomic_path
+
+IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+CIFAR_FILE = "cifar-10-python.tar.gz"
+
+
+def decode(fmt: str, raw_dir: Path) -> dict[str, np.ndarray]:
+    raw_dir = Path(raw_dir)
+    if fmt == "idx":
+        x_train, y_train = formats.load_idx_split(raw_dir / IDX_FILES["x_train"], raw_dir / IDX_FILES["y_train"])
+        x_test, y_test = formats.load_idx_split(raw_dir / IDX_FILES["x_test"], raw_dir / IDX_FILES["y_test"])
+        return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    if fmt == "cifar10-python":
+        return formats.load_cifar10_tarball(raw_dir / CIFAR_FILE)
+    raise ValueError(f"unknown data format {fmt!r} (config key datasets.<name>.format)")
+
+
+def build_cache(fmt: str, raw_dir: Path, cache_path: Path) -> dict:
+    arrays = decode(fmt, raw_dir)
+    x = arrays["x_train"].astype(np.float64) / 255.0
+    arrays["mean"] = x.mean(axis=(0, 2, 3)).astype(np.float32)
+    arrays["std"] = x.std(axis=(0, 2, 3)).astype(np.float32)
+    with atomic_path(cache_path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+    return {k: list(v.shape) for k, v in arrays.items()}
+
+
+class Dataset:
+    """A decoded data set, resident on one device as normalised float tensors."""
+
+    def __init__(self, name: str, arrays: dict[str, np.ndarray], device: str | torch.device = "cpu"):
+        self.name = name
+        self.device = torch.device(device)
+        mean = torch.as_tensor(arrays["mean"]).view(1, -1, 1, 1)
+        std = torch.as_tensor(arrays["std"]).view(1, -1, 1, 1)
+
+        def prep(x):
+            return ((torch.as_tensor(x).float() / 255.0 - mean) / std).to(self.device)
+
+        self.x_train = prep(arrays["x_train"])
+        self.y_train = torch.as_tensor(arrays["y_train"]).long().to(self.device)
+        self.x_test = prep(arrays["x_test"])
+        self.y_test = torch.as_tensor(arrays["y_test"]).long().to(self.device)
+        self.num_classes = int(max(self.y_train.max(), self.y_test.max()).item()) + 1
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.x_train.shape[1:])
+
+    @classmethod
+    def load(cls, name: str, cache_path: Path, device="cpu") -> "Dataset":
+        with np.load(cache_path) as npz:
+            return cls(name, {k: npz[k] for k in npz.files}, device)

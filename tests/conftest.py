@@ -1,0 +1,60 @@
+"""Generated data in the official archive formats, small enough for a fast test."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deeptheory import formats
+
+IDX_NAMES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
+             "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+
+
+def learnable_images(n: int, shape, classes: int = 10, seed: int = 0):
+    """Each class lights its own band of rows, under noise: a conv net fits it in a few epochs."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    c, h, w = shape
+    x = rng.integers(0, 60, (n, c, h, w))
+    band = h // classes
+    for i, k in enumerate(labels):
+        x[i, :, k * band : (k + 1) * band, :] += 150
+    return x.astype(np.uint8), labels.astype(np.int64)
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+def write_idx_set(folder: Path, n_train=200, n_test=100, size=28, seed=0) -> dict:
+    """Write the four MNIST-format .gz files; return their config entry {file: {md5, content_md5}}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    x_tr, y_tr = learnable_images(n_train, (1, size, size), seed=seed)
+    x_te, y_te = learnable_images(n_test, (1, size, size), seed=seed + 1)
+    arrays = {"x_train": x_tr[:, 0], "y_train": y_tr, "x_test": x_te[:, 0], "y_test": y_te}
+    files = {}
+    for key, name in IDX_NAMES.items():
+        raw = formats.encode_idx(arrays[key])
+        (folder / name).write_bytes(gzip.compress(raw, mtime=0))
+        files[name] = {"md5": md5(folder / name), "content_md5": hashlib.md5(raw).hexdigest()}
+    return files
+
+
+def write_cifar_set(folder: Path, n_train=100, n_test=50, seed=0) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    x_tr, y_tr = learnable_images(n_train, (3, 32, 32), seed=seed)
+    x_te, y_te = learnable_images(n_test, (3, 32, 32), seed=seed + 1)
+    path = folder / "cifar-10-python.tar.gz"
+    formats.write_cifar10_tarball(path, x_tr, y_tr, x_te, y_te)
+    return {path.name: {"md5": md5(path)}}
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    folder = tmp_path / "idx-source"
+    return folder, write_idx_set(folder)

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import torch
+
+from deeptheory.datasets import Dataset
+from deeptheory.engine import train_run, training_subset
+from deeptheory.spec import RunSpec, parse_run_id
+from conftest import learnable_images
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    x_tr, y_tr = learnable_images(300, (1, 20, 20), seed=0)
+    x_te, y_te = learnable_images(100, (1, 20, 20), seed=1)
+    x = x_tr.astype(np.float64) / 255
+    return Dataset("tiny", {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te,
+                            "mean": x.mean(axis=(0, 2, 3)).astype(np.float32),
+                            "std": x.std(axis=(0, 2, 3)).astype(np.float32)})
+
+
+def spec(**kw):
+    base = dict(dataset="tiny", model="allconv5", width=8, N=200, lr=0.1, max_epochs=8,
+                batch_size=32, eval_every=1, stop_at_zero=False)
+    return RunSpec(**{**base, **kw})
+
+
+def test_loss_falls_on_a_learnable_task(tiny):
+    rows = train_run(spec(), tiny).rows
+    losses = [r["train_loss"] for r in rows]
+    assert losses[-1] < 0.5 * losses[0]
+    assert rows[-1]["test_err"] < 0.5  # chance is 0.9
+
+
+def test_fixed_seeds_give_identical_runs(tiny):
+    a, b = train_run(spec(max_epochs=2), tiny), train_run(spec(max_epochs=2), tiny)
+    assert [r["train_loss"] for r in a.rows] == [r["train_loss"] for r in b.rows]
+    for k in a.state_dict:
+        assert torch.equal(a.state_dict[k], b.state_dict[k])
+    c = train_run(spec(max_epochs=2, seed=1), tiny)
+    assert c.rows[-1]["train_loss"] != a.rows[-1]["train_loss"]
+
+
+def test_random_labels_are_reproducible_per_seed_and_spare_the_test_set(tiny):
+    _, y_nat = training_subset(spec(), tiny)
+    _, y_a = training_subset(spec(labels="random", label_seed=3), tiny)
+    _, y_b = training_subset(spec(labels="random", label_seed=3), tiny)
+    _, y_c = training_subset(spec(labels="random", label_seed=4), tiny)
+    assert torch.equal(y_a, y_b)
+    assert not torch.equal(y_a, y_c)
+    assert (y_a == y_nat).float().mean() < 0.3  # about 1/10 agree by chance
+    # Nested subsets: the labels of the first 100 of N=200 are those of N=100.
+    _, y_small = training_subset(spec(labels="random", label_seed=3, N=100), tiny)
+    assert torch.equal(y_small, y_a[:100])
+    y_test = tiny.y_test.clone()
+    train_run(spec(labels="random", max_epochs=1), tiny)
+    assert torch.equal(tiny.y_test, y_test)
+
+
+def test_stops_at_zero_training_error(tiny):
+    result = train_run(spec(N=60, max_epochs=200, stop_at_zero=True, eval_every=50), tiny)
+    final = result.rows[-1]
+    assert final["final"] and final["interpolated"] and final["train_err"] == 0.0
+    assert final["epoch"] < 200
+
+
+def test_epoch_cap_from_image_budget():
+    assert spec(N=200, max_epochs=100, image_budget=1000).epoch_cap == 5
+    assert spec(N=200, max_epochs=3, image_budget=1000).epoch_cap == 3
+    assert spec(N=200, max_epochs=3).epoch_cap == 3
+
+
+class Killed(Exception):
+    pass
+
+
+def test_killed_run_resumes_from_checkpoint(tiny, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    straight = train_run(spec(max_epochs=4), tiny)
+
+    def kill_after_two(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(spec(max_epochs=4), tiny, checkpoint=ckpt, on_epoch_end=kill_after_two)
+    resumed = train_run(spec(max_epochs=4), tiny, checkpoint=ckpt)
+    assert resumed.resumed_from_epoch == 2
+    assert [r["train_loss"] for r in resumed.rows] == [r["train_loss"] for r in straight.rows]
+    for k in straight.state_dict:
+        assert torch.equal(resumed.state_dict[k], straight.state_dict[k])
+
+
+def test_checkpoint_of_other_settings_is_not_resumed(tiny, tmp_path):
+    ckpt = tmp_path / "run.pt"
+    train_run(spec(max_epochs=1, lr=0.01), tiny, checkpoint=ckpt)
+    assert train_run(spec(max_epochs=1), tiny, checkpoint=ckpt).resumed_from_epoch == 0
+
+
+def test_run_id_round_trip():
+    s = spec(labels="random", init_scale=10.0, seed=2)
+    assert s.run_id == "tiny/allconv5_w8_N200_random_i10_s2"
+    assert parse_run_id(s.run_id) == {"dataset": "tiny", "model": "allconv5", "width": 8, "N": 200,
+                                      "labels": "random", "init_scale": 10.0, "seed": 2}

@@ -1,0 +1,73 @@
+import gzip
+import json
+
+import pytest
+
+from deeptheory import fetch
+
+LABELS = "t10k-labels-idx1-ubyte.gz"
+
+
+def one_file_cfg(source, entry):
+    return {"format": "idx", "source": str(source), "files": {LABELS: entry}}
+
+
+def test_fetch_from_local_directory_through_dvc(idx_dir, tmp_path):
+    folder, files = idx_dir
+    report = fetch.fetch_dataset("tiny", one_file_cfg(folder, files[LABELS]), tmp_path / "data")
+    out = tmp_path / "data" / "raw" / "tiny" / LABELS
+    assert out.read_bytes() == (folder / LABELS).read_bytes()
+    assert report[LABELS]["verified_by"] == "archive md5"
+    dvc_file = out.with_name(LABELS + ".dvc").read_text()
+    assert files[LABELS]["md5"] in dvc_file and str(folder) in dvc_file
+
+
+def test_checksum_mismatch_names_file_expected_actual_and_key(idx_dir, tmp_path):
+    folder, files = idx_dir
+    wrong = {"md5": "0" * 32}
+    with pytest.raises(fetch.DataSourceError) as err:
+        fetch.fetch_dataset("mnist", one_file_cfg(folder, wrong), tmp_path / "data")
+    msg = str(err.value)
+    assert LABELS in msg and "0" * 32 in msg and files[LABELS]["md5"] in msg
+    assert f"datasets.mnist.files.{LABELS}.md5" in msg and "datasets.mnist.source" in msg
+    # Nothing that looks fetched is left behind.
+    assert not (tmp_path / "data" / "raw" / "mnist" / LABELS).exists()
+    assert not (tmp_path / "data" / "raw" / "mnist" / (LABELS + ".dvc")).exists()
+
+
+def test_recompressed_mirror_verifies_by_content(idx_dir, tmp_path):
+    folder, files = idx_dir
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    raw = gzip.decompress((folder / LABELS).read_bytes())
+    (mirror / LABELS).write_bytes(gzip.compress(raw, compresslevel=1, mtime=12345))
+    assert fetch.md5_file(mirror / LABELS) != files[LABELS]["md5"]
+    report = fetch.fetch_dataset("tiny", one_file_cfg(mirror, files[LABELS]), tmp_path / "data")
+    assert report[LABELS]["verified_by"].startswith("content md5")
+    # A mirror whose content differs fails both checks.
+    (mirror / LABELS).write_bytes(gzip.compress(raw[:-1] + b"\x07"))
+    with pytest.raises(fetch.DataSourceError, match="content md5: expected"):
+        fetch.fetch_dataset("tiny", one_file_cfg(mirror, files[LABELS]), tmp_path / "data2")
+
+
+def test_missing_local_source_names_the_key(tmp_path):
+    with pytest.raises(fetch.DataSourceError, match=r"not found.*\n.*datasets\.tiny\.source"):
+        fetch.fetch_dataset("tiny", one_file_cfg(tmp_path / "nowhere", {"md5": "0" * 32}), tmp_path / "data")
+
+
+def test_unreachable_url_names_file_and_key(tmp_path):
+    cfg = one_file_cfg("http://127.0.0.1:9/mnist/", {"md5": "0" * 32})
+    with pytest.raises(fetch.DataSourceError) as err:
+        fetch.fetch_dataset("mnist", cfg, tmp_path / "data")
+    assert "could not fetch" in str(err.value) and LABELS in str(err.value)
+    assert "datasets.mnist.source" in str(err.value)
+
+
+def test_source_resolution(tmp_path):
+    cfg = {"source": "https://example.org/cifar-10-python.tar.gz", "files": {"cifar-10-python.tar.gz": {}}}
+    assert fetch.file_source("cifar10", cfg, "cifar-10-python.tar.gz")[0] == cfg["source"]
+    cfg = {"source": "https://example.org/mnist", "files": {LABELS: {}}}
+    assert fetch.file_source("mnist", cfg, LABELS)[0] == f"https://example.org/mnist/{LABELS}"
+    cfg = {"source": "https://example.org/mnist/", "files": {LABELS: {"source": "/x/y.gz"}}}
+    assert fetch.file_source("mnist", cfg, LABELS) == ("/x/y.gz", f"datasets.mnist.files.{LABELS}.source")
+    assert json.dumps(fetch.file_source("m", {"source": str(tmp_path), "files": {LABELS: None}}, LABELS))

@@ -1,0 +1,35 @@
+import torch
+
+from deeptheory import models
+
+
+def test_allconv5_width16_has_about_ten_thousand_weights():
+    # memo073 Figs 1-2: "16 channels per hidden layer, resulting in only W ~ 10000 weights".
+    # 3x3 convs 3->16, 16->16 (x3), then a 4x4 conv 16->10 with biases:
+    expected = (3 * 9 * 16 + 16) + 3 * (16 * 9 * 16 + 16) + (16 * 16 * 10 + 10)
+    assert expected == 9978
+    assert models.count_params("allconv5", 16, (3, 32, 32), 10) == expected
+    assert models.count_params("allconv5", 16, (1, 28, 28), 10) == expected - 2 * 9 * 16
+
+
+def test_families_map_inputs_to_class_scores():
+    for family in models.FAMILIES:
+        for shape in [(1, 28, 28), (3, 32, 32)]:
+            net = models.build(family, 4, shape, 10)
+            assert net(torch.zeros(2, *shape)).shape == (2, 10)
+
+
+def test_allconv5_has_no_pooling():
+    net = models.build("allconv5", 8, (3, 32, 32), 10)
+    assert not any(isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d)) for m in net.modules())
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in net.modules()) == 5
+
+
+def test_init_is_seeded_and_scaled():
+    a, b, c = (models.build("allconv5", 4, (1, 28, 28), 10) for _ in range(3))
+    models.init_params(a, 7)
+    models.init_params(b, 7)
+    models.init_params(c, 7, scale=10.0)
+    for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb)
+        torch.testing.assert_close(pc, 10 * pa)

@@ -1,0 +1,56 @@
+# Shared values of the DAG: the selected profile and every run the targets need.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from deeptheory import targets as T  # noqa: E402
+from deeptheory.spec import RUN_ID_PATTERN  # noqa: E402
+
+ENV = "../../environment.yml"
+
+if config["profile"] not in config["profiles"]:
+    raise WorkflowError(
+        f"config key 'profile' is {config['profile']!r}; choose one of {sorted(config['profiles'])} "
+        f"(the entries of config key 'profiles')"
+    )
+PROFILE = config["profiles"][config["profile"]]
+SUBSTITUTE = config.get("substitute") or {}
+for _asked, _used in SUBSTITUTE.items():
+    if _used not in config["datasets"]:
+        raise WorkflowError(
+            f"config key substitute.{_asked} names data set {_used!r}, which config key 'datasets' lacks"
+        )
+TARGET_IDS = list(PROFILE["targets"])
+try:
+    RUNS = {t: T.run_specs(t, c, PROFILE, SUBSTITUTE) for t, c in PROFILE["targets"].items()}
+except ValueError as err:
+    raise WorkflowError(str(err))
+for _t, _specs in RUNS.items():
+    for _s in _specs:
+        if _s.dataset not in config["datasets"]:
+            raise WorkflowError(
+                f"target {_t} needs data set {_s.dataset!r}: add it under config key 'datasets' "
+                f"or map it to one there with config key 'substitute'"
+            )
+SPECS = {s.run_id: s for specs in RUNS.values() for s in specs}
+
+
+def run_dir(spec):
+    return f"results/runs/{spec.run_id}"
+
+
+def spec_of(wildcards):
+    """The spec behind a train job's wildcards (its run id)."""
+    run_id = (
+        f"{wildcards.dataset}/{wildcards.model}_w{wildcards.width}_N{wildcards.N}_"
+        f"{wildcards.labels}_i{wildcards.init}_s{wildcards.seed}"
+    )
+    if run_id not in SPECS:
+        raise WorkflowError(f"run {run_id} is in no target of profile {config['profile']!r}")
+    return SPECS[run_id]
+
+
+def device():
+    return config.get("device", "auto")

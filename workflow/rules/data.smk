@@ -1,0 +1,29 @@
+# Raw archives through DVC into data/raw/<dataset>/, verified, then decoded once.
+
+
+rule fetch_dataset:
+    output:
+        "data/raw/{dataset}/verified.json",
+    params:
+        dataset_cfg=lambda w: config["datasets"][w.dataset],
+    log:
+        "logs/fetch/{dataset}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/fetch.py"
+
+
+rule decode_dataset:
+    input:
+        "data/raw/{dataset}/verified.json",
+    output:
+        "data/cache/{dataset}.npz",
+    params:
+        fmt=lambda w: config["datasets"][w.dataset]["format"],
+    log:
+        "logs/decode/{dataset}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/decode.py"

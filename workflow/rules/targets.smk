@@ -1,0 +1,42 @@
+# One rule per target (named after its id), then one table of every claim.
+
+for _tid in TARGET_IDS:
+
+    rule:
+        name:
+            "target_" + _tid.replace("-", "_")
+        input:
+            metrics=[f"{run_dir(s)}/metrics.csv" for s in RUNS[_tid]],
+        output:
+            png=f"results/{_tid}/figure.png",
+            pdf=f"results/{_tid}/figure.pdf",
+            table=f"results/{_tid}/table.csv",
+            table_md=f"results/{_tid}/table.md",
+            claims=f"results/{_tid}/claims.csv",
+            provenance=f"results/{_tid}/provenance.json",
+        params:
+            target=_tid,
+            target_cfg=PROFILE["targets"][_tid],
+            claims_cfg=config["claims"],
+            substitute=SUBSTITUTE,
+            profile=config["profile"],
+        log:
+            f"logs/targets/{_tid}.log",
+        conda:
+            ENV
+        script:
+            "../scripts/target.py"
+
+
+rule claims:
+    input:
+        expand("results/{target}/claims.csv", target=TARGET_IDS),
+    output:
+        csv="results/claims.csv",
+        md="results/claims.md",
+    log:
+        "logs/claims.log",
+    conda:
+        ENV
+    script:
+        "../scripts/claims.py"
