@@ -7,7 +7,8 @@ from snakemake.utils import min_version, validate
 min_version("8.20")
 
 
-configfile: "config/config.yaml"
+# Found beside this file even when --directory runs the DAG elsewhere.
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 validate(config, "config/schema/config.schema.yaml")

@@ -1,0 +1,149 @@
+"""The whole DAG on tiny generated archives, in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import write_cifar_set, write_idx_set
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(sources: Path, n_grid=(30, 60)) -> dict:
+    target = {"model": "allconv5", "widths": [2], "N": list(n_grid)}
+    return {
+        "profile": "tiny",
+        "device": "cpu",
+        "datasets": {
+            "cifar10": {"format": "cifar10-python", "source": str(sources / "cifar"),
+                        "files": json.loads((sources / "cifar.json").read_text())},
+            "fashion-mnist": {"format": "idx", "source": str(sources / "fmnist"),
+                              "files": json.loads((sources / "fmnist.json").read_text())},
+        },
+        "substitute": {"mnist": "fashion-mnist"},
+        "profiles": {"tiny": {
+            "seeds": [0], "label_seed": 0, "n_test": 40,
+            "train": {"lr": 0.05, "momentum": 0.9, "batch_size": 32, "max_epochs": 3, "eval_every": 1},
+            "targets": {
+                "t3-err-vs-n": {"dataset": "cifar10", "labels": "natural", **target},
+                "t3-err-vs-n-random": {"dataset": "cifar10", "labels": "random", **target},
+                "t3-err-vs-w": {"dataset": "mnist", "model": "allconv5", "widths": [1, 2], "N": [60],
+                                "labels": "natural"},
+                "m100-err-vs-neurons": {"dataset": "fashion-mnist", "model": "cnn5", "widths": [1, 2],
+                                        "N": [60], "labels": "natural"},
+            },
+        }},
+    }
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+                           "--directory", str(workdir), "--configfile", str(cfg), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """Parse the 'Job stats' table of a (dry) run."""
+    if "Job stats:" not in output:
+        return {}
+    counts, table = {}, output.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        counts[m[1]] = int(m[2])
+    return counts
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dag")
+    sources = workdir / "sources"
+    (sources / "fmnist.json").parent.mkdir(parents=True)
+    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=120, n_test=60)))
+    (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=120, n_test=60)))
+    result = snakemake(workdir, tiny_config(sources), "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:]
+    return workdir, sources, result
+
+
+def test_dag_builds_every_target_with_claims_and_provenance(built):
+    workdir, _, result = built
+    targets = ["t3-err-vs-n", "t3-err-vs-n-random", "t3-err-vs-w", "m100-err-vs-neurons"]
+    for t in targets:
+        for name in ["figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv"]:
+            assert (workdir / "results" / t / name).stat().st_size > 0, (t, name)
+    claims = pd.read_csv(workdir / "results" / "claims.csv")
+    assert list(claims.columns) == ["id", "claim", "held", "measured", "detail"]
+    assert set(claims["id"].str.split(":").str[0]) == set(targets)
+    assert claims["held"].dtype == bool
+    assert claims["detail"].str.contains("fashion-mnist").any()  # offline stand-in is named
+    table = pd.read_csv(workdir / "results" / "t3-err-vs-w" / "table.csv")
+    assert set(table["dataset"]) == {"fashion-mnist"}  # mnist was substituted
+
+    runs = sorted((workdir / "results" / "runs").glob("*/*/provenance.json"))
+    assert len(runs) == 8  # 2 + 2 + 2 + 2: no two targets share a run on this grid
+    prov = json.loads(runs[0].read_text())
+    for key in ["config", "seeds", "code", "data", "versions", "device", "wall_s"]:
+        assert key in prov
+    assert prov["versions"]["torch"] and prov["data"]
+    metrics = pd.read_csv(runs[0].with_name("metrics.csv"))
+    assert metrics["final"].iloc[-1] and len(metrics) == metrics["epoch"].iloc[-1]
+    # Data came through DVC, which recorded the checksum beside each archive.
+    assert (workdir / "data" / "raw" / "cifar10" / "cifar-10-python.tar.gz.dvc").exists()
+    # Progress is in the job logs.
+    log = next((workdir / "logs" / "train").rglob("*.log")).read_text()
+    assert re.search(r"epoch 1/3 +loss [0-9.]+ +train err [0-9.]+ +test err [0-9.]+", log)
+
+
+def test_changing_one_grid_value_reruns_only_what_depends_on_it(built):
+    workdir, sources, _ = built
+    assert job_counts(snakemake(workdir, tiny_config(sources), "-n").stdout) == {}
+    dry = snakemake(workdir, tiny_config(sources, n_grid=(30, 90)), "-n")
+    assert dry.returncode == 0, dry.stdout[-3000:]
+    # N=90 is new for both N sweeps; the W and neuron sweeps do not change.
+    assert job_counts(dry.stdout) == {"train": 2, "target_t3_err_vs_n": 1, "target_t3_err_vs_n_random": 1,
+                                      "claims": 1, "all": 1, "total": 6}
+
+
+def test_config_errors_name_the_key(built):
+    workdir, sources, _ = built
+    cfg = tiny_config(sources)
+    cfg["profiles"]["tiny"]["train"]["lr"] = "fast"
+    bad = snakemake(workdir, cfg, "-n")
+    assert bad.returncode != 0 and "lr" in bad.stdout and "fast" in bad.stdout
+    cfg = tiny_config(sources)
+    cfg["profile"] = "huge"
+    bad = snakemake(workdir, cfg, "-n")
+    assert bad.returncode != 0 and "config key 'profile'" in bad.stdout
+
+
+def test_bad_checksum_stops_the_dag_before_training(tmp_path):
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=60, n_test=20)))
+    (sources / "cifar.json").write_text(json.dumps({"cifar-10-python.tar.gz": {"md5": "0" * 32}}))
+    write_cifar_set(sources / "cifar", n_train=20, n_test=10)
+    cfg = tiny_config(sources)
+    cfg["profiles"]["tiny"]["targets"] = {k: v for k, v in cfg["profiles"]["tiny"]["targets"].items()
+                                          if k == "t3-err-vs-n"}
+    result = snakemake(tmp_path, cfg, "--cores", "1")
+    assert result.returncode != 0
+    assert "checksum mismatch for cifar-10-python.tar.gz" in result.stdout
+    assert "datasets.cifar10.files.cifar-10-python.tar.gz.md5" in result.stdout
+    assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_workflow_lints_clean():
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0 and "good condition" in out.stdout + out.stderr, out.stdout + out.stderr
