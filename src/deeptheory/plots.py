@@ -36,9 +36,20 @@ def error_sweep(final: pd.DataFrame, x: str, xlabel: str, caption: str, out_png,
         if chance is not None:
             ax.axhline(chance, color="black", ls=":", lw=1, label="chance")
         ax.legend(fontsize=7)
+    save(fig, caption, out_png, out_pdf)
+
+
+def save(fig, caption: str, out_png, out_pdf) -> None:
+    """Caption the figure and write it as PNG and PDF, atomically."""
     fig.text(0.01, 0.01, caption, fontsize=7, ha="left", va="bottom", wrap=True)
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     for out in (out_png, out_pdf):
         with atomic_path(out) as tmp:
             fig.savefig(tmp, dpi=150, format=str(out).rsplit(".", 1)[-1])
     plt.close(fig)
+
+
+def panels(count: int, width: float = 4.2, height: float = 3.4):
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, axes = plt.subplots(1, count, figsize=(width * count, height), squeeze=False)
+    return fig, axes[0]

@@ -18,6 +18,7 @@ from . import claims as C
 from . import plots
 from .atomic import write_csv, write_text
 from .spec import RunSpec
+from .tables import markdown_table, write_table
 
 
 @dataclass(frozen=True)
@@ -168,13 +169,6 @@ def load_final(metric_paths) -> pd.DataFrame:
     return allrows[allrows["final"]].reset_index(drop=True)
 
 
-def markdown_table(frame: pd.DataFrame, floatfmt: str = "{:.4f}") -> str:
-    def cell(v):
-        return floatfmt.format(v) if isinstance(v, float) else str(v)
-    head = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return head + "".join("| " + " | ".join(cell(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
-
-
 def report(tid: str, metric_paths, tcfg: dict, claims_cfg: dict, substitute: dict | None,
            outdir: Path) -> pd.DataFrame:
     """Write ``figure.png/.pdf``, ``table.csv/.md`` and ``claims.csv`` for one target."""
@@ -196,8 +190,7 @@ def report(tid: str, metric_paths, tcfg: dict, claims_cfg: dict, substitute: dic
     target.plot(final, ctx, caption, outdir / "figure.png", outdir / "figure.pdf")
     pts.insert(0, "dataset", ctx.dataset_used)
     pts.insert(0, "target", tid)
-    write_csv(outdir / "table.csv", pts)
-    write_text(outdir / "table.md", f"**{caption}**\n\n" + markdown_table(pts))
+    write_table(pts, outdir / "table.csv", outdir / "table.md", caption)
     rows = pd.DataFrame(target.analyse(final, ctx))
     rows["detail"] = rows["detail"] + f"; data: {_label(ctx)}"
     write_csv(outdir / "claims.csv", rows[["id", "claim", "held", "measured", "detail"]])

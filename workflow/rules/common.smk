@@ -22,9 +22,13 @@ for _asked, _used in SUBSTITUTE.items():
         raise WorkflowError(
             f"config key substitute.{_asked} names data set {_used!r}, which config key 'datasets' lacks"
         )
-TARGET_IDS = list(PROFILE["targets"])
+SYNTHETIC = PROFILE.get("synthetic") or {}
+DATA_TARGETS = PROFILE.get("targets") or {}
+TARGET_IDS = list(DATA_TARGETS) + list(SYNTHETIC)
+if not TARGET_IDS:
+    raise WorkflowError(f"profile {config['profile']!r} names no target: fill config key profiles.{config['profile']}.targets or .synthetic")
 try:
-    RUNS = {t: T.run_specs(t, c, PROFILE, SUBSTITUTE) for t, c in PROFILE["targets"].items()}
+    RUNS = {t: T.run_specs(t, c, PROFILE, SUBSTITUTE) for t, c in DATA_TARGETS.items()}
 except ValueError as err:
     raise WorkflowError(str(err))
 for _t, _specs in RUNS.items():

@@ -13,7 +13,7 @@ from deeptheory.spec import RunSpec
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 spec = RunSpec.from_dict(sm.params.spec)
-log = logs.setup(sm.log[0], spec.run_id)
+log = logs.setup(sm.log[0])  # engine lines carry the run id
 torch.set_num_threads(sm.threads)
 device = resolve_device(sm.params.device)
 log.info("run %s on %s: %s", spec.run_id, device, spec)

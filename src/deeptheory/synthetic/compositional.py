@@ -1,0 +1,129 @@
+"""Deep vs shallow approximation of a hierarchically compositional function (memo100 Fig 1,
+Theorems 1-2; the slides).
+
+The target of n = 2^L variables is a binary tree of smooth 2-variable constituents,
+after EXPERIMENTS.md E: h1 = 0.59 cos(1.5 pi (x + y)) at the root, and below it
+h(x, y) = 2 ((x + y + 2) / 4)^2 - 1, the memos' quadratic 1.1 (x + y + 1)^2 - 1 rescaled so
+that every constituent maps [-1, 1]^2 into [-1, 1] and the tree stays in range.
+The deep net mirrors the tree (each node a 2 -> k -> 1 ReLU net, "local" and deep); the
+shallow net is one hidden ReLU layer on all n inputs, of a matched parameter count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def quadratic(x, y):
+    return 2 * ((x + y + 2) / 4) ** 2 - 1
+
+
+def root(x, y):
+    return 0.59 * torch.cos(1.5 * math.pi * (x + y))
+
+
+def target(x: torch.Tensor) -> torch.Tensor:
+    """f(x1..xn) for n a power of 2, by pairing adjacent values level by level."""
+    h = x
+    while h.shape[1] > 2:
+        h = quadratic(h[:, 0::2], h[:, 1::2])
+    return root(h[:, 0], h[:, 1])
+
+
+class TreeNet(nn.Module):
+    """Binary-tree network: level l holds n / 2^l nodes, each a 2 -> k -> 1 ReLU net."""
+
+    def __init__(self, n: int, k: int, gen: torch.Generator):
+        super().__init__()
+        self.levels = nn.ModuleList()
+        nodes = n // 2
+        while nodes >= 1:
+            level = nn.ParameterDict({
+                "w1": nn.Parameter(torch.randn(nodes, k, 2, generator=gen) / math.sqrt(2)),
+                "b1": nn.Parameter(torch.zeros(nodes, k)),
+                "w2": nn.Parameter(torch.randn(nodes, k, generator=gen) / math.sqrt(k)),
+                "b2": nn.Parameter(torch.zeros(nodes)),
+            })
+            self.levels.append(level)
+            nodes //= 2
+
+    def forward(self, x):
+        h = x
+        for p in self.levels:
+            pairs = h.view(len(h), -1, 2)                                  # (batch, nodes, 2)
+            hidden = torch.relu(torch.einsum("bni,nki->bnk", pairs, p["w1"]) + p["b1"])
+            h = torch.einsum("bnk,nk->bn", hidden, p["w2"]) + p["b2"]
+        return h[:, 0]
+
+
+def shallow_net(n: int, m: int, gen: torch.Generator) -> nn.Module:
+    net = nn.Sequential(nn.Linear(n, m), nn.ReLU(), nn.Linear(m, 1), nn.Flatten(0))
+    with torch.no_grad():
+        net[0].weight.copy_(torch.randn(m, n, generator=gen) / math.sqrt(n))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.randn(1, m, generator=gen) / math.sqrt(m))
+        net[2].bias.zero_()
+    return net
+
+
+def n_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def tree_params(n: int, k: int) -> int:
+    return (n - 1) * (4 * k + 1)
+
+
+def matched_shallow_width(n: int, params: int) -> int:
+    """Hidden units m with m (n + 2) + 1 closest to ``params``."""
+    return max(1, round((params - 1) / (n + 2)))
+
+
+def sample(n: int, count: int, gen: torch.Generator):
+    x = torch.rand(count, n, generator=gen) * 2 - 1
+    return x, target(x)
+
+
+def fit(net: nn.Module, x, y, x_val, y_val, steps: int, lr: float) -> float:
+    """Full-batch Adam with a cosine schedule; returns the best validation MSE seen."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    best = float("inf")
+    for t in range(steps):
+        loss = ((net(x) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if t % 50 == 49 or t == steps - 1:
+            with torch.no_grad():
+                best = min(best, float(((net(x_val) - y_val) ** 2).mean()))
+    return best
+
+
+def compare(n: int, ks: list[int], lrs: list[float], steps: int, n_train: int, n_test: int, seed: int) -> list[dict]:
+    """Test MSE (relative to the target's variance) of tree and shallow nets at matched
+    parameter counts; each net's learning rate is chosen on a validation set."""
+    gen = torch.Generator().manual_seed(seed)
+    x, y = sample(n, n_train, gen)
+    x_val, y_val = sample(n, n_test, gen)
+    x_test, y_test = sample(n, n_test, gen)
+    var = float(y_test.var())
+    rows = []
+    for k in ks:
+        for kind in ("deep", "shallow"):
+            best = None
+            for lr in lrs:
+                g = torch.Generator().manual_seed(seed * 1000 + k)
+                net = TreeNet(n, k, g) if kind == "deep" else shallow_net(n, matched_shallow_width(n, tree_params(n, k)), g)
+                val = fit(net, x, y, x_val, y_val, steps, lr)
+                if best is None or val < best[0]:
+                    with torch.no_grad():
+                        test = float(((net(x_test) - y_test) ** 2).mean())
+                    best = (val, lr, test, n_params(net))
+            rows.append({"n": n, "k": k, "net": kind, "params": best[3], "lr": best[1],
+                         "val_mse": best[0] / var, "test_mse": best[2] / var})
+    return rows

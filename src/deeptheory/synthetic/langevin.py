@@ -1,0 +1,128 @@
+"""Noisy gradient descent on potentials with minima of equal depth (memo073 Figs 7-10,
+memo100 Fig 2).
+
+All samplers run many independent chains at once (arrays of shape chains x D) on a
+periodic box, the memos' setting: a torus keeps the weights bounded (memo073 section 3).
+GDL is w <- w - eta grad U(w) + sigma xi, whose stationary law is the Boltzmann
+distribution exp(-U/T) with T = sigma^2 / (2 eta).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import integrate
+
+
+def wrap(d: np.ndarray, box: float) -> np.ndarray:
+    """Shortest periodic displacement."""
+    return (d + box / 2) % box - box / 2
+
+
+@dataclass(frozen=True)
+class TwoWells:
+    """memo073 Fig 7: U = 1 - exp(-|w-a|^2 / 2 s_a^2) - exp(-|w-b|^2 / 2 s_b^2), every coordinate
+    of the centres equal; the well at b is ``s_b / s_a`` times wider per dimension."""
+    a: float = 4.0
+    b: float = 12.0
+    s_a: float = 1.0
+    s_b: float = 2.0
+    box: float = 18.0
+
+    def grad(self, w):
+        da, db = wrap(w - self.a, self.box), wrap(w - self.b, self.box)
+        ga = np.exp(-(da**2).sum(1, keepdims=True) / (2 * self.s_a**2))
+        gb = np.exp(-(db**2).sum(1, keepdims=True) / (2 * self.s_b**2))
+        return ga * da / self.s_a**2 + gb * db / self.s_b**2
+
+    def in_flat(self, w):
+        """Samples nearer (in units of each well's width) to the flat minimum."""
+        da = np.sqrt((wrap(w - self.a, self.box) ** 2).sum(1)) / self.s_a
+        db = np.sqrt((wrap(w - self.b, self.box) ** 2).sum(1)) / self.s_b
+        return db < da
+
+
+@dataclass(frozen=True)
+class ValleyAndPoint:
+    """memo073 Figs 8-10: a degenerate minimum (a valley w1 = v, flat in every other
+    coordinate) and a non-degenerate one (the point p, p, ..., p), of equal depth 0."""
+    v: float = 2.5
+    p: float = 7.5
+    s: float = 1.0
+    box: float = 10.0
+
+    def grad(self, w):
+        dv = wrap(w[:, :1] - self.v, self.box)
+        dp = wrap(w - self.p, self.box)
+        gv = np.exp(-(dv**2) / (2 * self.s**2))
+        gp = np.exp(-(dp**2).sum(1, keepdims=True) / (2 * self.s**2))
+        g = gp * dp / self.s**2
+        g[:, :1] += gv * dv / self.s**2
+        return g
+
+    def in_flat(self, w):
+        """Samples in the degenerate valley's half of the first coordinate."""
+        return np.abs(wrap(w[:, 0] - self.v, self.box)) < np.abs(wrap(w[:, 0] - self.p, self.box))
+
+
+def run_chains(grad, w0: np.ndarray, steps: int, eta: float, sigma: float, rng, box: float | None = None,
+               record_every: int = 10, burn_in: float = 0.5, grad_noise=None):
+    """Noisy gradient descent on many chains; returns the recorded states after burn-in,
+    shape (records, chains, D). ``grad_noise(w, rng)``, if given, replaces the exact
+    gradient by a stochastic (minibatch) one."""
+    w = np.array(w0, dtype=float)
+    keep_from = int(steps * burn_in)
+    out = []
+    for t in range(steps):
+        g = grad(w) if grad_noise is None else grad_noise(w, rng)
+        w = w - eta * g
+        if sigma:
+            w = w + sigma * rng.standard_normal(w.shape)
+        if box is not None:
+            w %= box
+        if t >= keep_from and (t - keep_from) % record_every == 0:
+            out.append(w.copy())
+    return np.stack(out)
+
+
+def share_with_error(flags: np.ndarray) -> tuple[float, float]:
+    """Mean of a (records, chains) boolean array and its standard error, taking each
+    chain's time average as one independent sample (chains are independent, records not)."""
+    per_chain = flags.mean(0)
+    return float(per_chain.mean()), float(per_chain.std(ddof=1) / np.sqrt(len(per_chain)))
+
+
+def minibatch_gradient(potential, shifts: np.ndarray, batch: int):
+    """SGD on U(w) = mean_i U0(w - z_i): each step averages the gradients of ``batch``
+    randomly drawn data points z_i; the spread of the z_i is the minibatch noise."""
+    def grad(w, rng):
+        idx = rng.integers(0, len(shifts), (len(w), batch))
+        return np.mean([potential.grad(w - shifts[idx[:, j]]) for j in range(batch)], axis=0)
+    return grad
+
+
+# --- a case with a known answer ---------------------------------------------------------
+
+def double_well(x, tilt: float = 0.25):
+    return (x**2 - 1) ** 2 + tilt * x
+
+
+def double_well_grad(x, tilt: float = 0.25):
+    return 4 * x * (x**2 - 1) + tilt
+
+
+def boltzmann_right_share(T: float, tilt: float = 0.25, lim: float = 4.0) -> float:
+    """Exact mass of exp(-U/T) on x > 0, by numerical integration."""
+    f = lambda x: np.exp(-double_well(x, tilt) / T)  # noqa: E731
+    right = integrate.quad(f, 0, lim)[0]
+    left = integrate.quad(f, -lim, 0)[0]
+    return right / (left + right)
+
+
+def sampled_right_share(T: float, eta: float, steps: int, chains: int, seed: int, tilt: float = 0.25):
+    rng = np.random.default_rng(seed)
+    sigma = np.sqrt(2 * eta * T)
+    states = run_chains(lambda w: double_well_grad(w, tilt), np.zeros((chains, 1)), steps, eta, sigma, rng,
+                        record_every=20, burn_in=0.25)
+    return share_with_error(states[:, :, 0] > 0)

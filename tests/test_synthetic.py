@@ -1,0 +1,159 @@
+"""Each synthetic measure on a case with a known answer."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deeptheory.synthetic import compositional, langevin, linear, nets
+from deeptheory.synthetic.targets import SYNTHETIC, log_fit, params_to_reach, report
+
+
+def numeric_grad(f_grad_pair, w, eps=1e-6):
+    U, _ = f_grad_pair
+    g = np.zeros_like(w)
+    for j in range(w.shape[1]):
+        e = np.zeros_like(w)
+        e[:, j] = eps
+        g[:, j] = (U(w + e) - U(w - e)) / (2 * eps)
+    return g
+
+
+def two_wells_U(P, w):
+    da, db = langevin.wrap(w - P.a, P.box), langevin.wrap(w - P.b, P.box)
+    return 1 - np.exp(-(da**2).sum(1) / (2 * P.s_a**2)) - np.exp(-(db**2).sum(1) / (2 * P.s_b**2))
+
+
+def valley_U(P, w):
+    dv, dp = langevin.wrap(w[:, 0] - P.v, P.box), langevin.wrap(w - P.p, P.box)
+    return 1 - np.exp(-dv**2 / (2 * P.s**2)) - np.exp(-(dp**2).sum(1) / (2 * P.s**2))
+
+
+@pytest.mark.parametrize("P,U", [(langevin.TwoWells(), two_wells_U), (langevin.ValleyAndPoint(), valley_U)])
+def test_potential_gradients_match_finite_differences(P, U):
+    w = np.random.default_rng(0).uniform(0, P.box, (20, 3))
+    np.testing.assert_allclose(P.grad(w), numeric_grad((lambda v: U(P, v), None), w), atol=1e-6)
+
+
+def test_minima_have_equal_depth():
+    P, V = langevin.TwoWells(), langevin.ValleyAndPoint()
+    centers = np.array([[P.a] * 3, [P.b] * 3])
+    assert abs(np.diff(two_wells_U(P, centers))[0]) < 1e-3
+    assert abs(np.diff(valley_U(V, np.array([[V.v, 0.0, 0.0], [V.p] * 3])))[0]) < 1e-3
+
+
+def test_gdl_matches_the_boltzmann_distribution_of_a_double_well():
+    exact = langevin.boltzmann_right_share(0.4)
+    got, se = langevin.sampled_right_share(0.4, eta=0.01, steps=3000, chains=1000, seed=0)
+    assert 0 < se < 0.02
+    assert abs(got - exact) <= 3 * se
+    # and the exact share is what integration by hand gives for a symmetric well
+    assert abs(langevin.boltzmann_right_share(0.4, tilt=0.0) - 0.5) < 1e-9
+
+
+def test_share_with_error_uses_chain_means():
+    flags = np.zeros((10, 4), bool)
+    flags[:, :2] = True
+    share, se = langevin.share_with_error(flags)
+    assert share == 0.5 and se == pytest.approx(np.std([1, 1, 0, 0], ddof=1) / 2)
+
+
+def test_gd_and_sgd_reach_the_minimum_norm_solution():
+    rng = np.random.default_rng(0)
+    X, y = linear.least_squares(8, 20, rng)
+    w_pinv = np.linalg.pinv(X) @ y
+    w0 = rng.standard_normal(20)
+    for batch in (None, 1):
+        w, _ = linear.gd_least_squares(X, y, np.zeros(20), 5000, batch, np.random.default_rng(1))
+        np.testing.assert_allclose(w, w_pinv, atol=1e-8)
+        w, _ = linear.gd_least_squares(X, y, w0, 5000, batch, np.random.default_rng(1))
+        np.testing.assert_allclose(w, w_pinv + linear.null_space_part(X, w0), atol=1e-8)
+
+
+def test_svm_on_a_case_solved_by_hand():
+    # Margin constraints bind at (1, 0) and (-1, 0): w = (1, 0).
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 1.0], [-3.0, 0.5]])
+    y = np.array([1.0, -1.0, 1.0, -1.0])
+    np.testing.assert_allclose(linear.hard_margin_svm(X, y), [1.0, 0.0], atol=1e-6)
+
+
+def test_gd_on_separable_data_grows_and_turns_toward_the_svm():
+    X = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 1.0], [-3.0, 0.5]])
+    y = np.array([1.0, -1.0, 1.0, -1.0])
+    _, trace = linear.gd_linear(X, y, "exp", 20000, 0.1)
+    norms = [np.linalg.norm(w) for _, w, _ in trace]
+    angles = [linear.angle(w, np.array([1.0, 0.0])) for _, w, _ in trace]
+    assert norms[-1] > norms[len(norms) // 2] > norms[0]
+    assert angles[-1] < 0.5 * angles[len(angles) // 3]
+
+
+def test_loss_gradients_are_derivatives():
+    m = np.array([-1.0, 0.2, 3.0])
+    for loss in ("exp", "logistic"):
+        _, d = linear.loss_grad(loss, m)
+        num = [(linear.loss_grad(loss, m + e)[0] - linear.loss_grad(loss, m - e)[0]) / 2e-6
+               for e in np.eye(3) * 1e-6]
+        np.testing.assert_allclose(d, num, rtol=1e-5)
+
+
+def test_log_fit_recovers_a_logarithm():
+    t = np.geomspace(10, 1e5, 20)
+    slope, r2 = log_fit(t, 3 + 2 * np.log(t))
+    assert slope == pytest.approx(2) and r2 == pytest.approx(1)
+
+
+def test_homogeneous_net_scales_with_degree_equal_to_depth():
+    weights = nets.relu_net([2, 5, 4, 1], seed=0, scale=1.0)
+    x = torch.randn(7, 2, dtype=torch.float64)
+    out = nets.forward(weights, x)
+    scaled = nets.forward([2 * W for W in weights], x)
+    torch.testing.assert_close(scaled, 8 * out)
+
+
+def test_small_step_gd_keeps_layer_norm_differences():
+    rng = np.random.default_rng(0)
+    X, y = linear.separable_blobs(20, 3, 0.3, rng)
+    rec = nets.train_homogeneous(X, y, [3, 6, 6, 1], "exp", 2000, 0.005, init_scale=1.0)
+    sq = np.array([[r[f"sq_norm_{k}"] for k in (1, 2, 3)] for r in rec])
+    diffs = sq[:, :-1] - sq[:, 1:]
+    growth = (sq[-1] - sq[0]).max()
+    assert growth > 0.1
+    assert np.abs(diffs - diffs[0]).max() < 0.02 * growth
+
+
+def test_compositional_target_is_the_binary_tree():
+    x = torch.tensor([[0.1, -0.4, 0.7, 0.2]])
+    left = compositional.quadratic(torch.tensor(0.1), torch.tensor(-0.4))
+    right = compositional.quadratic(torch.tensor(0.7), torch.tensor(0.2))
+    torch.testing.assert_close(compositional.target(x)[0], 0.59 * torch.cos(1.5 * math.pi * (left + right)))
+    grid = torch.rand(1000, 2) * 2 - 1
+    assert compositional.quadratic(grid[:, 0], grid[:, 1]).abs().max() <= 1
+
+
+def test_parameter_counts_match_the_formulas():
+    g = torch.Generator().manual_seed(0)
+    for n, k in [(4, 3), (8, 16)]:
+        assert compositional.n_params(compositional.TreeNet(n, k, g)) == compositional.tree_params(n, k)
+        m = compositional.matched_shallow_width(n, compositional.tree_params(n, k))
+        shallow = compositional.n_params(compositional.shallow_net(n, m, g))
+        assert abs(shallow - compositional.tree_params(n, k)) <= n + 2
+
+
+def test_params_to_reach():
+    frame = pd.DataFrame({"params": [10, 20, 40], "test_mse": [0.5, 0.04, 0.01]})
+    assert params_to_reach(frame, 0.05) == 20
+    assert params_to_reach(frame, 0.001) == float("inf")
+
+
+@pytest.mark.parametrize("tid,cfg", [
+    ("t3-minnorm", {"n": 5, "d": 12, "steps": 3000, "batch": 1}),
+    ("slides-nonseparable", {"n": 40, "steps": 5000, "eta": 0.1}),
+])
+def test_report_writes_figure_table_and_claims(tmp_path, tid, cfg):
+    rows = report(tid, cfg, {}, 0, tmp_path)
+    for name in ["figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv"]:
+        assert (tmp_path / name).stat().st_size > 0
+    assert rows["held"].dtype == bool and rows["id"].str.startswith(tid).all()
+    assert tid in SYNTHETIC
