@@ -21,27 +21,27 @@ def numeric_grad(f_grad_pair, w, eps=1e-6):
     return g
 
 
-def two_wells_U(P, w):
-    da, db = langevin.wrap(w - P.a, P.box), langevin.wrap(w - P.b, P.box)
-    return 1 - np.exp(-(da**2).sum(1) / (2 * P.s_a**2)) - np.exp(-(db**2).sum(1) / (2 * P.s_b**2))
-
-
-def valley_U(P, w):
-    dv, dp = langevin.wrap(w[:, 0] - P.v, P.box), langevin.wrap(w - P.p, P.box)
-    return 1 - np.exp(-dv**2 / (2 * P.s**2)) - np.exp(-(dp**2).sum(1) / (2 * P.s**2))
-
-
-@pytest.mark.parametrize("P,U", [(langevin.TwoWells(), two_wells_U), (langevin.ValleyAndPoint(), valley_U)])
-def test_potential_gradients_match_finite_differences(P, U):
+@pytest.mark.parametrize("P", [langevin.TwoWells(), langevin.ValleyAndPoint()])
+def test_potential_gradients_match_finite_differences(P):
     w = np.random.default_rng(0).uniform(0, P.box, (20, 3))
-    np.testing.assert_allclose(P.grad(w), numeric_grad((lambda v: U(P, v), None), w), atol=1e-6)
+    np.testing.assert_allclose(P.grad(w), numeric_grad((P.U, None), w), atol=1e-6)
 
 
 def test_minima_have_equal_depth():
     P, V = langevin.TwoWells(), langevin.ValleyAndPoint()
     centers = np.array([[P.a] * 3, [P.b] * 3])
-    assert abs(np.diff(two_wells_U(P, centers))[0]) < 1e-3
-    assert abs(np.diff(valley_U(V, np.array([[V.v, 0.0, 0.0], [V.p] * 3])))[0]) < 1e-3
+    assert abs(np.diff(P.U(centers))[0]) < 1e-3
+    assert abs(np.diff(V.U(np.array([[V.v, 0.0, 0.0], [V.p] * 3])))[0]) < 1e-3
+
+
+def test_basins_and_ratio_share():
+    P = langevin.TwoWells()
+    states = np.array([[[P.a] * 2, [P.b] * 2, [8.0, 0.0], [P.b + 0.5] * 2]])  # narrow, flat, plateau, flat
+    in_well, in_flat = langevin.basins(P, states)
+    assert in_well.tolist() == [[True, True, False, True]]
+    assert in_flat.tolist() == [[False, True, False, True]]
+    share, se = langevin.ratio_with_error(np.repeat(in_flat, 2, 0), np.repeat(in_well, 2, 0))
+    assert share == pytest.approx(2 / 3) and se > 0
 
 
 def test_gdl_matches_the_boltzmann_distribution_of_a_double_well():

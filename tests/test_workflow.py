@@ -40,6 +40,7 @@ def tiny_config(sources: Path, n_grid=(30, 60)) -> dict:
                 "m100-err-vs-neurons": {"dataset": "fashion-mnist", "model": "cnn5", "widths": [1, 2],
                                         "N": [60], "labels": "natural"},
             },
+            "synthetic": {"t3-minnorm": {"n": 5, "d": 12, "steps": 2000, "batch": 1}},
         }},
     }
 
@@ -79,7 +80,7 @@ def built(tmp_path_factory):
 
 def test_dag_builds_every_target_with_claims_and_provenance(built):
     workdir, _, result = built
-    targets = ["t3-err-vs-n", "t3-err-vs-n-random", "t3-err-vs-w", "m100-err-vs-neurons"]
+    targets = ["t3-err-vs-n", "t3-err-vs-n-random", "t3-err-vs-w", "m100-err-vs-neurons", "t3-minnorm"]
     for t in targets:
         for name in ["figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv"]:
             assert (workdir / "results" / t / name).stat().st_size > 0, (t, name)

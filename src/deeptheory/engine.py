@@ -41,9 +41,10 @@ def _generator(seed: int, purpose: int) -> torch.Generator:
 SUBSET, ORDER, LABELS = 1, 2, 3
 
 
-def training_subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first N of a seeded permutation: subsets are nested in N for one seed, and the
-    same for natural and random labels."""
+def subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into the training set and the labels a run trains on. The first N of a
+    seeded permutation: subsets are nested in N for one seed, and the same for natural and
+    random labels."""
     n_total = len(data.y_train)
     if spec.N > n_total:
         raise ValueError(f"N = {spec.N} exceeds the {n_total} training images of {data.name}")
@@ -53,7 +54,12 @@ def training_subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.T
         y = torch.randint(0, data.num_classes, (n_total,), generator=_generator(spec.label_seed, LABELS)).to(data.device)
     elif spec.labels != "natural":
         raise ValueError(f"labels must be 'natural' or 'random', not {spec.labels!r}")
-    return data.x_train[idx], y[idx]
+    return idx, y[idx]
+
+
+def training_subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    idx, y = subset(spec, data)
+    return data.x_train[idx], y
 
 
 @torch.no_grad()
@@ -77,6 +83,52 @@ class RunResult:
     info: dict = field(default_factory=dict)
 
 
+class RunBook:
+    """What both training paths keep per run: epoch count, stop rule, evaluations, rows.
+
+    ``end_epoch`` applies EXPERIMENTS.md C: a run stops once its training error is exactly
+    0 or at its epoch cap. The running error of an epoch mixes weights from the whole epoch,
+    so only a full pass over the training subset decides that it is fit, and that pass runs
+    only when plausible (no mistake seen in the epoch), every ``eval_every`` epochs, and at
+    the cap.
+    """
+
+    def __init__(self, spec: RunSpec, state: dict | None = None):
+        self.spec = spec
+        self.rows: list[dict] = [] if state is None else list(state["rows"])
+        self.epoch = 0 if state is None else int(state["epoch"])
+        self.start_epoch = self.epoch
+        self.wall_before = 0.0 if state is None else float(state["wall_s"])
+        self.t0 = time.perf_counter()
+        self.done = bool(self.rows) and self.rows[-1]["final"] or self.epoch >= spec.epoch_cap
+
+    @property
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+    def record(self, train: tuple[float, float], test: tuple[float, float], final: bool) -> None:
+        row = {"epoch": self.epoch, "train_loss": train[0], "train_err": train[1], "test_loss": test[0],
+               "test_err": test[1], "interpolated": train[1] == 0.0, "final": final, "wall_s": self.wall}
+        self.rows.append(row)
+        log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
+                 self.spec.epoch_cap, train[0], train[1], test[1])
+
+    def end_epoch(self, wrong: int, eval_train, eval_test) -> bool:
+        self.epoch += 1
+        spec = self.spec
+        cap = spec.epoch_cap
+        if (spec.stop_at_zero and wrong == 0) or self.epoch % spec.eval_every == 0 or self.epoch == cap:
+            train = eval_train()
+            self.done = self.epoch == cap or (spec.stop_at_zero and train[1] == 0.0)
+            self.record(train, eval_test(), self.done)
+        return self.done
+
+    def finish(self, eval_train, eval_test) -> None:
+        """Make sure the last row is a final one (a resume can land between the two)."""
+        if not self.rows or not self.rows[-1]["final"]:
+            self.record(eval_train(), eval_test(), True)
+
+
 def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_epoch_end=None) -> RunResult:
     """Train one run; resume from ``checkpoint`` if it holds this spec's state."""
     device = data.device
@@ -88,36 +140,19 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
     order = _generator(spec.seed, ORDER)
-    n_params = models.n_params(model)
 
-    rows: list[dict] = []
-    start_epoch, wall_before = 0, 0.0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["spec"] == spec.to_dict():
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["opt"])
-            order.set_state(state["order"])
-            rows, start_epoch, wall_before = state["rows"], state["epoch"], state["wall_s"]
-            log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, start_epoch)
-        else:
-            log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
+    state = load_checkpoint(checkpoint, spec)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for name, p in model.named_parameters():
+            opt.state[p]["momentum_buffer"] = state["momentum"][name].to(device)
+        order.set_state(state["order"])
+        log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
+    book = RunBook(spec, state)
+    eval_train = lambda: evaluate(model, x, y)  # noqa: E731
+    eval_test = lambda: evaluate(model, x_test, y_test)  # noqa: E731
 
-    def record(epoch: int, train_loss: float, train_err: float, final: bool, wall: float):
-        test_loss, test_err = evaluate(model, x_test, y_test)
-        row = {"epoch": epoch, "train_loss": train_loss, "train_err": train_err,
-               "test_loss": test_loss, "test_err": test_err,
-               "interpolated": train_err == 0.0, "final": final, "wall_s": wall}
-        rows.append(row)
-        log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", spec.run_id, epoch,
-                 spec.epoch_cap, train_loss, train_err, test_err)
-        return row
-
-    t0 = time.perf_counter()
-    cap = spec.epoch_cap
-    epoch = start_epoch
-    done = bool(rows) and rows[-1]["final"]
-    while not done and epoch < cap:
+    while not book.done:
         model.train()
         perm = torch.randperm(spec.N, generator=order).to(device)
         wrong = 0
@@ -129,44 +164,47 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             loss.backward()
             opt.step()
             wrong += (out.argmax(1) != y[idx]).sum().item()
-        epoch += 1
-        # The running error mixes weights from the whole epoch; only a full pass decides
-        # that the training set is fit, and it runs only when that is plausible.
-        full = (spec.stop_at_zero and wrong == 0) or epoch % spec.eval_every == 0 or epoch == cap
-        if full:
-            model.eval()
-            train_loss, train_err = evaluate(model, x, y)
-            done = epoch == cap or (spec.stop_at_zero and train_err == 0.0)
-            record(epoch, train_loss, train_err, done, wall_before + time.perf_counter() - t0)
-        if checkpoint is not None:
-            save_torch(checkpoint, {"spec": spec.to_dict(), "epoch": epoch, "model": model.state_dict(),
-                                    "opt": opt.state_dict(), "order": order.get_state(), "rows": rows,
-                                    "wall_s": wall_before + time.perf_counter() - t0})
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
-    if not rows or not rows[-1]["final"]:  # e.g. resumed after the last epoch but before the final row
         model.eval()
-        record(epoch, *evaluate(model, x, y), True, wall_before + time.perf_counter() - t0)
+        book.end_epoch(wrong, eval_train, eval_test)
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, spec, book.epoch, model.state_dict(),
+                            {n: opt.state[p]["momentum_buffer"] for n, p in model.named_parameters()},
+                            order, book.rows, book.wall)
+        if on_epoch_end is not None:
+            on_epoch_end(book.epoch)
+    book.finish(eval_train, eval_test)
+    return RunResult(spec, with_run_fields(book.rows, spec, models.n_params(model), len(y_test), data.num_classes),
+                     {k: v.detach().cpu() for k, v in model.state_dict().items()}, book.wall,
+                     resumed_from_epoch=book.start_epoch)
 
+
+def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int, num_classes: int) -> list[dict]:
+    """The columns every metrics row carries: one schema for every run."""
     common = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model, "width": spec.width,
               "n_params": n_params, "n_neurons": models.n_neurons(spec.model, spec.width), "N": spec.N,
               "labels": spec.labels, "label_seed": spec.label_seed if spec.labels == "random" else None,
-              "seed": spec.seed, "init_scale": spec.init_scale, "epoch_cap": cap,
-              "n_test": len(y_test), "num_classes": data.num_classes}
-    rows = [{**common, **r} for r in rows]
-    wall = wall_before + time.perf_counter() - t0
-    return RunResult(spec, rows, {k: v.detach().cpu() for k, v in model.state_dict().items()}, wall,
-                     resumed_from_epoch=start_epoch)
+              "seed": spec.seed, "init_scale": spec.init_scale, "epoch_cap": spec.epoch_cap,
+              "n_test": n_test, "num_classes": num_classes}
+    return [{**common, **r} for r in rows]
 
 
-def train_runs(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | None = None) -> list[RunResult]:
-    """Train several runs on one data set. A plain loop for now; runs sharing an
-    architecture are the unit a packed pass will take over."""
-    results = []
-    for spec in specs:
-        ckpt = None if checkpoint_dir is None else Path(checkpoint_dir) / (spec.run_id.replace("/", "__") + ".pt")
-        results.append(train_run(spec, data, ckpt))
-    return results
+def save_checkpoint(path, spec: RunSpec, epoch: int, params: dict, momentum: dict, order: torch.Generator,
+                    rows: list, wall_s: float) -> None:
+    """One format for the single-run and the packed path, so a run resumes under either."""
+    save_torch(path, {"spec": spec.to_dict(), "epoch": epoch, "model": {k: v.detach().cpu() for k, v in params.items()},
+                      "momentum": {k: v.detach().cpu() for k, v in momentum.items()}, "order": order.get_state(),
+                      "rows": rows, "wall_s": wall_s})
+
+
+def load_checkpoint(path, spec: RunSpec) -> dict | None:
+    """The checkpoint's state if it holds this spec's run, else None."""
+    if path is None or not Path(path).exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("spec") != spec.to_dict() or "momentum" not in state:
+        log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
+        return None
+    return state
 
 
 def resolve_device(name: str = "auto") -> torch.device:

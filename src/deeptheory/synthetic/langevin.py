@@ -30,6 +30,10 @@ class TwoWells:
     s_b: float = 2.0
     box: float = 18.0
 
+    def U(self, w):
+        da, db = wrap(w - self.a, self.box), wrap(w - self.b, self.box)
+        return 1 - np.exp(-(da**2).sum(1) / (2 * self.s_a**2)) - np.exp(-(db**2).sum(1) / (2 * self.s_b**2))
+
     def grad(self, w):
         da, db = wrap(w - self.a, self.box), wrap(w - self.b, self.box)
         ga = np.exp(-(da**2).sum(1, keepdims=True) / (2 * self.s_a**2))
@@ -51,6 +55,10 @@ class ValleyAndPoint:
     p: float = 7.5
     s: float = 1.0
     box: float = 10.0
+
+    def U(self, w):
+        dv, dp = wrap(w[:, 0] - self.v, self.box), wrap(w - self.p, self.box)
+        return 1 - np.exp(-dv**2 / (2 * self.s**2)) - np.exp(-(dp**2).sum(1) / (2 * self.s**2))
 
     def grad(self, w):
         dv = wrap(w[:, :1] - self.v, self.box)
@@ -84,6 +92,29 @@ def run_chains(grad, w0: np.ndarray, steps: int, eta: float, sigma: float, rng, 
         if t >= keep_from and (t - keep_from) % record_every == 0:
             out.append(w.copy())
     return np.stack(out)
+
+
+WELL_LEVEL = 0.5  # a sample is in a well where U < 0.5, halfway between the minima (0) and the plateau (1)
+
+
+def basins(potential, states: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For states (records, chains, D): which samples sit in a well, and which of those in
+    the flat (or degenerate) one. In high dimension much of the mass can sit on the plateau
+    between the wells, where neither minimum has been selected; it is counted apart."""
+    flat = states.reshape(-1, states.shape[-1])
+    in_well = (potential.U(flat) < WELL_LEVEL).reshape(states.shape[:2])
+    in_flat = potential.in_flat(flat).reshape(states.shape[:2]) & in_well
+    return in_well, in_flat
+
+
+def ratio_with_error(num: np.ndarray, den: np.ndarray) -> tuple[float, float]:
+    """sum(num) / sum(den) over (records, chains) boolean arrays, with a standard error from
+    the chains as independent units (delta method for a ratio estimator)."""
+    n_c, d_c = num.sum(0).astype(float), den.sum(0).astype(float)
+    r = n_c.sum() / d_c.sum()
+    k = len(d_c)
+    se = np.sqrt(((n_c - r * d_c) ** 2).sum() * k / (k - 1)) / d_c.sum()
+    return float(r), float(se)
 
 
 def share_with_error(flags: np.ndarray) -> tuple[float, float]:

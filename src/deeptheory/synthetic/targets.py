@@ -62,11 +62,12 @@ def _shares(potential, dims, cfg, seed, start=None):
         w0 = (np.full((cfg["chains"], D), float(start)) if start is not None
               else rng.uniform(0, potential.box, (cfg["chains"], D)))
         states = langevin.run_chains(potential.grad, w0, cfg["steps"], eta, sigma, rng, box=potential.box)
-        flags = potential.in_flat(states.reshape(-1, D)).reshape(states.shape[:2])
-        share, se = langevin.share_with_error(flags)
-        half = len(flags) // 2
-        rows.append({"D": D, "share_flat": share, "se": se, "share_first_half": flags[:half].mean(),
-                     "share_second_half": flags[half:].mean(), "T": sigma**2 / (2 * eta)})
+        in_well, in_flat = langevin.basins(potential, states)
+        share, se = langevin.ratio_with_error(in_flat, in_well)
+        half = len(in_well) // 2
+        rows.append({"D": D, "share_flat": share, "se": se, "in_wells": float(in_well.mean()),
+                     "share_first_half": in_flat[:half].sum() / in_well[:half].sum(),
+                     "share_second_half": in_flat[half:].sum() / in_well[half:].sum(), "T": sigma**2 / (2 * eta)})
         slices[D] = states[:, :, 0].ravel()
     return pd.DataFrame(rows), slices
 
@@ -91,8 +92,11 @@ def langevin_dims(cfg, tol, stol, seed):
     t = 3 * float(table["se"].max())
     held, worst = C.trend(table["D"], table["share_flat"], t, "rises")
     out = [C.claim("t3-langevin-dims:flat-share-grows", "the share of samples in the flatter minimum grows with dimension",
-                   held, "share in flat minimum by D: " + ", ".join(f"{d}: {s:.3f}" for d, s in zip(table["D"], table["share_flat"])),
+                   held, "share of the wells' samples in the flat one by D: "
+                   + ", ".join(f"{d}: {s:.3f}" for d, s in zip(table["D"], table["share_flat"])),
                    f"rises: tolerance {t:.4f} (3 standard errors over chains); worst step against it {worst:+.4f}; "
+                   f"samples in either well (U < {langevin.WELL_LEVEL}) by D: "
+                   + ", ".join(f"{x:.2f}" for x in table["in_wells"]) + "; "
                    f"T = {table['T'].iloc[0]:.3f}; first vs second half of each chain differ by at most "
                    f"{(table['share_first_half'] - table['share_second_half']).abs().max():.3f}")]
     # The sampler itself, on a case with a known answer.
@@ -134,9 +138,10 @@ def sgd_potential(cfg, tol, stol, seed):
         r = np.random.default_rng([seed, int(noise * 1000)])
         s = langevin.run_chains(None, r.uniform(0, P.box, (cfg["chains"], 2)), cfg["steps"], eta, noise, r,
                                 box=P.box, grad_noise=grad)
-        flags = P.in_flat(s.reshape(-1, 2)).reshape(s.shape[:2])
-        share, se = langevin.share_with_error(flags)
-        rows.append({"method": method, "share_degenerate": share, "se": se, "noise_sigma": noise})
+        in_well, in_flat = langevin.basins(P, s)
+        share, se = langevin.ratio_with_error(in_flat, in_well)
+        rows.append({"method": method, "share_degenerate": share, "se": se, "in_wells": float(in_well.mean()),
+                     "noise_sigma": noise})
         states[method] = s
     table = pd.DataFrame(rows)
     out = [C.claim(f"t3-sgd-potential:{r.method.lower()}-prefers-degenerate",
