@@ -148,3 +148,29 @@ def test_bad_checksum_stops_the_dag_before_training(tmp_path):
 def test_workflow_lints_clean():
     out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and "good condition" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_packed_mode_trains_each_architecture_in_one_job_with_the_same_results(built, tmp_path):
+    workdir, sources, _ = built
+    cfg = tiny_config(sources)
+    tiny = cfg["profiles"]["tiny"]
+    tiny["pack"] = True
+    tiny["targets"] = {"t3-err-vs-n": tiny["targets"]["t3-err-vs-n"]}
+    tiny.pop("synthetic")
+    result = snakemake(tmp_path, cfg, "--cores", "1")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert job_counts(result.stdout)["train_pack"] == 1 and "train" not in job_counts(result.stdout)
+    for run in ["allconv5_w2_N30_natural_i1_s0", "allconv5_w2_N60_natural_i1_s0"]:
+        single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
+        packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")
+        assert list(packed["epoch"]) == list(single["epoch"])
+        assert packed["train_loss"].to_numpy() == pytest.approx(single["train_loss"].to_numpy(), rel=1e-4)
+    # A new N in the grid reruns the pack, which trains only the new run.
+    cfg = tiny_config(sources, n_grid=(30, 60, 90))
+    cfg["profiles"]["tiny"].update(pack=True, targets={"t3-err-vs-n": cfg["profiles"]["tiny"]["targets"]["t3-err-vs-n"]})
+    cfg["profiles"]["tiny"].pop("synthetic")
+    assert snakemake(tmp_path, cfg, "--cores", "1").returncode == 0
+    index = pd.read_csv(tmp_path / "results" / "packs" / "cifar10" / "allconv5_w2.csv")
+    assert dict(zip(index["run_id"].str.split("/").str[1], index["trained_now"])) == {
+        "allconv5_w2_N30_natural_i1_s0": False, "allconv5_w2_N60_natural_i1_s0": False,
+        "allconv5_w2_N90_natural_i1_s0": True}

@@ -39,10 +39,26 @@ for _t, _specs in RUNS.items():
                 f"or map it to one there with config key 'substitute'"
             )
 SPECS = {s.run_id: s for specs in RUNS.values() for s in specs}
+# Packed mode: one job per architecture (data set, family, width) trains all its runs.
+PACKED = bool(PROFILE.get("pack", False))
+PACKS = {}
+for _s in sorted(SPECS.values(), key=lambda s: s.run_id):
+    PACKS.setdefault(f"{_s.dataset}/{_s.model}_w{_s.width}", []).append(_s)
 
 
 def run_dir(spec):
     return f"results/runs/{spec.run_id}"
+
+
+def metrics_of(tid):
+    return [f"{run_dir(s)}/metrics.csv" for s in RUNS[tid]]
+
+
+def training_outputs(tid):
+    """What a target waits for: its runs' metrics, or in packed mode the packs holding them."""
+    if not PACKED:
+        return metrics_of(tid)
+    return sorted({f"results/packs/{s.dataset}/{s.model}_w{s.width}.csv" for s in RUNS[tid]})
 
 
 def spec_of(wildcards):

@@ -6,7 +6,7 @@ for _tid in DATA_TARGETS:
         name:
             f"target_{_tid.replace('-', '_')}"
         input:
-            metrics=[f"{run_dir(s)}/metrics.csv" for s in RUNS[_tid]],
+            training_outputs(_tid),
         output:
             png=f"results/{_tid}/figure.png",
             pdf=f"results/{_tid}/figure.pdf",
@@ -15,6 +15,7 @@ for _tid in DATA_TARGETS:
             claims=f"results/{_tid}/claims.csv",
             provenance=f"results/{_tid}/provenance.json",
         params:
+            metrics=metrics_of(_tid),
             target=_tid,
             target_cfg=DATA_TARGETS[_tid],
             claims_cfg=config["claims"],

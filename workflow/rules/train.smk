@@ -14,6 +14,33 @@ wildcard_constraints:
 RUN = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}"
 
 
+if PACKED:
+
+    # One job per architecture: its runs train together in one pass (deeptheory.packed).
+    rule train_pack:
+        input:
+            data="data/cache/{dataset}.npz",
+            verified="data/raw/{dataset}/verified.json",
+        output:
+            "results/packs/{dataset}/{model}_w{width}.csv",
+        params:
+            specs=lambda w: [s.to_dict() for s in PACKS[f"{w.dataset}/{w.model}_w{w.width}"]],
+            results_root="results",
+            checkpoint_dir="results/checkpoints",
+            device=device(),
+            profile=config["profile"],
+        threads: 1
+        resources:
+            mem_mb=config.get("resources", {}).get("train_mem_mb", 4000),
+            gpu=config.get("resources", {}).get("train_gpus", 0),
+        log:
+            "logs/train/{dataset}/{model}_w{width}.pack.log",
+        conda:
+            ENV
+        script:
+            "../scripts/train_pack.py"
+
+
 rule train:
     input:
         data="data/cache/{dataset}.npz",
@@ -30,6 +57,7 @@ rule train:
     threads: 1
     resources:
         mem_mb=config.get("resources", {}).get("train_mem_mb", 4000),
+        gpu=config.get("resources", {}).get("train_gpus", 0),
     log:
         f"logs/train/{RUN}.log",
     conda:

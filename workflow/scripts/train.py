@@ -2,11 +2,9 @@
 
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from deeptheory import logs, provenance
-from deeptheory.atomic import save_torch, write_csv, write_json
+from deeptheory import logs, runio
 from deeptheory.datasets import Dataset
 from deeptheory.engine import resolve_device, train_run
 from deeptheory.spec import RunSpec
@@ -21,15 +19,7 @@ log.info("run %s on %s: %s", spec.run_id, device, spec)
 data = Dataset.load(spec.dataset, Path(sm.input.data), device)
 checkpoint = Path(sm.params.checkpoint)
 result = train_run(spec, data, checkpoint=checkpoint)
-
-write_csv(sm.output.metrics, pd.DataFrame(result.rows))
-save_torch(sm.output.model, {"spec": spec.to_dict(), "state_dict": result.state_dict})
-write_json(sm.output.provenance, provenance.record(
-    config={"profile": sm.params.profile, "spec": spec.to_dict()},
-    seeds={"seed": spec.seed, "label_seed": spec.label_seed if spec.labels == "random" else None},
-    device=device, wall_s=result.wall_s,
-    data=provenance.data_checksums(Path(sm.input.verified)),
-    extra={"run_id": spec.run_id, "resumed_from_epoch": result.resumed_from_epoch,
-           "final": result.rows[-1]}))
+runio.write_run(result, Path(sm.output.metrics).parent, profile=sm.params.profile, device=device,
+                verified=Path(sm.input.verified), engine="single")
 checkpoint.unlink(missing_ok=True)  # the run is done; model.pt keeps its weights
 log.info("done in %.1f s", result.wall_s)
