@@ -54,6 +54,19 @@ def write_cifar_set(folder: Path, n_train=100, n_test=50, seed=0) -> dict:
     return {path.name: {"md5": md5(path)}}
 
 
+@pytest.fixture(scope="session")
+def tiny():
+    """A learnable 20x20 data set resident on the CPU, for engine tests."""
+    from deeptheory.datasets import Dataset
+
+    x_tr, y_tr = learnable_images(300, (1, 20, 20), seed=0)
+    x_te, y_te = learnable_images(100, (1, 20, 20), seed=1)
+    x = x_tr.astype(np.float64) / 255
+    return Dataset("tiny", {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te,
+                            "mean": x.mean(axis=(0, 2, 3)).astype(np.float32),
+                            "std": x.std(axis=(0, 2, 3)).astype(np.float32)})
+
+
 @pytest.fixture
 def idx_dir(tmp_path):
     folder = tmp_path / "idx-source"

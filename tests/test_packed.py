@@ -4,21 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from deeptheory.datasets import Dataset
 from deeptheory.engine import train_run
 from deeptheory.packed import pack_key, train_packed, train_runs
 from deeptheory.spec import RunSpec
-from conftest import learnable_images
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    x_tr, y_tr = learnable_images(300, (1, 20, 20), seed=0)
-    x_te, y_te = learnable_images(100, (1, 20, 20), seed=1)
-    x = x_tr.astype(np.float64) / 255
-    return Dataset("tiny", {"x_train": x_tr, "y_train": y_tr, "x_test": x_te, "y_test": y_te,
-                            "mean": x.mean(axis=(0, 2, 3)).astype(np.float32),
-                            "std": x.std(axis=(0, 2, 3)).astype(np.float32)})
 
 
 def spec(**kw):

@@ -3,7 +3,8 @@
 Data sit on the device as tensors and minibatches are index gathers, so there is no
 per-sample loader. Each run owns its generators (subset, labels, init, data order), which
 makes a run's numbers independent of what else trains in the same process; that is what
-lets many runs of one architecture be packed into one pass later without changing them.
+lets ``deeptheory.packed`` train many runs of one architecture in one pass without
+changing them.
 
 A run trains until its training error is exactly 0 or its epoch cap (EXPERIMENTS.md C),
 evaluates the full training subset and the test set every ``eval_every`` epochs and at the
@@ -31,7 +32,7 @@ log = logging.getLogger(__name__)
 EVAL_CHUNK = 1000
 
 
-def _generator(seed: int, purpose: int) -> torch.Generator:
+def stream(seed: int, purpose: int) -> torch.Generator:
     """Independent streams per (seed, purpose) so that e.g. changing the label seed never
     shifts the data order."""
     state = np.random.SeedSequence([int(seed), purpose]).generate_state(1)[0]
@@ -48,10 +49,10 @@ def subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     n_total = len(data.y_train)
     if spec.N > n_total:
         raise ValueError(f"N = {spec.N} exceeds the {n_total} training images of {data.name}")
-    idx = torch.randperm(n_total, generator=_generator(spec.seed, SUBSET))[: spec.N].to(data.device)
+    idx = torch.randperm(n_total, generator=stream(spec.seed, SUBSET))[: spec.N].to(data.device)
     y = data.y_train
     if spec.labels == "random":
-        y = torch.randint(0, data.num_classes, (n_total,), generator=_generator(spec.label_seed, LABELS)).to(data.device)
+        y = torch.randint(0, data.num_classes, (n_total,), generator=stream(spec.label_seed, LABELS)).to(data.device)
     elif spec.labels != "natural":
         raise ValueError(f"labels must be 'natural' or 'random', not {spec.labels!r}")
     return idx, y[idx]
@@ -139,7 +140,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     models.init_params(model, spec.seed, spec.init_scale)
     model.to(device)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
-    order = _generator(spec.seed, ORDER)
+    order = stream(spec.seed, ORDER)
 
     state = load_checkpoint(checkpoint, spec)
     if state is not None:

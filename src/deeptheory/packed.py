@@ -19,7 +19,7 @@ from torch.func import functional_call, grad, vmap
 
 from . import models
 from .datasets import Dataset
-from .engine import (ORDER, RunBook, RunResult, _generator, evaluate, load_checkpoint, save_checkpoint, subset,
+from .engine import (ORDER, RunBook, RunResult, stream, evaluate, load_checkpoint, save_checkpoint, subset,
                      with_run_fields)
 from .spec import RunSpec
 
@@ -37,7 +37,7 @@ class _Member:
     def __init__(self, spec: RunSpec, data: Dataset, checkpoint: Path | None):
         self.spec, self.checkpoint = spec, checkpoint
         self.idx, self.labels = subset(spec, data)
-        self.order = _generator(spec.seed, ORDER)
+        self.order = stream(spec.seed, ORDER)
         module = models.build(spec.model, spec.width, data.input_shape, data.num_classes)
         models.init_params(module, spec.seed, spec.init_scale)
         self.params = {k: v.detach().to(data.device) for k, v in module.named_parameters()}

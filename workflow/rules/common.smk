@@ -6,7 +6,6 @@ from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from deeptheory import targets as T  # noqa: E402
-from deeptheory.spec import RUN_ID_PATTERN  # noqa: E402
 
 ENV = "../../environment.yml"
 

@@ -13,6 +13,6 @@ out = Path(sm.output[0])
 try:
     report = fetch.fetch_dataset(dataset, sm.params.dataset_cfg, data_root=out.parents[2])
 except fetch.DataSourceError as err:
-    log.error("%s", err)
+    log.error("%s\n  Without network access, run from local sources: --configfile config/offline.yaml", err)
     sys.exit(1)
 write_json(out, report)

@@ -78,10 +78,11 @@ def _slice_figure(slices, box, marks, xlabel):
         for ax, (D, values) in zip(axes, slices.items()):
             ax.hist(values, bins=30, range=(0, box), density=True, color="tab:blue")
             for m, label in marks:
-                ax.axvline(m, color="grey", ls="--", lw=0.8)
+                ax.axvline(m, color="grey", ls="--", lw=0.8, label=f"{label} minimum")
             ax.set_title(f"{D}D")
             ax.set_xlabel(xlabel)
         axes[0].set_ylabel("density")
+        axes[0].legend(fontsize=6)
         plots.save(fig, caption, png, pdf)
     return draw
 
