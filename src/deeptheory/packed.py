@@ -98,6 +98,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
     lr = torch.tensor([m.spec.lr for m in active], device=device)
     beta = torch.tensor([m.spec.momentum for m in active], device=device)
     pos = torch.zeros(len(active), dtype=torch.long, device=device)
+    pos_host = [0] * len(active)  # the same positions on the host: finding epoch ends needs no device sync
     wrong = torch.zeros(len(active), device=device)
     offsets = torch.arange(B, device=device)
 
@@ -113,10 +114,11 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
             params[k].sub_(lr.view(shape) * momentum[k])
         wrong += batch_wrong
         pos += B
+        pos_host = [p + B for p in pos_host]
         if on_step is not None:
             on_step(params, members)
 
-        ended = (pos >= sizes).nonzero().flatten().tolist()
+        ended = [i for i, m in enumerate(active) if pos_host[i] >= m.spec.N]
         if not ended:
             continue
         keep = []
@@ -133,13 +135,14 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
             if not m.book.done:
                 keep.append(i)
                 order[i, : m.spec.N], labels[i, : m.spec.N] = m.next_epoch_order()
-                pos[i], wrong[i] = 0, 0.0
+                pos[i], wrong[i], pos_host[i] = 0, 0.0, 0
         if len(keep) < len(active):  # finished runs leave the pack
             sel = torch.tensor(keep, dtype=torch.long, device=device)
             params = {k: v[sel].clone() for k, v in params.items()}
             momentum = {k: v[sel].clone() for k, v in momentum.items()}
             order, labels, sizes, lr, beta, pos, wrong = (t[sel] for t in (order, labels, sizes, lr, beta, pos, wrong))
             active = [active[i] for i in keep]
+            pos_host = [pos_host[i] for i in keep]
 
     results = []
     for m in members:

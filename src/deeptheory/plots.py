@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import ticker  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -28,6 +29,8 @@ def error_sweep(final: pd.DataFrame, x: str, xlabel: str, caption: str, out_png,
         sns.lineplot(data=long, x=x, y="value", hue="error", style="error", markers=True, dashes=False,
                      errorbar="sd", ax=ax, palette={"train": "tab:blue", "test": "tab:red"})
         ax.set_xscale(scale)
+        if scale == "log":
+            log_ticks(ax, sorted(final[x].unique()))
         ax.set_xlabel(xlabel + (" (log scale)" if scale == "log" else ""))
         ax.set_ylabel("classification error")
         ax.set_ylim(-0.02, 1.0)
@@ -37,6 +40,14 @@ def error_sweep(final: pd.DataFrame, x: str, xlabel: str, caption: str, out_png,
             ax.axhline(chance, color="black", ls=":", lw=1, label="chance")
         ax.legend(fontsize=7)
     save(fig, caption, out_png, out_pdf)
+
+
+def log_ticks(ax, values) -> None:
+    """Label a log x axis at the grid's own values, not at crowded minor decades."""
+    ax.set_xticks(values)
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.tick_params(axis="x", labelrotation=45, labelsize=7)
 
 
 def save(fig, caption: str, out_png, out_pdf) -> None:

@@ -443,6 +443,7 @@ def deep_vs_shallow(cfg, tol, stol, seed):
                 ax.plot(sub["params"], sub["test_mse"], marker="o", label=kind)
             ax.axhline(eps, color="grey", ls="--", lw=1)
             ax.set_xscale("log")
+            plots.log_ticks(ax, sorted(g[g["net"] == "deep"]["params"]))
             ax.set_yscale("log")
             ax.set_title(f"n = {n}")
             ax.set_xlabel("parameters")
