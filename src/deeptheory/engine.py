@@ -114,7 +114,8 @@ class RunBook:
         log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
                  self.spec.epoch_cap, train[0], train[1], test[1])
 
-    def end_epoch(self, wrong: int, eval_train, eval_test) -> bool:
+    def end_epoch(self, wrong: int, loss_sum: float, eval_train, eval_test) -> bool:
+        """Close an epoch given its running mistakes and summed loss over the minibatches."""
         self.epoch += 1
         spec = self.spec
         cap = spec.epoch_cap
@@ -122,6 +123,9 @@ class RunBook:
             train = eval_train()
             self.done = self.epoch == cap or (spec.stop_at_zero and train[1] == 0.0)
             self.record(train, eval_test(), self.done)
+        else:
+            log.info("%s epoch %d/%d  running loss %.4f  running train err %.4f", spec.run_id, self.epoch, cap,
+                     loss_sum / spec.N, wrong / spec.N)
         return self.done
 
     def finish(self, eval_train, eval_test) -> None:
@@ -156,7 +160,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     while not book.done:
         model.train()
         perm = torch.randperm(spec.N, generator=order).to(device)
-        wrong = 0
+        wrong = loss_sum = 0.0
         for i in range(0, spec.N, spec.batch_size):
             idx = perm[i : i + spec.batch_size]
             out = model(x[idx])
@@ -165,8 +169,9 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             loss.backward()
             opt.step()
             wrong += (out.argmax(1) != y[idx]).sum().item()
+            loss_sum += loss.item() * len(idx)
         model.eval()
-        book.end_epoch(wrong, eval_train, eval_test)
+        book.end_epoch(int(wrong), loss_sum, eval_train, eval_test)
         if checkpoint is not None:
             save_checkpoint(checkpoint, spec, book.epoch, model.state_dict(),
                             {n: opt.state[p]["momentum_buffer"] for n, p in model.named_parameters()},

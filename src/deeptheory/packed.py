@@ -71,12 +71,13 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
 
     members = [_Member(s, data, ckpt(s)) for s in specs]
 
-    def loss_and_wrong(params, x, y, mask):
+    def loss_and_stats(params, x, y, mask):
         out = functional_call(template, params, (x,))
-        ce = F.cross_entropy(out, y, reduction="none")
-        return (ce * mask).sum() / mask.sum(), ((out.argmax(1) != y).float() * mask).sum()
+        ce = F.cross_entropy(out, y, reduction="none") * mask
+        loss = ce.sum() / mask.sum()
+        return loss, torch.stack([((out.argmax(1) != y).float() * mask).sum(), ce.sum().detach()])
 
-    step_grads = vmap(grad(loss_and_wrong, has_aux=True))
+    step_grads = vmap(grad(loss_and_stats, has_aux=True))
 
     def view(m: _Member):
         return lambda x: functional_call(template, m.params, (x,))
@@ -99,7 +100,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
     beta = torch.tensor([m.spec.momentum for m in active], device=device)
     pos = torch.zeros(len(active), dtype=torch.long, device=device)
     pos_host = [0] * len(active)  # the same positions on the host: finding epoch ends needs no device sync
-    wrong = torch.zeros(len(active), device=device)
+    running = torch.zeros(len(active), 2, device=device)  # per run: mistakes and summed loss this epoch
     offsets = torch.arange(B, device=device)
 
     while active:
@@ -107,12 +108,12 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
         mask = local < sizes[:, None]
         local = torch.where(mask, local, 0)
         xb = data.x_train[order.gather(1, local)]                    # (runs, B, C, H, W)
-        grads, batch_wrong = step_grads(params, xb, labels.gather(1, local), mask.float())
+        grads, batch_stats = step_grads(params, xb, labels.gather(1, local), mask.float())
         for k in names:
             shape = (-1,) + (1,) * (params[k].dim() - 1)
             momentum[k].mul_(beta.view(shape)).add_(grads[k])
             params[k].sub_(lr.view(shape) * momentum[k])
-        wrong += batch_wrong
+        running += batch_stats
         pos += B
         pos_host = [p + B for p in pos_host]
         if on_step is not None:
@@ -128,19 +129,21 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
                 continue
             m.params = {k: params[k][i] for k in names}
             m.momentum = {k: momentum[k][i] for k in names}
-            m.book.end_epoch(int(wrong[i].item()), *evaluators(m))
+            mistakes, loss_sum = running[i].tolist()
+            m.book.end_epoch(int(round(mistakes)), loss_sum, *evaluators(m))
             if m.checkpoint is not None:
                 save_checkpoint(m.checkpoint, m.spec, m.book.epoch, m.params, m.momentum, m.order, m.book.rows,
                                 m.book.wall)
             if not m.book.done:
                 keep.append(i)
                 order[i, : m.spec.N], labels[i, : m.spec.N] = m.next_epoch_order()
-                pos[i], wrong[i], pos_host[i] = 0, 0.0, 0
+                pos[i], pos_host[i] = 0, 0
+                running[i] = 0.0
         if len(keep) < len(active):  # finished runs leave the pack
             sel = torch.tensor(keep, dtype=torch.long, device=device)
             params = {k: v[sel].clone() for k, v in params.items()}
             momentum = {k: v[sel].clone() for k, v in momentum.items()}
-            order, labels, sizes, lr, beta, pos, wrong = (t[sel] for t in (order, labels, sizes, lr, beta, pos, wrong))
+            order, labels, sizes, lr, beta, pos, running = (t[sel] for t in (order, labels, sizes, lr, beta, pos, running))
             active = [active[i] for i in keep]
             pos_host = [pos_host[i] for i in keep]
 
