@@ -1,4 +1,4 @@
-"""Claim checks computed from run results.
+"""Claim checks computed from run results, and the tolerances (config key ``claims``) they use.
 
 Every check takes the final rows of a target's runs (one row per run, several seeds per
 grid point allowed) and returns a claim row ``{id, claim, held, measured, detail}``. The
@@ -22,6 +22,13 @@ class Tolerances:
     chance: float = 0.03      # |test error - chance| still "at chance", before sampling error
     spread_k: float = 2.0     # seed spread multiplier
     small_n_factor: float = 0.25  # "N << W" means N <= small_n_factor * W
+    r2_min: float = 0.98          # "grows like log t": R^2 of the linear fit in log t
+    rate_tol: float = 0.3         # "falls like 1/k": |log-log slope + 1| within this
+    level_tol: float = 0.05       # "levels off": relative change over the last decade
+    balance_tol: float = 0.05     # drift of norm differences, relative to norm growth
+    minnorm_tol: float = 1e-6     # relative distance to the predicted solution
+    min_ratio: float = 2.0        # "far fewer parameters"
+    solution_angle_deg: float = 1.0  # two solutions "differ" beyond this angle
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Tolerances":

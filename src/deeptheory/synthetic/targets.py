@@ -23,21 +23,6 @@ from ..tables import write_table
 from . import compositional, langevin, linear, nets
 
 
-@dataclass(frozen=True)
-class SynthTol:
-    r2_min: float = 0.98          # "grows like log t": R^2 of the linear fit in log t
-    rate_tol: float = 0.3         # "falls like 1/k": |log-log slope + 1| within this
-    level_tol: float = 0.05       # "levels off": relative change over the last decade
-    balance_tol: float = 0.05     # drift of norm differences, relative to norm growth
-    minnorm_tol: float = 1e-6     # relative distance to the predicted solution
-    min_ratio: float = 2.0        # "far fewer parameters"
-    solution_angle_deg: float = 1.0  # two solutions "differ" beyond this angle
-
-    @classmethod
-    def from_config(cls, cfg: dict) -> "SynthTol":
-        return cls(**{k: float(v) for k, v in cfg.items() if k in cls.__dataclass_fields__})
-
-
 def _sampler(cfg):
     return float(cfg["eta"]), float(cfg["sigma"])
 
@@ -87,7 +72,7 @@ def _slice_figure(slices, box, marks, xlabel):
     return draw
 
 
-def langevin_dims(cfg, tol, stol, seed):
+def langevin_dims(cfg, tol, seed):
     P = langevin.TwoWells()
     table, slices = _shares(P, cfg["dims"], cfg, seed, start=cfg["start"])
     t = 3 * float(table["se"].max())
@@ -112,7 +97,7 @@ def langevin_dims(cfg, tol, stol, seed):
     return table, out, _slice_figure(slices, P.box, [(P.a, "narrow"), (P.b, "flat")], "w1")
 
 
-def langevin_2d(cfg, tol, stol, seed):
+def langevin_2d(cfg, tol, seed):
     P = langevin.ValleyAndPoint()
     table, slices = _shares(P, cfg["dims"], cfg, seed)
     table = table.rename(columns={"share_flat": "share_degenerate"})
@@ -128,7 +113,7 @@ def langevin_2d(cfg, tol, stol, seed):
     ], _slice_figure(slices, P.box, [(P.v, "degenerate"), (P.p, "point")], "w1 (degenerate minimum at %.1f)" % P.v)
 
 
-def sgd_potential(cfg, tol, stol, seed):
+def sgd_potential(cfg, tol, seed):
     P = langevin.ValleyAndPoint()
     eta, sigma = _sampler(cfg)
     rng = np.random.default_rng(seed)
@@ -169,7 +154,7 @@ def sgd_potential(cfg, tol, stol, seed):
 # --- linear models ---------------------------------------------------------------------
 
 
-def minnorm(cfg, tol, stol, seed):
+def minnorm(cfg, tol, seed):
     rng = np.random.default_rng(seed)
     X, y = linear.least_squares(cfg["n"], cfg["d"], rng)
     w_pinv = np.linalg.pinv(X) @ y
@@ -190,15 +175,15 @@ def minnorm(cfg, tol, stol, seed):
     gap_vs_null = (nonzero["gap_to_pinv"] - nonzero["null_part_of_init"]).abs() / nonzero["null_part_of_init"]
     out = [
         C.claim("t3-minnorm:zero-init-pinv", "from zero init GD and SGD converge to the pseudoinverse solution",
-                bool((zero["gap_to_pinv"] / np.linalg.norm(w_pinv) <= stol.minnorm_tol).all()),
+                bool((zero["gap_to_pinv"] / np.linalg.norm(w_pinv) <= tol.minnorm_tol).all()),
                 "relative distance to X^+ y: " + ", ".join(f"{m} {g / np.linalg.norm(w_pinv):.2e}"
                                                           for m, g in zip(zero["method"], zero["gap_to_pinv"])),
-                f"held if <= {stol.minnorm_tol:g}; n = {cfg['n']} equations, d = {cfg['d']} unknowns"),
+                f"held if <= {tol.minnorm_tol:g}; n = {cfg['n']} equations, d = {cfg['d']} unknowns"),
         C.claim("t3-minnorm:gap-is-null-part", "from a nonzero init the gap to the pseudoinverse solution equals the init's null-space part",
-                bool((gap_vs_null <= stol.minnorm_tol).all() and (nonzero["rel_error_to_prediction"] <= stol.minnorm_tol).all()),
+                bool((gap_vs_null <= tol.minnorm_tol).all() and (nonzero["rel_error_to_prediction"] <= tol.minnorm_tol).all()),
                 "gap vs |P_null w0| = %.6f: " % nonzero["null_part_of_init"].iloc[0]
                 + ", ".join(f"{m} {g:.6f}" for m, g in zip(nonzero["method"], nonzero["gap_to_pinv"])),
-                f"held if the relative difference, and the distance to X^+ y + P_null w0, are <= {stol.minnorm_tol:g}"),
+                f"held if the relative difference, and the distance to X^+ y + P_null w0, are <= {tol.minnorm_tol:g}"),
     ]
 
     def draw(caption, png, pdf):
@@ -215,7 +200,7 @@ def minnorm(cfg, tol, stol, seed):
     return table, out, draw
 
 
-def linear_dynamics(cfg, tol, stol, seed):
+def linear_dynamics(cfg, tol, seed):
     rng = np.random.default_rng(seed)
     X, y = linear.separable_blobs(cfg["n"], cfg["d"], cfg["margin"], rng)
     w_svm = linear.hard_margin_svm(X, y)
@@ -233,8 +218,8 @@ def linear_dynamics(cfg, tol, stol, seed):
         plain = late[(late["loss"] == loss) & (late["param"] == "plain")]
         slope, r2 = log_fit(plain["t"], plain["norm"])
         out.append(C.claim(f"m100-linear-dynamics:{loss}-norm-log-t", f"{loss} loss: |w| grows like log t",
-                           slope > 0 and r2 >= stol.r2_min, f"slope {slope:.3f} per unit log t, R^2 {r2:.4f}",
-                           f"linear fit of |w| on log t for t in [{steps // 1000}, {steps}]; held if slope > 0 and R^2 >= {stol.r2_min}"))
+                           slope > 0 and r2 >= tol.r2_min, f"slope {slope:.3f} per unit log t, R^2 {r2:.4f}",
+                           f"linear fit of |w| on log t for t in [{steps // 1000}, {steps}]; held if slope > 0 and R^2 >= {tol.r2_min}"))
         held, worst = C.trend(plain["t"], plain["angle_to_svm"], 1e-4, "falls")
         out.append(C.claim(f"m100-linear-dynamics:{loss}-direction-to-svm",
                            f"{loss} loss: the direction converges to the hard-margin SVM direction", held,
@@ -270,7 +255,7 @@ def linear_dynamics(cfg, tol, stol, seed):
     return table, out, draw
 
 
-def nonseparable(cfg, tol, stol, seed):
+def nonseparable(cfg, tol, seed):
     rng = np.random.default_rng(seed)
     X, y = linear.nonseparable_blobs(cfg["n"], rng)
     sol, rows = {}, []
@@ -285,10 +270,10 @@ def nonseparable(cfg, tol, stol, seed):
     deg = np.degrees(linear.angle(sol["logistic"], sol["exp"]))
     converged = bool((table["grad_norm"] < 1e-6).all())
     out = [C.claim("slides-nonseparable:losses-differ", "logistic and exponential loss give different solutions",
-                   converged and deg > stol.solution_angle_deg,
+                   converged and deg > tol.solution_angle_deg,
                    f"angle between the solutions {deg:.2f} deg; norms {table['norm'].iloc[0]:.3f} vs {table['norm'].iloc[1]:.3f}",
                    f"held if both converged (gradient norms {table['grad_norm'].max():.1e} < 1e-6) and the angle "
-                   f"exceeds {stol.solution_angle_deg} deg")]
+                   f"exceeds {tol.solution_angle_deg} deg")]
 
     def draw(caption, png, pdf):
         fig, axes = plots.panels(1, width=5.0)
@@ -306,7 +291,7 @@ def nonseparable(cfg, tol, stol, seed):
 # --- small ReLU nets -------------------------------------------------------------------
 
 
-def two_layer_margin(cfg, tol, stol, seed):
+def two_layer_margin(cfg, tol, seed):
     X, y = nets.xor_data(cfg["n"], np.random.default_rng(seed))
     torch.set_num_threads(1)
     table = pd.DataFrame(nets.train_homogeneous(X, y, [2, cfg["q"], 1], cfg["loss"], cfg["steps"], cfg["eta"], seed))
@@ -324,16 +309,16 @@ def two_layer_margin(cfg, tol, stol, seed):
         C.claim("slides-two-layer-margin:separable", "the data become separable", first is not None,
                 f"train error 0 from step {first}" if first is not None else "never separated",
                 f"2-layer ReLU net without biases, q = {cfg['q']}, {cfg['loss']} loss, XOR-labelled 2D data"),
-        C.claim("slides-two-layer-margin:loss-1-over-k", "the loss falls like 1/k", abs(slope + 1) <= stol.rate_tol,
-                f"log-log slope of the loss over the last decade {slope:.3f}", f"held if within {stol.rate_tol} of -1"),
+        C.claim("slides-two-layer-margin:loss-1-over-k", "the loss falls like 1/k", abs(slope + 1) <= tol.rate_tol,
+                f"log-log slope of the loss over the last decade {slope:.3f}", f"held if within {tol.rate_tol} of -1"),
         C.claim("slides-two-layer-margin:norms-log-k", "layer norms grow like log k",
-                all(s > 0 and r2 >= stol.r2_min for s, r2 in fits),
+                all(s > 0 and r2 >= tol.r2_min for s, r2 in fits),
                 "; ".join(f"layer {k}: slope {s:.3f}, R^2 {r2:.4f}" for k, (s, r2) in zip((1, 2), fits)),
-                f"linear fit of the Frobenius norms on log k for k >= {steps // 100}; held if slope > 0 and R^2 >= {stol.r2_min}"),
+                f"linear fit of the Frobenius norms on log k for k >= {steps // 100}; held if slope > 0 and R^2 >= {tol.r2_min}"),
         C.claim("slides-two-layer-margin:margin-levels-off", "the normalized margin levels off",
-                nm.iloc[-1] > 0 and change <= stol.level_tol,
+                nm.iloc[-1] > 0 and change <= tol.level_tol,
                 f"normalized margin {nm.iloc[0]:.4f} at k = {last_decade['step'].iloc[0]}, {nm.iloc[-1]:.4f} at k = {steps}",
-                f"held if positive and changing by at most {stol.level_tol:.0%} over the last decade"),
+                f"held if positive and changing by at most {tol.level_tol:.0%} over the last decade"),
     ]
 
     def draw(caption, png, pdf):
@@ -355,7 +340,7 @@ def two_layer_margin(cfg, tol, stol, seed):
     return table, out, draw
 
 
-def balance(cfg, tol, stol, seed):
+def balance(cfg, tol, seed):
     rng = np.random.default_rng(seed)
     X, y = linear.separable_blobs(cfg["n"], cfg["d"], cfg["margin"], rng)
     torch.set_num_threads(1)
@@ -372,12 +357,12 @@ def balance(cfg, tol, stol, seed):
     nm1 = float(table["normalized_margin"].iloc[-1])
     out = [
         C.claim("m100-balance:differences-constant", "differences of squared layer norms stay constant under GD",
-                drift <= stol.balance_tol * growth.max(),
+                drift <= tol.balance_tol * growth.max(),
                 f"largest drift of |W_k|^2 - |W_k+1|^2: {drift:.4f}; largest growth of |W_k|^2: {growth.max():.3f}",
-                f"held if the drift is <= {stol.balance_tol} of the growth; step {cfg['eta']}, {L} layers"),
-        C.claim("m100-balance:same-rate", "layer norms grow at the same rate", spread <= stol.balance_tol,
+                f"held if the drift is <= {tol.balance_tol} of the growth; step {cfg['eta']}, {L} layers"),
+        C.claim("m100-balance:same-rate", "layer norms grow at the same rate", spread <= tol.balance_tol,
                 "growth of |W_k|^2 by layer: " + ", ".join(f"{g:.3f}" for g in growth),
-                f"held if (max - min) / max <= {stol.balance_tol}"),
+                f"held if (max - min) / max <= {tol.balance_tol}"),
         C.claim("m100-balance:margin-rises", "the normalized margin increases", len(sep) > 0 and nm1 > nm0,
                 f"normalized margin {nm0:.4f} when the data first separate, {nm1:.4f} at the end",
                 "margin / product of layer Frobenius norms"),
@@ -408,7 +393,7 @@ def params_to_reach(frame: pd.DataFrame, error: float) -> float:
     return float(ok["params"].min()) if len(ok) else float("inf")
 
 
-def deep_vs_shallow(cfg, tol, stol, seed):
+def deep_vs_shallow(cfg, tol, seed):
     torch.set_num_threads(1)
     rows = []
     for n in cfg["n_vars"]:
@@ -426,9 +411,9 @@ def deep_vs_shallow(cfg, tol, stol, seed):
     ns = sorted(gaps)
     out = [
         C.claim("m100-deep-vs-shallow:fewer-params", "the deep net reaches a given error with far fewer parameters",
-                bool(np.isfinite(p_deep) and p_shallow / p_deep >= stol.min_ratio),
+                bool(np.isfinite(p_deep) and p_shallow / p_deep >= tol.min_ratio),
                 f"n = {n_max}: parameters to reach relative test MSE {eps}: deep {fmt(p_deep)}, shallow {fmt(p_shallow)}",
-                f"held if shallow needs >= {stol.min_ratio}x the deep net's parameters (on the grid)"),
+                f"held if shallow needs >= {tol.min_ratio}x the deep net's parameters (on the grid)"),
         C.claim("m100-deep-vs-shallow:gap-widens", "the gap widens with n",
                 len(ns) >= 2 and all(gaps[a] < gaps[b] for a, b in zip(ns, ns[1:])),
                 "mean log(shallow / deep test MSE) at matched parameters: " + ", ".join(f"n = {n}: {gaps[n]:+.3f}" for n in ns),
@@ -485,7 +470,7 @@ SYNTHETIC: dict[str, SynthDef] = {d.id: d for d in [
 def report(tid: str, cfg: dict, claims_cfg: dict, seed: int, outdir: Path) -> pd.DataFrame:
     """Run one synthetic target and write figure, table and claim rows under ``outdir``."""
     target = SYNTHETIC[tid]
-    table, rows, draw = target.run(cfg, C.Tolerances.from_config(claims_cfg), SynthTol.from_config(claims_cfg), seed)
+    table, rows, draw = target.run(cfg, C.Tolerances.from_config(claims_cfg), seed)
     outdir = Path(outdir)
     caption = f"{tid}: {target.what} ({target.source}). Synthetic, no data set; seed {seed}."
     draw(caption, outdir / "figure.png", outdir / "figure.pdf")
