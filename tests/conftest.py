@@ -8,8 +8,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from deeptheory import formats
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def config_claims() -> dict:
+    """The claim thresholds of config/config.yaml: tests check the claims as they run."""
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["claims"]
+
+
+def train_settings(**kw) -> dict:
+    """Training fields a test spec spells out (no RunSpec defaults stand in for config)."""
+    return {"lr": 0.1, "momentum": 0.9, "batch_size": 32, "max_epochs": 8, **kw}
 
 IDX_NAMES = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
              "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}

@@ -1,13 +1,16 @@
 import pytest
 import torch
 
-from deeptheory.engine import train_run, training_subset
+from deeptheory.engine import train_run
+from deeptheory.run import training_subset
 from deeptheory.spec import RunSpec, parse_run_id
+
+from conftest import train_settings
 
 
 def spec(**kw):
-    base = dict(dataset="tiny", model="allconv5", width=8, N=200, lr=0.1, max_epochs=8,
-                batch_size=32, eval_every=1, stop_at_zero=False)
+    base = dict(dataset="tiny", model="allconv5", width=8, N=200, eval_every=1, stop_at_zero=False,
+                **train_settings())
     return RunSpec(**{**base, **kw})
 
 

@@ -1,5 +1,4 @@
 import gzip
-import json
 
 import pytest
 
@@ -70,4 +69,6 @@ def test_source_resolution(tmp_path):
     assert fetch.file_source("mnist", cfg, LABELS)[0] == f"https://example.org/mnist/{LABELS}"
     cfg = {"source": "https://example.org/mnist/", "files": {LABELS: {"source": "/x/y.gz"}}}
     assert fetch.file_source("mnist", cfg, LABELS) == ("/x/y.gz", f"datasets.mnist.files.{LABELS}.source")
-    assert json.dumps(fetch.file_source("m", {"source": str(tmp_path), "files": {LABELS: None}}, LABELS))
+    # A local directory holds the files; a file entry without settings (None) is allowed.
+    assert fetch.file_source("m", {"source": str(tmp_path), "files": {LABELS: None}}, LABELS) == (
+        str(tmp_path / LABELS), "datasets.m.source")

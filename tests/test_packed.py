@@ -5,13 +5,17 @@ import pytest
 import torch
 
 from deeptheory.engine import train_run
-from deeptheory.packed import pack_key, train_packed, train_runs
+from deeptheory.packed import train_packed, train_runs
+from deeptheory import paths
+from deeptheory.paths import pack_key
 from deeptheory.spec import RunSpec
+
+from conftest import train_settings
 
 
 def spec(**kw):
-    base = dict(dataset="tiny", model="allconv5", width=4, N=64, lr=0.1, max_epochs=5, batch_size=16,
-                eval_every=1, stop_at_zero=False)
+    base = dict(dataset="tiny", model="allconv5", width=4, N=64, eval_every=1, stop_at_zero=False,
+                **train_settings(max_epochs=5, batch_size=16))
     return RunSpec(**{**base, **kw})
 
 
@@ -59,8 +63,8 @@ def test_a_killed_pack_resumes_from_its_checkpoints(tiny, tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        train_packed(MIXED, tiny, checkpoint_dir=tmp_path, on_step=kill)
-    resumed = train_packed(MIXED, tiny, checkpoint_dir=tmp_path)
+        train_packed(MIXED, tiny, results_root=tmp_path, on_step=kill)
+    resumed = train_packed(MIXED, tiny, results_root=tmp_path)
     assert all(r.resumed_from_epoch >= 1 for r in resumed)
     for a, b in zip(straight, resumed):
         np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
@@ -73,3 +77,34 @@ def test_train_runs_packs_what_shares_an_architecture(tiny):
     assert [r.spec for r in results] == specs
     with pytest.raises(ValueError, match="one architecture"):
         train_packed(specs, tiny)
+
+
+def test_a_run_resumes_across_the_single_and_the_packed_path(tiny, tmp_path):
+    """Both paths checkpoint a run at paths.checkpoint(run id): either resumes the other's."""
+    straight = train_run(MIXED[0], tiny)
+
+    def kill_after_two(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(MIXED[0], tiny, checkpoint=paths.checkpoint(MIXED[0].run_id, tmp_path), on_epoch_end=kill_after_two)
+    resumed = train_packed([MIXED[0], MIXED[2]], tiny, results_root=tmp_path)[0]
+    assert resumed.resumed_from_epoch == 2
+    np.testing.assert_allclose([r["train_loss"] for r in resumed.rows], [r["train_loss"] for r in straight.rows],
+                               rtol=1e-4)
+
+    steps = {"n": 0}
+
+    def kill(params, members):
+        steps["n"] += 1
+        if steps["n"] == 9:
+            raise Killed
+
+    other = tmp_path / "other"
+    with pytest.raises(Killed):
+        train_packed(MIXED, tiny, results_root=other, on_step=kill)
+    single = train_run(MIXED[1], tiny, checkpoint=paths.checkpoint(MIXED[1].run_id, other))
+    assert single.resumed_from_epoch >= 1
+    np.testing.assert_allclose([r["train_loss"] for r in single.rows],
+                               [r["train_loss"] for r in train_run(MIXED[1], tiny).rows], rtol=1e-4)

@@ -7,8 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
+from deeptheory import claims, report
+from deeptheory.fits import log_fit
 from deeptheory.synthetic import compositional, langevin, linear, nets
-from deeptheory.synthetic.targets import SYNTHETIC, log_fit, params_to_reach, report
+from deeptheory.targets import Inputs, get
+from deeptheory.targets.compositional import params_to_reach
+
+from conftest import config_claims
 
 
 def numeric_grad(f_grad_pair, w, eps=1e-6):
@@ -151,9 +156,10 @@ def test_params_to_reach():
     ("t3-minnorm", {"n": 5, "d": 12, "steps": 3000, "batch": 1}),
     ("slides-nonseparable", {"n": 40, "steps": 5000, "eta": 0.1}),
 ])
-def test_report_writes_figure_table_and_claims(tmp_path, tid, cfg):
-    rows = report(tid, cfg, {}, 0, tmp_path)
-    for name in ["figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv"]:
-        assert (tmp_path / name).stat().st_size > 0
-    assert rows["held"].dtype == bool and rows["id"].str.startswith(tid).all()
-    assert tid in SYNTHETIC
+def test_report_writes_figure_table_claims_and_provenance(tmp_path, tid, cfg):
+    inputs = Inputs(tid, cfg, claims.Tolerances(config_claims()), seed=0)
+    rows = report.build(get(tid), inputs, tmp_path, config={"target": cfg})
+    for name in report.OUTPUTS.values():
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert rows["held"].dtype == bool and rows["id"].str.startswith(f"{tid}:").all()
+    assert "synthetic, no data set" in (tmp_path / "table.md").read_text()

@@ -48,7 +48,7 @@ def tiny_config(sources: Path, n_grid=(30, 60)) -> dict:
 def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
                            "--directory", str(workdir), "--configfile", str(cfg), *args],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -113,8 +113,8 @@ def test_changing_one_grid_value_reruns_only_what_depends_on_it(built):
     dry = snakemake(workdir, tiny_config(sources, n_grid=(30, 90)), "-n")
     assert dry.returncode == 0, dry.stdout[-3000:]
     # N=90 is new for both N sweeps; the W and neuron sweeps do not change.
-    assert job_counts(dry.stdout) == {"train": 2, "target_t3_err_vs_n": 1, "target_t3_err_vs_n_random": 1,
-                                      "claims": 1, "all": 1, "total": 6}
+    assert job_counts(dry.stdout) == {"train": 2, "target": 2, "claims": 1, "all": 1, "total": 6}
+    assert "results/t3-err-vs-n/figure.png" in dry.stdout and "results/t3-err-vs-n-random/figure.png" in dry.stdout
 
 
 def test_config_errors_name_the_key(built):
@@ -150,27 +150,48 @@ def test_workflow_lints_clean():
     assert out.returncode == 0 and "good condition" in out.stdout + out.stderr, out.stdout + out.stderr
 
 
+def packed_config(sources, n_grid=(30, 60)) -> dict:
+    cfg = tiny_config(sources, n_grid)
+    tiny = cfg["profiles"]["tiny"]
+    tiny.update(pack=True, targets={"t3-err-vs-n": tiny["targets"]["t3-err-vs-n"]})
+    tiny.pop("synthetic")
+    return cfg
+
+
 def test_packed_mode_trains_each_architecture_in_one_job_with_the_same_results(built, tmp_path):
     workdir, sources, _ = built
-    cfg = tiny_config(sources)
-    tiny = cfg["profiles"]["tiny"]
-    tiny["pack"] = True
-    tiny["targets"] = {"t3-err-vs-n": tiny["targets"]["t3-err-vs-n"]}
-    tiny.pop("synthetic")
-    result = snakemake(tmp_path, cfg, "--cores", "1")
+    result = snakemake(tmp_path, packed_config(sources), "--cores", "1")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert job_counts(result.stdout)["train_pack"] == 1 and "train" not in job_counts(result.stdout)
+    counts = job_counts(result.stdout)
+    assert counts["train_pack"] == 1 and counts["run_from_pack"] == 2 and "train" not in counts
     for run in ["allconv5_w2_N30_natural_i1_s0", "allconv5_w2_N60_natural_i1_s0"]:
         single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
         packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")
         assert list(packed["epoch"]) == list(single["epoch"])
         assert packed["train_loss"].to_numpy() == pytest.approx(single["train_loss"].to_numpy(), rel=1e-4)
+    # Snakemake knows every file the pack wrote: the pack's folder and each run's files.
+    summary = snakemake(tmp_path, packed_config(sources), "--summary").stdout
+    assert "results/packs/cifar10/allconv5_w2_b32" in summary
+    for name in ["metrics.csv", "model.pt", "provenance.json"]:
+        assert f"results/runs/cifar10/allconv5_w2_N30_natural_i1_s0/{name}" in summary
     # A new N in the grid reruns the pack, which trains only the new run.
-    cfg = tiny_config(sources, n_grid=(30, 60, 90))
-    cfg["profiles"]["tiny"].update(pack=True, targets={"t3-err-vs-n": cfg["profiles"]["tiny"]["targets"]["t3-err-vs-n"]})
-    cfg["profiles"]["tiny"].pop("synthetic")
-    assert snakemake(tmp_path, cfg, "--cores", "1").returncode == 0
-    index = pd.read_csv(tmp_path / "results" / "packs" / "cifar10" / "allconv5_w2.csv")
-    assert dict(zip(index["run_id"].str.split("/").str[1], index["trained_now"])) == {
-        "allconv5_w2_N30_natural_i1_s0": False, "allconv5_w2_N60_natural_i1_s0": False,
-        "allconv5_w2_N90_natural_i1_s0": True}
+    again = snakemake(tmp_path, packed_config(sources, n_grid=(30, 60, 90)), "--cores", "1")
+    assert again.returncode == 0, again.stdout[-3000:]
+    log = (tmp_path / "logs" / "train" / "cifar10" / "allconv5_w2_b32.pack.log").read_text()
+    assert "3 runs, 1 to train" in log
+    prov = json.loads((tmp_path / "results" / "runs" / "cifar10" / "allconv5_w2_N90_natural_i1_s0" /
+                       "provenance.json").read_text())
+    assert prov["engine"] == "packed"
+
+
+def test_a_dry_run_does_not_import_the_plotting_stack(built):
+    workdir, sources, _ = built
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config(sources)))
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "--snakefile",
+                          str(ROOT / "workflow" / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-2000:]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "deeptheory.grid" in imported
+    assert not {"matplotlib", "seaborn", "torch"} & imported

@@ -9,30 +9,33 @@ seed-to-seed noise is not evidence either way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
 
-@dataclass(frozen=True)
 class Tolerances:
-    train_zero: float = 0.01  # "train error near 0"
-    step: float = 0.02        # smallest change in an error rate that counts as a rise or fall
-    chance: float = 0.03      # |test error - chance| still "at chance", before sampling error
-    spread_k: float = 2.0     # seed spread multiplier
-    small_n_factor: float = 0.25  # "N << W" means N <= small_n_factor * W
-    r2_min: float = 0.98          # "grows like log t": R^2 of the linear fit in log t
-    rate_tol: float = 0.3         # "falls like 1/k": |log-log slope + 1| within this
-    level_tol: float = 0.05       # "levels off": relative change over the last decade
-    balance_tol: float = 0.05     # drift of norm differences, relative to norm growth
-    minnorm_tol: float = 1e-6     # relative distance to the predicted solution
-    min_ratio: float = 2.0        # "far fewer parameters"
-    solution_angle_deg: float = 1.0  # two solutions "differ" beyond this angle
+    """The thresholds of config key ``claims``, read as attributes: ``tol.train_zero`` is
+    ``claims.train_zero``. They live in config alone (schema-validated, fixed before results
+    are seen); a name the config lacks is an error that names the key."""
+
+    def __init__(self, cfg: dict):
+        self._cfg = {k: float(v) for k, v in (cfg or {}).items()}
 
     @classmethod
     def from_config(cls, cfg: dict) -> "Tolerances":
-        return cls(**{k: float(v) for k, v in cfg.items() if k in cls.__dataclass_fields__})
+        return cls(cfg)
+
+    def __getattr__(self, name: str) -> float:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._cfg[name]
+        except KeyError:
+            raise KeyError(f"config key claims.{name} is missing: every claim threshold lives there "
+                           f"(config/config.yaml, config/README.md)") from None
+
+    def as_dict(self) -> dict:
+        return dict(self._cfg)
 
 
 def claim(cid: str, text: str, held: bool, measured: str, detail: str) -> dict:

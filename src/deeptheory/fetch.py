@@ -31,10 +31,6 @@ class DataSourceError(RuntimeError):
     """A source could not be reached, or what it delivered does not verify."""
 
 
-def md5_bytes(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
 def md5_file(path: Path) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:

@@ -72,12 +72,6 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def count_params(family: str, width: int, input_shape, num_classes: int = 10) -> int:
-    """W for a family and width, without training anything (used to place N against W)."""
-    with torch.device("meta"):
-        return n_params(build(family, width, input_shape, num_classes))
-
-
 def n_neurons(family: str, width: int) -> int:
     """Hidden units counted as channels, the x axis of memo100 Fig 4."""
     return {"allconv5": 4 * width, "cnn5": 6 * width, "cnn3": 2 * width}[family]

@@ -17,18 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from . import models
+from . import models, paths
 from .datasets import Dataset
-from .engine import (ORDER, RunBook, RunResult, stream, evaluate, load_checkpoint, save_checkpoint, subset,
-                     with_run_fields)
+from .engine import train_run
+from .run import ORDER, RunBook, RunResult, evaluate, initial_model, load_checkpoint, stream, subset
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
-
-
-def pack_key(spec: RunSpec) -> tuple:
-    """Runs with equal keys have equal layer shapes and minibatch size, so they can share a pass."""
-    return (spec.dataset, spec.model, spec.width, spec.batch_size)
 
 
 class _Member:
@@ -38,9 +33,7 @@ class _Member:
         self.spec, self.checkpoint = spec, checkpoint
         self.idx, self.labels = subset(spec, data)
         self.order = stream(spec.seed, ORDER)
-        module = models.build(spec.model, spec.width, data.input_shape, data.num_classes)
-        models.init_params(module, spec.seed, spec.init_scale)
-        self.params = {k: v.detach().to(data.device) for k, v in module.named_parameters()}
+        self.params = {k: v.detach() for k, v in initial_model(spec, data).named_parameters()}
         self.momentum = {k: torch.zeros_like(v) for k, v in self.params.items()}
         state = load_checkpoint(checkpoint, spec)
         if state is not None:
@@ -55,10 +48,15 @@ class _Member:
         return self.idx[perm], self.labels[perm]
 
 
-def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | None = None,
+def _checkpoint(spec: RunSpec, results_root: Path | None) -> Path | None:
+    return None if results_root is None else paths.checkpoint(spec.run_id, results_root)
+
+
+def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None = None,
                  on_step=None) -> list[RunResult]:
-    """Train ``specs`` (one pack key) together; returns results in the order of ``specs``."""
-    keys = {pack_key(s) for s in specs}
+    """Train ``specs`` (one pack key) together; returns results in the order of ``specs``.
+    With ``results_root``, each run checkpoints at ``paths.checkpoint`` under it."""
+    keys = {paths.pack_key(s) for s in specs}
     if len(keys) != 1:
         raise ValueError(f"a pack needs one architecture and batch size, got {sorted(keys)}")
     device, B = data.device, specs[0].batch_size
@@ -66,10 +64,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
     names = [k for k, _ in template.named_parameters()]
     x_test, y_test = data.x_test[: specs[0].n_test], data.y_test[: specs[0].n_test]
 
-    def ckpt(spec):
-        return None if checkpoint_dir is None else Path(checkpoint_dir) / (spec.run_id.replace("/", "__") + ".pt")
-
-    members = [_Member(s, data, ckpt(s)) for s in specs]
+    members = [_Member(s, data, _checkpoint(s, results_root)) for s in specs]
 
     def loss_and_stats(params, x, y, mask):
         out = functional_call(template, params, (x,))
@@ -131,9 +126,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
             m.momentum = {k: momentum[k][i] for k in names}
             mistakes, loss_sum = running[i].tolist()
             m.book.end_epoch(int(round(mistakes)), loss_sum, *evaluators(m))
-            if m.checkpoint is not None:
-                save_checkpoint(m.checkpoint, m.spec, m.book.epoch, m.params, m.momentum, m.order, m.book.rows,
-                                m.book.wall)
+            m.book.save(m.checkpoint, m.params, m.momentum, m.order)
             if not m.book.done:
                 keep.append(i)
                 order[i, : m.spec.N], labels[i, : m.spec.N] = m.next_epoch_order()
@@ -150,30 +143,24 @@ def train_packed(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | Non
     results = []
     for m in members:
         m.book.finish(*evaluators(m))
-        state = {k: v.detach().cpu().clone() for k, v in m.params.items()}
-        results.append(RunResult(m.spec, with_run_fields(m.book.rows, m.spec, sum(v.numel() for v in state.values()),
-                                                         len(y_test), data.num_classes),
-                                 state, m.book.wall, resumed_from_epoch=m.book.start_epoch))
+        results.append(m.book.result(m.params, len(y_test), data.num_classes))
     return results
 
 
-def train_runs(specs: list[RunSpec], data: Dataset, checkpoint_dir: Path | None = None,
+def train_runs(specs: list[RunSpec], data: Dataset, results_root: Path | None = None,
                pack: bool = True) -> list[RunResult]:
     """Train runs on one data set, packing those that can share a pass; results come back
     in the order of ``specs``."""
-    from .engine import train_run
-
-    groups: dict[tuple, list[int]] = {}
+    groups: dict[str, list[int]] = {}
     for i, s in enumerate(specs):
-        groups.setdefault(pack_key(s) if pack else (i,), []).append(i)
+        groups.setdefault(paths.pack_key(s) if pack else str(i), []).append(i)
     results: list[RunResult | None] = [None] * len(specs)
     for members in groups.values():
         group = [specs[i] for i in members]
         if len(group) > 1:
-            out = train_packed(group, data, checkpoint_dir)
+            out = train_packed(group, data, results_root)
         else:
-            path = None if checkpoint_dir is None else Path(checkpoint_dir) / (group[0].run_id.replace("/", "__") + ".pt")
-            out = [train_run(group[0], data, path)]
+            out = [train_run(group[0], data, _checkpoint(group[0], results_root))]
         for i, r in zip(members, out):
             results[i] = r
     return results

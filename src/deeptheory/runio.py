@@ -1,23 +1,23 @@
-"""A finished run on disk: ``metrics.csv``, ``model.pt`` and ``provenance.json`` in its folder."""
+"""A finished run on disk: ``metrics.csv``, ``model.pt`` and ``provenance.json`` in its
+folder (``paths.run_dir``)."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from . import provenance
+from . import paths, provenance
 from .atomic import save_torch, write_csv, write_json
-from .engine import RunResult
+from .run import RunResult
 from .spec import RunSpec
 
 
-def run_dir(results_root: str | Path, spec: RunSpec) -> Path:
-    return Path(results_root) / "runs" / spec.run_id
-
-
 def write_run(result: RunResult, folder: Path, *, profile: str, device, verified: Path, engine: str) -> None:
+    """Metrics and weights first, provenance last: a folder with provenance is complete."""
     spec = result.spec
     write_csv(folder / "metrics.csv", pd.DataFrame(result.rows))
     save_torch(folder / "model.pt", {"spec": spec.to_dict(), "state_dict": result.state_dict})
@@ -31,7 +31,24 @@ def write_run(result: RunResult, folder: Path, *, profile: str, device, verified
 
 def is_done(folder: Path, spec: RunSpec) -> bool:
     """A run whose outputs exist and were made from this very spec need not train again."""
-    prov = folder / "provenance.json"
-    if not (folder / "metrics.csv").exists() or not prov.exists():
+    prov = Path(folder) / "provenance.json"
+    if not (Path(folder) / "metrics.csv").exists() or not prov.exists():
         return False
-    return json.loads(prov.read_text())["config"]["spec"] == spec.to_dict()
+    try:
+        return json.loads(prov.read_text())["config"]["spec"] == spec.to_dict()
+    except (ValueError, KeyError):
+        return False
+
+
+def link_run(src: Path, dst: Path) -> None:
+    """Give a finished run's files a second name (a hard link, a copy across file systems),
+    provenance last, each stamped now: Snakemake dates an output by its mtime."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in paths.RUN_FILES:
+        target = dst / name
+        target.unlink(missing_ok=True)
+        try:
+            os.link(src / name, target)
+        except OSError:
+            shutil.copyfile(src / name, target)
+        os.utime(target)

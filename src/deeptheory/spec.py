@@ -2,8 +2,11 @@
 
 The id carries the grid coordinates (data set, family, width, N, labels, init scale, seed),
 so a changed grid value adds or drops only the runs it touches. Settings shared by a whole
-profile (learning rate, epochs, ...) travel as Snakemake params, which rerun what they
-change.
+profile (learning rate, epochs, ...) are fields of the spec too, but not of the id: they
+travel to the jobs as Snakemake params, which rerun what they change.
+
+``RUN_ID`` is the one place the id's format is written: the id of a spec, the parser and
+the Snakemake wildcard pattern are all derived from it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
-RUN_ID_PATTERN = re.compile(
-    r"(?P<dataset>[a-z0-9-]+)/(?P<model>[a-z0-9]+)_w(?P<width>\d+)_N(?P<N>\d+)_"
-    r"(?P<labels>natural|random)_i(?P<init>[0-9.]+)_s(?P<seed>\d+)$")
+# The run id's format, and the pattern of each of its fields.
+RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}"
+RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+", "N": "[0-9]+",
+                 "labels": "natural|random", "init": "[0-9.e+-]+", "seed": "[0-9]+"}
+RUN_ID_REGEX = RUN_ID.format(**{k: f"(?:{p})" for k, p in RUN_ID_FIELDS.items()})
+_PARSER = re.compile(RUN_ID.format(**{k: f"(?P<{k}>{p})" for k, p in RUN_ID_FIELDS.items()}) + "$")
 
 
 @dataclass(frozen=True)
@@ -27,10 +33,12 @@ class RunSpec:
     label_seed: int = 0     # seed of the random labels, fixed across N, widths and seeds
     seed: int = 0           # init, subset and data order
     init_scale: float = 1.0
-    lr: float = 0.01
-    momentum: float = 0.9
-    batch_size: int = 128
-    max_epochs: int = 100
+    # Training settings: no defaults that could silently differ from the config's; every
+    # spec is made by deeptheory.grid from the profile, or spelled out in full by a test.
+    lr: float = dataclasses.field(kw_only=True)
+    momentum: float = dataclasses.field(kw_only=True)
+    batch_size: int = dataclasses.field(kw_only=True)
+    max_epochs: int = dataclasses.field(kw_only=True)
     image_budget: int | None = None  # caps epochs at ceil(budget / N); None: no cap
     stop_at_zero: bool = True        # stop once the training error is exactly 0
     n_test: int | None = None        # evaluate on the first n_test test images; None: all
@@ -38,8 +46,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return (f"{self.dataset}/{self.model}_w{self.width}_N{self.N}_{self.labels}"
-                f"_i{format_init(self.init_scale)}_s{self.seed}")
+        return RUN_ID.format(dataset=self.dataset, model=self.model, width=self.width, N=self.N,
+                             labels=self.labels, init=format_init(self.init_scale), seed=self.seed)
 
     @property
     def epoch_cap(self) -> int:
@@ -61,9 +69,9 @@ def format_init(scale: float) -> str:
 
 
 def parse_run_id(run_id: str) -> dict:
-    m = RUN_ID_PATTERN.match(run_id)
+    m = _PARSER.match(run_id)
     if not m:
-        raise ValueError(f"not a run id: {run_id!r}")
+        raise ValueError(f"not a run id: {run_id!r} (format {RUN_ID})")
     d = m.groupdict()
     return {"dataset": d["dataset"], "model": d["model"], "width": int(d["width"]), "N": int(d["N"]),
             "labels": d["labels"], "init_scale": float(d["init"]), "seed": int(d["seed"])}

@@ -1,6 +1,7 @@
 # Raw archives through DVC into data/raw/<dataset>/, verified, then decoded once.
 
 
+# Local: compute nodes of a cluster often have no internet access.
 rule fetch_dataset:
     output:
         "data/raw/{dataset}/verified.json",
@@ -8,6 +9,7 @@ rule fetch_dataset:
         dataset_cfg=lambda w: config["datasets"][w.dataset],
     log:
         "logs/fetch/{dataset}.log",
+    localrule: True
     conda:
         ENV
     script:
@@ -23,6 +25,7 @@ rule decode_dataset:
         fmt=lambda w: config["datasets"][w.dataset]["format"],
     log:
         "logs/decode/{dataset}.log",
+    localrule: True
     conda:
         ENV
     script:

@@ -1,69 +1,62 @@
-# One rule per target (named after its id), then one table of every claim.
-
-for _tid in DATA_TARGETS:
-
-    rule:
-        name:
-            f"target_{_tid.replace('-', '_')}"
-        input:
-            training_outputs(_tid),
-        output:
-            png=f"results/{_tid}/figure.png",
-            pdf=f"results/{_tid}/figure.pdf",
-            table=f"results/{_tid}/table.csv",
-            table_md=f"results/{_tid}/table.md",
-            claims=f"results/{_tid}/claims.csv",
-            provenance=f"results/{_tid}/provenance.json",
-        params:
-            metrics=metrics_of(_tid),
-            target=_tid,
-            target_cfg=DATA_TARGETS[_tid],
-            claims_cfg=config["claims"],
-            substitute=SUBSTITUTE,
-            profile=config["profile"],
-        log:
-            f"logs/targets/{_tid}.log",
-        conda:
-            ENV
-        script:
-            "../scripts/target.py"
+# Every target, data-set or synthetic, is built by one rule through one contract
+# (deeptheory.targets, deeptheory.report); then one table gathers every claim.
 
 
-for _tid in SYNTHETIC:
-
-    rule:
-        name:
-            f"target_{_tid.replace('-', '_')}"
-        output:
-            png=f"results/{_tid}/figure.png",
-            pdf=f"results/{_tid}/figure.pdf",
-            table=f"results/{_tid}/table.csv",
-            table_md=f"results/{_tid}/table.md",
-            claims=f"results/{_tid}/claims.csv",
-            provenance=f"results/{_tid}/provenance.json",
-        params:
-            target=_tid,
-            target_cfg=SYNTHETIC[_tid],
-            claims_cfg=config["claims"],
-            seed=PROFILE["seeds"][0],
-            profile=config["profile"],
-        threads: 1
-        log:
-            f"logs/targets/{_tid}.log",
-        conda:
-            ENV
-        script:
-            "../scripts/synthetic.py"
+rule target:
+    input:
+        runs=target_runs,
+    output:
+        png=report(
+            "results/{target}/figure.png",
+            caption="../report/target.rst",
+            category="Targets",
+            subcategory="{target}",
+            labels={"target": "{target}", "file": "figure"},
+        ),
+        pdf="results/{target}/figure.pdf",
+        table=report(
+            "results/{target}/table.csv",
+            caption="../report/target.rst",
+            category="Targets",
+            subcategory="{target}",
+            labels={"target": "{target}", "file": "table"},
+        ),
+        table_md="results/{target}/table.md",
+        claims=report(
+            "results/{target}/claims.csv",
+            caption="../report/target.rst",
+            category="Targets",
+            subcategory="{target}",
+            labels={"target": "{target}", "file": "claims"},
+        ),
+        provenance="results/{target}/provenance.json",
+    params:
+        target_cfg=lambda w: PLAN.targets[w.target],
+        claims_cfg=config["claims"],
+        seed=PROFILE["seeds"][0],
+        requested=lambda w: PLAN.targets[w.target].get("dataset"),
+        substitute=SUBSTITUTE,
+        profile=config["profile"],
+        device=config.get("device", "auto"),
+        caption=target_caption,
+    threads: 1
+    log:
+        "logs/targets/{target}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/target.py"
 
 
 rule claims:
     input:
         expand("results/{target}/claims.csv", target=TARGET_IDS),
     output:
-        csv="results/claims.csv",
+        csv=report("results/claims.csv", caption="../report/claims.rst", category="Claims"),
         md="results/claims.md",
     log:
         "logs/claims.log",
+    localrule: True
     conda:
         ENV
     script:

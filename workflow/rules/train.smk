@@ -1,66 +1,68 @@
-# One job per run: the run id holds the grid coordinates, params the shared settings.
+# Training: one job per run, or in packed mode one job per pack (runs of one architecture
+# and batch size, deeptheory.paths.pack_key). Either way every run's files end up in
+# results/runs/<run id>/, which is what targets read.
 
 
-wildcard_constraints:
-    dataset="[a-z0-9-]+",
-    model="[a-z0-9]+",
-    width="[0-9]+",
-    N="[0-9]+",
-    labels="natural|random",
-    init="[0-9.]+",
-    seed="[0-9]+",
+if not PACKED:
 
-
-RUN = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}"
-
-
-if PACKED:
-
-    # One job per architecture: its runs train together in one pass (deeptheory.packed).
-    rule train_pack:
+    rule train:
         input:
-            data="data/cache/{dataset}.npz",
-            verified="data/raw/{dataset}/verified.json",
+            unpack(run_data),
         output:
-            "results/packs/{dataset}/{model}_w{width}.csv",
+            metrics="results/runs/{run}/metrics.csv",
+            model="results/runs/{run}/model.pt",
+            provenance="results/runs/{run}/provenance.json",
         params:
-            specs=lambda w: [s.to_dict() for s in PACKS[f"{w.dataset}/{w.model}_w{w.width}"]],
-            results_root="results",
-            checkpoint_dir="results/checkpoints",
-            device=device(),
+            spec=lambda w: spec_of(w).to_dict(),
+            device=config.get("device", "auto"),
             profile=config["profile"],
         threads: 1
         resources:
-            mem_mb=config.get("resources", {}).get("train_mem_mb", 4000),
-            gpu=config.get("resources", {}).get("train_gpus", 0),
+            mem_mb=train_resources("train_mem_mb", 4000),
+            gpu=train_resources("train_gpus", 0),
         log:
-            "logs/train/{dataset}/{model}_w{width}.pack.log",
+            "logs/train/{run}.log",
+        conda:
+            ENV
+        script:
+            "../scripts/train.py"
+
+else:
+
+    # One job trains a whole pack in one vmap-ed pass (deeptheory.packed); its folder holds
+    # every run's files, declared as a directory output.
+    rule train_pack:
+        input:
+            unpack(pack_data),
+        output:
+            directory("results/packs/{pack}"),
+        params:
+            specs=lambda w: [PLAN.specs[r].to_dict() for r in PLAN.packs[w.pack]],
+            device=config.get("device", "auto"),
+            profile=config["profile"],
+        threads: 1
+        resources:
+            mem_mb=train_resources("train_mem_mb", 4000),
+            gpu=train_resources("train_gpus", 0),
+        log:
+            "logs/train/{pack}.pack.log",
         conda:
             ENV
         script:
             "../scripts/train_pack.py"
 
-
-rule train:
-    input:
-        data="data/cache/{dataset}.npz",
-        verified="data/raw/{dataset}/verified.json",
-    output:
-        metrics=f"results/runs/{RUN}/metrics.csv",
-        model=f"results/runs/{RUN}/model.pt",
-        provenance=f"results/runs/{RUN}/provenance.json",
-    params:
-        spec=lambda w: spec_of(w).to_dict(),
-        checkpoint=lambda w: f"results/checkpoints/{spec_of(w).run_id}.pt",
-        device=device(),
-        profile=config["profile"],
-    threads: 1
-    resources:
-        mem_mb=config.get("resources", {}).get("train_mem_mb", 4000),
-        gpu=config.get("resources", {}).get("train_gpus", 0),
-    log:
-        f"logs/train/{RUN}.log",
-    conda:
-        ENV
-    script:
-        "../scripts/train.py"
+    # A run's files, taken from its pack's folder (hard links: no second copy on disk).
+    rule run_from_pack:
+        input:
+            lambda w: str(paths.pack_dir(paths.pack_key(spec_of(w)))),
+        output:
+            metrics="results/runs/{run}/metrics.csv",
+            model="results/runs/{run}/model.pt",
+            provenance="results/runs/{run}/provenance.json",
+        localrule: True
+        log:
+            "logs/train/{run}.from_pack.log",
+        conda:
+            ENV
+        script:
+            "../scripts/run_from_pack.py"

@@ -1,8 +1,8 @@
 """Gather every target's claim rows into results/claims.csv (rule claims)."""
 
-from deeptheory import logs, targets
+from deeptheory import logs, report
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = logs.setup(sm.log[0], "claims")
-table = targets.gather_claims(list(sm.input), sm.output.csv, sm.output.md)
+table = report.gather_claims(list(sm.input), sm.output.csv, sm.output.md)
 log.info("%d of %d claims held", int(table["held"].sum()), len(table))

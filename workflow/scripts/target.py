@@ -1,20 +1,28 @@
-"""Figure, table and claim rows of one target from its runs (rules target_<id>)."""
+"""Build one target, data-set or synthetic, through the one contract (rule target)."""
 
-import time
 from pathlib import Path
 
-from deeptheory import logs, provenance, targets
-from deeptheory.atomic import write_json
+import pandas as pd
+import torch
+
+from deeptheory import claims, grid, logs, report
+from deeptheory.run import resolve_device
+from deeptheory.targets import Inputs, get
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-t0 = time.perf_counter()
-log = logs.setup(sm.log[0], sm.params.target)
-rows = targets.report(sm.params.target, list(sm.params.metrics), sm.params.target_cfg, sm.params.claims_cfg,
-                      sm.params.substitute, Path(sm.output.claims).parent)
+tid = sm.wildcards.target
+log = logs.setup(sm.log[0], tid)
+torch.set_num_threads(sm.threads)
+cfg = sm.params.target_cfg
+runs = list(sm.input.runs)
+inputs = Inputs(target=tid, cfg=cfg, tol=claims.Tolerances(sm.params.claims_cfg), seed=sm.params.seed,
+                runs=pd.concat([pd.read_csv(p) for p in runs], ignore_index=True) if runs else None,
+                requested=sm.params.requested,
+                used=grid.dataset_used(cfg, sm.params.substitute) if sm.params.requested else None,
+                device=str(resolve_device(sm.params.device)))
+log.info("building %s from %d runs with %s", tid, len(runs), cfg)
+rows = report.build(get(tid), inputs, Path(sm.output.claims).parent, runs_read=runs,
+                    config={"profile": sm.params.profile, "target": cfg, "claims": sm.params.claims_cfg,
+                            "substitute": sm.params.substitute})
 for r in rows.itertuples():
     log.info("%s  held=%s  %s", r.id, r.held, r.measured)
-write_json(sm.output.provenance, provenance.record(
-    config={"profile": sm.params.profile, "target": sm.params.target_cfg, "claims": sm.params.claims_cfg,
-            "substitute": sm.params.substitute},
-    seeds={}, device="cpu", wall_s=time.perf_counter() - t0, data={},
-    extra={"runs": list(sm.params.metrics)}))

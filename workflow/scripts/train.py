@@ -4,9 +4,10 @@ from pathlib import Path
 
 import torch
 
-from deeptheory import logs, runio
+from deeptheory import logs, paths, runio
 from deeptheory.datasets import Dataset
-from deeptheory.engine import resolve_device, train_run
+from deeptheory.engine import train_run
+from deeptheory.run import resolve_device
 from deeptheory.spec import RunSpec
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -17,7 +18,7 @@ device = resolve_device(sm.params.device)
 log.info("run %s on %s: %s", spec.run_id, device, spec)
 
 data = Dataset.load(spec.dataset, Path(sm.input.data), device)
-checkpoint = Path(sm.params.checkpoint)
+checkpoint = paths.checkpoint(spec.run_id)
 result = train_run(spec, data, checkpoint=checkpoint)
 runio.write_run(result, Path(sm.output.metrics).parent, profile=sm.params.profile, device=device,
                 verified=Path(sm.input.verified), engine="single")

@@ -1,1 +1,1 @@
-"""Synthetic experiments of EXPERIMENTS.md section B: no data set, a CPU is enough."""
+"""Synthetic experiments of docs/CATALOG.md (synthetic targets): no data set, a CPU is enough."""

@@ -2,7 +2,7 @@
 Theorems 1-2; the slides).
 
 The target of n = 2^L variables is a binary tree of smooth 2-variable constituents,
-after EXPERIMENTS.md E: h1 = 0.59 cos(1.5 pi (x + y)) at the root, and below it
+after the authors' settings (docs/CATALOG.md): h1 = 0.59 cos(1.5 pi (x + y)) at the root, and below it
 h(x, y) = 2 ((x + y + 2) / 4)^2 - 1, the memos' quadratic 1.1 (x + y + 1)^2 - 1 rescaled so
 that every constituent maps [-1, 1]^2 into [-1, 1] and the tree stays in range.
 The deep net mirrors the tree (each node a 2 -> k -> 1 ReLU net, "local" and deep); the

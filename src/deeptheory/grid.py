@@ -1,0 +1,103 @@
+"""Run specs from the config: which runs each target reads, and how they pack.
+
+This is all the DAG imports from the library (with ``targets``' registry and ``paths``):
+no pandas, no matplotlib, no torch, so a dry run stays cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from . import paths
+from .spec import RunSpec
+from .targets import REGISTRY, get
+
+
+class ConfigError(ValueError):
+    """A config value the grid cannot use; the message names the config key."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every target of a profile, the runs each reads, and the packs those runs form."""
+    profile: str
+    targets: dict            # id -> its config entry (data-set and synthetic alike)
+    runs: dict               # data-set target id -> list of RunSpec
+    specs: dict              # run id -> RunSpec (a run two targets read appears once)
+    packs: dict              # pack key -> list of run ids
+
+    def runs_of(self, tid: str) -> list[RunSpec]:
+        return self.runs.get(tid, [])
+
+
+def dataset_used(tcfg: dict, substitute: dict | None) -> str:
+    return (substitute or {}).get(tcfg["dataset"], tcfg["dataset"])
+
+
+def check_grid(tid: str, tcfg: dict, profile_name: str) -> None:
+    """A sweep varies one axis; the other must be a single value (the claims read it)."""
+    sweep = get(tid).sweep
+    fixed = "widths" if sweep == "N" else "N"
+    if len(tcfg[fixed]) != 1:
+        raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.{fixed} must hold one value "
+                          f"(this target sweeps {sweep}), got {tcfg[fixed]}")
+
+
+def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict) -> RunSpec:
+    train = profile["train"]
+    return RunSpec(dataset=dataset, model=model, width=int(width), N=int(N), labels=labels,
+                   label_seed=int(profile["label_seed"]) if labels == "random" else 0, seed=int(seed),
+                   init_scale=float(init_scale), lr=float(train["lr"]), momentum=float(train["momentum"]),
+                   batch_size=int(train["batch_size"]), max_epochs=int(train["max_epochs"]),
+                   image_budget=train.get("image_budget"), stop_at_zero=bool(train.get("stop_at_zero", True)),
+                   n_test=profile.get("n_test"), eval_every=int(train.get("eval_every", 5)))
+
+
+def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
+              profile_name: str = "<profile>") -> list[RunSpec]:
+    check_grid(tid, tcfg, profile_name)
+    ds = dataset_used(tcfg, substitute)
+    return [spec_for(ds, tcfg["model"], w, n, tcfg["labels"], init, seed, profile)
+            for w, n, init, seed in itertools.product(tcfg["widths"], tcfg["N"], tcfg.get("init_scales", [1.0]),
+                                                      profile["seeds"])]
+
+
+def plan(config: dict) -> Plan:
+    """The profile's targets and runs, checked against the registry and the data sets."""
+    name = config["profile"]
+    if name not in config["profiles"]:
+        raise ConfigError(f"config key 'profile' is {name!r}; choose one of {sorted(config['profiles'])} "
+                          f"(the entries of config key 'profiles')")
+    profile = config["profiles"][name]
+    substitute = config.get("substitute") or {}
+    for asked, used in substitute.items():
+        if used not in config["datasets"]:
+            raise ConfigError(f"config key substitute.{asked} names data set {used!r}, which config key "
+                              f"'datasets' lacks")
+    targets = {**(profile.get("targets") or {}), **(profile.get("synthetic") or {})}
+    if not targets:
+        raise ConfigError(f"profile {name!r} names no target: fill config key profiles.{name}.targets or .synthetic")
+    runs = {}
+    for section in ("targets", "synthetic"):
+        for tid, tcfg in (profile.get(section) or {}).items():
+            if tid not in REGISTRY:
+                raise ConfigError(f"config key profiles.{name}.{section}.{tid}: unknown target; known: "
+                                  f"{', '.join(REGISTRY)}")
+            if REGISTRY[tid].trains != (section == "targets"):
+                right = "targets" if REGISTRY[tid].trains else "synthetic"
+                raise ConfigError(f"config key profiles.{name}.{section}.{tid}: this target belongs under "
+                                  f"profiles.{name}.{right}")
+            if section == "targets":
+                runs[tid] = run_specs(tid, tcfg, profile, substitute, name)
+    specs = {}
+    for tid, target_runs in runs.items():
+        for s in target_runs:
+            if s.dataset not in config["datasets"]:
+                raise ConfigError(f"target {tid} needs data set {s.dataset!r}: add it under config key 'datasets' "
+                                  f"or map it to one there with config key 'substitute'")
+            specs[s.run_id] = s
+    packs = {}
+    for run_id in sorted(specs):
+        packs.setdefault(paths.pack_key(specs[run_id]), []).append(run_id)
+    return Plan(name, targets, runs, specs, packs)

@@ -1,0 +1,196 @@
+"""The per-run kit that both training paths share (``engine`` trains one run, ``packed``
+many at once): a run's random streams, its data subset, its book of epochs and
+evaluations, its result, its checkpoint format and its metrics schema.
+
+Each run owns its generators (subset, labels, init, data order), which makes a run's
+numbers independent of what else trains in the same process; that is what lets the packed
+path train many runs of one architecture in one pass without changing them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import models
+from .atomic import save_torch
+from .datasets import Dataset
+from .spec import RunSpec
+
+log = logging.getLogger(__name__)
+
+EVAL_CHUNK = 1000
+SUBSET, ORDER, LABELS = 1, 2, 3  # purposes of a run's random streams
+
+
+def stream(seed: int, purpose: int) -> torch.Generator:
+    """Independent streams per (seed, purpose) so that e.g. changing the label seed never
+    shifts the data order."""
+    state = np.random.SeedSequence([int(seed), purpose]).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+def subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into the training set and the labels a run trains on. The first N of a
+    seeded permutation: subsets are nested in N for one seed, and the same for natural and
+    random labels."""
+    n_total = len(data.y_train)
+    if spec.N > n_total:
+        raise ValueError(f"N = {spec.N} exceeds the {n_total} training images of {data.name}")
+    idx = torch.randperm(n_total, generator=stream(spec.seed, SUBSET))[: spec.N].to(data.device)
+    y = data.y_train
+    if spec.labels == "random":
+        y = torch.randint(0, data.num_classes, (n_total,), generator=stream(spec.label_seed, LABELS)).to(data.device)
+    elif spec.labels != "natural":
+        raise ValueError(f"labels must be 'natural' or 'random', not {spec.labels!r}")
+    return idx, y[idx]
+
+
+def training_subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    idx, y = subset(spec, data)
+    return data.x_train[idx], y
+
+
+def initial_model(spec: RunSpec, data: Dataset) -> torch.nn.Module:
+    model = models.build(spec.model, spec.width, data.input_shape, data.num_classes)
+    models.init_params(model, spec.seed, spec.init_scale)
+    return model.to(data.device)
+
+
+@torch.no_grad()
+def evaluate(model, x, y) -> tuple[float, float]:
+    """Mean cross-entropy and error rate of ``model`` on (x, y)."""
+    loss_sum, wrong = 0.0, 0
+    for i in range(0, len(y), EVAL_CHUNK):
+        out = model(x[i : i + EVAL_CHUNK])
+        loss_sum += F.cross_entropy(out, y[i : i + EVAL_CHUNK], reduction="sum").item()
+        wrong += (out.argmax(1) != y[i : i + EVAL_CHUNK]).sum().item()
+    return loss_sum / len(y), wrong / len(y)
+
+
+@dataclass
+class RunResult:
+    spec: RunSpec
+    rows: list[dict]            # one per evaluated epoch; the last has final=True
+    state_dict: dict
+    wall_s: float
+    resumed_from_epoch: int = 0
+
+
+def loss_drop_last_fifth(curve: list[float]) -> float:
+    """Relative fall of the per-epoch training loss over the last fifth of the epochs: how
+    far from levelled off a run was when it stopped (claims call a run still falling past
+    config ``claims.still_falling``)."""
+    if len(curve) < 5:
+        return float("nan")
+    k = max(1, len(curve) // 5)
+    before, after = curve[-k - 1], curve[-1]
+    return float((before - after) / before) if before > 0 else 0.0
+
+
+class RunBook:
+    """What both training paths keep per run: epoch count, stop rule, evaluations, rows.
+
+    A run stops once its training error is exactly 0 or at its epoch cap. The running error
+    of an epoch mixes weights from the whole epoch, so only a full pass over the training
+    subset decides that it is fit, and that pass runs only when plausible (no mistake seen
+    in the epoch), every ``eval_every`` epochs, and at the cap.
+    """
+
+    def __init__(self, spec: RunSpec, state: dict | None = None):
+        self.spec = spec
+        self.rows: list[dict] = [] if state is None else list(state["rows"])
+        self.loss_curve: list[float] = [] if state is None else list(state.get("loss_curve", []))
+        self.epoch = 0 if state is None else int(state["epoch"])
+        self.start_epoch = self.epoch
+        self.wall_before = 0.0 if state is None else float(state["wall_s"])
+        self.t0 = time.perf_counter()
+        self.done = bool(self.rows) and self.rows[-1]["final"] or self.epoch >= spec.epoch_cap
+
+    @property
+    def wall(self) -> float:
+        return self.wall_before + time.perf_counter() - self.t0
+
+    def record(self, train: tuple[float, float], test: tuple[float, float], final: bool) -> None:
+        row = {"epoch": self.epoch, "train_loss": train[0], "train_err": train[1], "test_loss": test[0],
+               "test_err": test[1], "interpolated": train[1] == 0.0, "final": final,
+               "loss_drop_last_fifth": loss_drop_last_fifth(self.loss_curve), "wall_s": self.wall}
+        self.rows.append(row)
+        log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
+                 self.spec.epoch_cap, train[0], train[1], test[1])
+
+    def end_epoch(self, wrong: int, loss_sum: float, eval_train, eval_test) -> bool:
+        """Close an epoch given its running mistakes and summed loss over the minibatches."""
+        self.epoch += 1
+        self.loss_curve.append(loss_sum / self.spec.N)
+        spec = self.spec
+        cap = spec.epoch_cap
+        if (spec.stop_at_zero and wrong == 0) or self.epoch % spec.eval_every == 0 or self.epoch == cap:
+            train = eval_train()
+            self.done = self.epoch == cap or (spec.stop_at_zero and train[1] == 0.0)
+            self.record(train, eval_test(), self.done)
+        else:
+            log.info("%s epoch %d/%d  running loss %.4f  running train err %.4f", spec.run_id, self.epoch, cap,
+                     loss_sum / spec.N, wrong / spec.N)
+        return self.done
+
+    def finish(self, eval_train, eval_test) -> None:
+        """Make sure the last row is a final one (a resume can land between the two)."""
+        if not self.rows or not self.rows[-1]["final"]:
+            self.record(eval_train(), eval_test(), True)
+
+    def save(self, path: Path | None, params: dict, momentum: dict, order: torch.Generator) -> None:
+        """One checkpoint format for the single-run and the packed path, at one path per run
+        id (``paths.checkpoint``), so a run resumes under either."""
+        if path is None:
+            return
+        save_torch(path, {"spec": self.spec.to_dict(), "epoch": self.epoch,
+                          "model": {k: v.detach().cpu() for k, v in params.items()},
+                          "momentum": {k: v.detach().cpu() for k, v in momentum.items()},
+                          "order": order.get_state(), "rows": self.rows, "loss_curve": self.loss_curve,
+                          "wall_s": self.wall})
+
+    def result(self, state_dict: dict, n_test: int, num_classes: int) -> RunResult:
+        n_params = sum(v.numel() for v in state_dict.values())
+        return RunResult(self.spec, with_run_fields(self.rows, self.spec, n_params, n_test, num_classes),
+                         {k: v.detach().cpu().clone() for k, v in state_dict.items()}, self.wall,
+                         resumed_from_epoch=self.start_epoch)
+
+
+def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int, num_classes: int) -> list[dict]:
+    """The columns every metrics row carries: one schema for every run."""
+    common = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model, "width": spec.width,
+              "n_params": n_params, "n_neurons": models.n_neurons(spec.model, spec.width), "N": spec.N,
+              "labels": spec.labels, "label_seed": spec.label_seed if spec.labels == "random" else None,
+              "seed": spec.seed, "init_scale": spec.init_scale, "epoch_cap": spec.epoch_cap,
+              "n_test": n_test, "num_classes": num_classes}
+    return [{**common, **r} for r in rows]
+
+
+def load_checkpoint(path, spec: RunSpec) -> dict | None:
+    """The checkpoint's state if it holds this spec's run, else None. A file that does not
+    load (a write cut short before the atomic rename cannot leave one, but a disk can) is
+    reported and ignored: the run starts afresh rather than from a half state."""
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 (any unreadable file means: no usable state)
+        log.warning("%s: checkpoint %s does not load (%s); starting afresh", spec.run_id, path, err)
+        return None
+    if state.get("spec") != spec.to_dict() or "momentum" not in state:
+        log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
+        return None
+    return state
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
