@@ -3,7 +3,7 @@ import torch
 
 from deeptheory.engine import train_run
 from deeptheory.run import training_subset
-from deeptheory.spec import RunSpec, parse_run_id
+from deeptheory.spec import RunSpec, parse_run_id, parse_stop
 
 from conftest import train_settings
 
@@ -53,10 +53,23 @@ def test_stops_at_zero_training_error(tiny):
     assert final["epoch"] < 200
 
 
-def test_epoch_cap_from_image_budget():
-    assert spec(N=200, max_epochs=100, image_budget=1000).epoch_cap == 5
-    assert spec(N=200, max_epochs=3, image_budget=1000).epoch_cap == 3
-    assert spec(N=200, max_epochs=3).epoch_cap == 3
+def test_training_past_zero_adds_exactly_the_epochs_asked_for(tiny):
+    at_zero = train_run(spec(N=60, max_epochs=200, stop_at_zero=True, eval_every=50), tiny).rows[-1]
+    past = train_run(spec(N=60, max_epochs=200, stop_at_zero=True, past_zero=7, eval_every=50), tiny).rows
+    assert past[-1]["first_zero_epoch"] == at_zero["epoch"]
+    assert past[-1]["epoch"] == at_zero["epoch"] + 7 and past[-1]["final"]
+    assert past[-1]["train_loss"] < at_zero["train_loss"]  # the loss keeps falling after the fit
+
+
+def test_stop_rules_and_their_ids():
+    assert parse_stop("zero", 300) == {"stop_at_zero": True, "past_zero": 0, "max_epochs": 300}
+    assert parse_stop("zero+50", 300) == {"stop_at_zero": True, "past_zero": 50, "max_epochs": 300}
+    assert parse_stop("e30", 300) == {"stop_at_zero": False, "past_zero": 0, "max_epochs": 30}
+    with pytest.raises(ValueError, match="zero"):
+        parse_stop("until-bored", 300)
+    for stop in ("zero", "zero+50", "e30"):
+        s = spec(**parse_stop(stop, 300))
+        assert s.stop == stop and s.run_id.endswith(f"_{stop}") and parse_run_id(s.run_id)["stop"] == stop
 
 
 class Killed(Exception):
@@ -88,6 +101,6 @@ def test_checkpoint_of_other_settings_is_not_resumed(tiny, tmp_path):
 
 def test_run_id_round_trip():
     s = spec(labels="random", init_scale=10.0, seed=2)
-    assert s.run_id == "tiny/allconv5_w8_N200_random_i10_s2"
+    assert s.run_id == "tiny/allconv5_w8_N200_random_i10_s2_e8"
     assert parse_run_id(s.run_id) == {"dataset": "tiny", "model": "allconv5", "width": 8, "N": 200,
-                                      "labels": "random", "init_scale": 10.0, "seed": 2}
+                                      "labels": "random", "init_scale": 10.0, "seed": 2, "stop": "e8"}

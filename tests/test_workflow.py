@@ -164,7 +164,7 @@ def test_packed_mode_trains_each_architecture_in_one_job_with_the_same_results(b
     assert result.returncode == 0, result.stdout[-3000:]
     counts = job_counts(result.stdout)
     assert counts["train_pack"] == 1 and counts["run_from_pack"] == 2 and "train" not in counts
-    for run in ["allconv5_w2_N30_natural_i1_s0", "allconv5_w2_N60_natural_i1_s0"]:
+    for run in ["allconv5_w2_N30_natural_i1_s0_zero", "allconv5_w2_N60_natural_i1_s0_zero"]:
         single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
         packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")
         assert list(packed["epoch"]) == list(single["epoch"])
@@ -173,13 +173,13 @@ def test_packed_mode_trains_each_architecture_in_one_job_with_the_same_results(b
     summary = snakemake(tmp_path, packed_config(sources), "--summary").stdout
     assert "results/packs/cifar10/allconv5_w2_b32" in summary
     for name in ["metrics.csv", "model.pt", "provenance.json"]:
-        assert f"results/runs/cifar10/allconv5_w2_N30_natural_i1_s0/{name}" in summary
+        assert f"results/runs/cifar10/allconv5_w2_N30_natural_i1_s0_zero/{name}" in summary
     # A new N in the grid reruns the pack, which trains only the new run.
     again = snakemake(tmp_path, packed_config(sources, n_grid=(30, 60, 90)), "--cores", "1")
     assert again.returncode == 0, again.stdout[-3000:]
     log = (tmp_path / "logs" / "train" / "cifar10" / "allconv5_w2_b32.pack.log").read_text()
     assert "3 runs, 1 to train" in log
-    prov = json.loads((tmp_path / "results" / "runs" / "cifar10" / "allconv5_w2_N90_natural_i1_s0" /
+    prov = json.loads((tmp_path / "results" / "runs" / "cifar10" / "allconv5_w2_N90_natural_i1_s0_zero" /
                        "provenance.json").read_text())
     assert prov["engine"] == "packed"
 

@@ -92,7 +92,7 @@ def train_near_zero(cid, text, final: pd.DataFrame, where: pd.Series, where_text
     return claim(cid, text, worst <= tol.train_zero,
                  f"max train err {worst:.4f} over {len(sel)} runs with {where_text}; "
                  f"{n_int}/{len(sel)} reached 0 (interpolated)",
-                 f"held if every such run has train err <= {tol.train_zero}")
+                 f"fails if any such run has train err > {tol.train_zero}")
 
 
 def falls_with(cid, text, points: pd.DataFrame, x: str, col: str, tol: Tolerances, direction="falls") -> dict:
@@ -130,3 +130,108 @@ def beyond_threshold(cid, text, points: pd.DataFrame, x: str, col: str, threshol
     return claim(cid, text, held, f"{col} by {x} from the last point before {threshold_text}: "
                  f"{_fmt(sel[x], sel[col])}",
                  f"{direction}: tolerance {t:.3f}; worst step against it {worst:+.3f}")
+
+
+# --- fitting, where it bites: at W ------------------------------------------------------
+
+def fit_status(final: pd.DataFrame, tol: Tolerances) -> pd.Series:
+    """Per run: 'interpolated' (train error exactly 0), 'levelled' (stopped at its cap with
+    the loss no longer falling by more than ``still_falling`` over its last fifth of
+    epochs) or 'not converged' (still falling: it says nothing about whether it could fit)."""
+    drop = final["loss_drop_last_fifth"].astype(float).fillna(float("inf"))
+    status = np.where(final["train_err"] == 0, "interpolated",
+                      np.where(drop > tol.still_falling, "not converged", "levelled"))
+    return pd.Series(status, index=final.index)
+
+
+def _excluded(sel: pd.DataFrame, status: pd.Series) -> str:
+    out = sel[status.loc[sel.index] == "not converged"]
+    if out.empty:
+        return "no run excluded"
+    return (f"{len(out)} run(s) left out as not converged (loss still falling > still_falling at the cap): "
+            + ", ".join(f"N={n} W={w}" for n, w in zip(out["N"], out["n_params"])))
+
+
+def does_not_fit(cid, text, final: pd.DataFrame, where: pd.Series, where_text: str, tol: Tolerances) -> dict:
+    """Every converged or levelled run with ``where`` keeps a training error above
+    ``train_zero``; runs still falling at their cap are left out and counted."""
+    status = fit_status(final, tol)
+    sel = final[where]
+    used = sel[status.loc[sel.index] != "not converged"]
+    if used.empty:
+        return claim(cid, text, False, f"no converged run with {where_text} ({len(sel)} in the grid)",
+                     f"not testable on this grid: needs a converged run with {where_text}; {_excluded(sel, status)}")
+    low = float(used["train_err"].min())
+    return claim(cid, text, low > tol.train_zero,
+                 f"min train err {low:.4f} over {len(used)} converged run(s) with {where_text}: "
+                 + _fmt(used["N"] if "N" in used else used.index, used["train_err"]),
+                 f"fails if any of them has train err <= {tol.train_zero}; {_excluded(sel, status)}")
+
+
+def first_unfit_near_w(cid, text, final: pd.DataFrame, W: int, tol: Tolerances) -> dict:
+    """Random labels: the smallest N whose converged runs leave train error 0 lies in
+    [W / fit_boundary_factor, fit_boundary_factor x W]."""
+    f = tol.fit_boundary_factor
+    status = fit_status(final, tol)
+    used = final[status != "not converged"]
+    pts = used.groupby("N")["train_err"].mean().sort_index()
+    unfit = pts[pts > tol.train_zero]
+    lo, hi = W / f, W * f
+    if unfit.empty:
+        return claim(cid, text, False, f"train err <= {tol.train_zero} at every converged N up to {pts.index.max()}",
+                     f"fails unless the first N with train err > {tol.train_zero} lies in [{lo:.0f}, {hi:.0f}]; "
+                     f"{_excluded(final, status)}")
+    n1 = int(unfit.index[0])
+    return claim(cid, text, lo <= n1 <= hi,
+                 f"train err first above {tol.train_zero} at N = {n1} = {n1 / W:.2f} W; by N: {_fmt(pts.index, pts)}",
+                 f"fails unless that N lies in [W/{f:g}, {f:g} W] = [{lo:.0f}, {hi:.0f}]; {_excluded(final, status)}")
+
+
+def near_chance_at_largest_n(cid, text, final: pd.DataFrame, W: int, tol: Tolerances) -> dict:
+    """Random labels at the largest N, which must be at least fit_boundary_factor x W: train
+    error at least ``chance_fraction`` of chance (converged runs only)."""
+    status = fit_status(final, tol)
+    n_max = int(final["N"].max())
+    chance = 1 - 1 / int(final["num_classes"].iloc[0])
+    need = tol.fit_boundary_factor * W
+    at = final[(final["N"] == n_max) & (status != "not converged")]
+    bar = tol.chance_fraction * chance
+    if n_max < need or at.empty:
+        why = f"largest N = {n_max} < {need:.0f}" if n_max < need else "its runs did not converge"
+        return claim(cid, text, False, f"not testable: {why}", f"needs a converged run at N >= {tol.fit_boundary_factor:g} W")
+    err = float(at["train_err"].mean())
+    return claim(cid, text, err >= bar, f"train err {err:.3f} at N = {n_max} = {n_max / W:.1f} W (chance {chance:.3f})",
+                 f"fails if below {tol.chance_fraction:g} x chance = {bar:.3f}; {_excluded(final[final['N'] == n_max], status)}")
+
+
+def gap_at_largest_n(cid, text, points: pd.DataFrame, W: int, tol: Tolerances) -> dict:
+    """At the largest N of the grid, which must exceed W, the test-train gap is at most
+    ``gap_at_largest_n``."""
+    last = points.sort_values("N").iloc[-1]
+    if last["N"] <= W:
+        return claim(cid, text, False, f"not testable: largest N = {int(last['N'])} <= W = {W}",
+                     "needs a grid point with N > W")
+    gap = float(last["gap"])
+    return claim(cid, text, gap <= tol.gap_at_largest_n,
+                 f"gap {gap:.3f} (test {last['test_err']:.3f} - train {last['train_err']:.3f}) at N = {int(last['N'])} "
+                 f"= {last['N'] / W:.1f} W",
+                 f"fails if the gap exceeds {tol.gap_at_largest_n}")
+
+
+def fits_at_first_w_past_n(cid, text, final: pd.DataFrame, N: int, tol: Tolerances) -> dict:
+    """memo073 Fig 3, "zero error as soon as W = N": the first grid W >= N lies within
+    w_bracket_factor x N and its runs reach train error <= train_zero."""
+    past = final[final["n_params"] >= N]
+    f = tol.w_bracket_factor
+    if past.empty:
+        return claim(cid, text, False, f"not testable: no grid W >= N = {N}", "needs grid widths around W = N")
+    w1 = int(past["n_params"].min())
+    at = past[past["n_params"] == w1]
+    if w1 > f * N:
+        return claim(cid, text, False, f"not testable: first grid W >= N is {w1} = {w1 / N:.2f} N",
+                     f"needs a grid W in [N, {f:g} N]: add widths")
+    worst = float(at["train_err"].max())
+    return claim(cid, text, worst <= tol.train_zero,
+                 f"train err {worst:.4f} at the first grid W >= N: W = {w1} = {w1 / N:.2f} N "
+                 f"({int(at['interpolated'].sum())}/{len(at)} runs exactly 0)",
+                 f"fails if above {tol.train_zero}")

@@ -10,7 +10,7 @@ import itertools
 from dataclasses import dataclass
 
 from . import paths
-from .spec import RunSpec
+from .spec import RunSpec, parse_stop
 from .targets import REGISTRY, get
 
 
@@ -44,21 +44,25 @@ def check_grid(tid: str, tcfg: dict, profile_name: str) -> None:
                           f"(this target sweeps {sweep}), got {tcfg[fixed]}")
 
 
-def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict) -> RunSpec:
+def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, stop: str = "zero") -> RunSpec:
     train = profile["train"]
     return RunSpec(dataset=dataset, model=model, width=int(width), N=int(N), labels=labels,
                    label_seed=int(profile["label_seed"]) if labels == "random" else 0, seed=int(seed),
                    init_scale=float(init_scale), lr=float(train["lr"]), momentum=float(train["momentum"]),
-                   batch_size=int(train["batch_size"]), max_epochs=int(train["max_epochs"]),
-                   image_budget=train.get("image_budget"), stop_at_zero=bool(train.get("stop_at_zero", True)),
-                   n_test=profile.get("n_test"), eval_every=int(train.get("eval_every", 5)))
+                   batch_size=int(train["batch_size"]), n_test=profile.get("n_test"),
+                   eval_every=int(train.get("eval_every", 5)), **parse_stop(stop, train["max_epochs"]))
 
 
 def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
               profile_name: str = "<profile>") -> list[RunSpec]:
     check_grid(tid, tcfg, profile_name)
     ds = dataset_used(tcfg, substitute)
-    return [spec_for(ds, tcfg["model"], w, n, tcfg["labels"], init, seed, profile)
+    stop = tcfg.get("stop", "zero")
+    try:
+        parse_stop(stop, 1)
+    except ValueError as err:
+        raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.stop: {err}") from None
+    return [spec_for(ds, tcfg["model"], w, n, tcfg["labels"], init, seed, profile, stop)
             for w, n, init, seed in itertools.product(tcfg["widths"], tcfg["N"], tcfg.get("init_scales", [1.0]),
                                                       profile["seeds"])]
 

@@ -97,10 +97,11 @@ def loss_drop_last_fifth(curve: list[float]) -> float:
 class RunBook:
     """What both training paths keep per run: epoch count, stop rule, evaluations, rows.
 
-    A run stops once its training error is exactly 0 or at its epoch cap. The running error
-    of an epoch mixes weights from the whole epoch, so only a full pass over the training
-    subset decides that it is fit, and that pass runs only when plausible (no mistake seen
-    in the epoch), every ``eval_every`` epochs, and at the cap.
+    A run stops once its training error is exactly 0 (then ``past_zero`` epochs more) or at
+    its epoch cap. The running error of an epoch mixes weights from the whole epoch, so only
+    a full pass over the training subset decides that it is fit, and that pass runs only
+    when plausible (no mistake seen in the epoch), every ``eval_every`` epochs, at the end
+    of the epochs past zero, and at the cap.
     """
 
     def __init__(self, spec: RunSpec, state: dict | None = None):
@@ -112,6 +113,8 @@ class RunBook:
         self.wall_before = 0.0 if state is None else float(state["wall_s"])
         self.t0 = time.perf_counter()
         self.done = bool(self.rows) and self.rows[-1]["final"] or self.epoch >= spec.epoch_cap
+        # The epoch the training error was first found exactly 0 (its rows say so on resume).
+        self.zero_epoch = next((r["epoch"] for r in self.rows if r["train_err"] == 0.0), None)
 
     @property
     def wall(self) -> float:
@@ -120,7 +123,8 @@ class RunBook:
     def record(self, train: tuple[float, float], test: tuple[float, float], final: bool) -> None:
         row = {"epoch": self.epoch, "train_loss": train[0], "train_err": train[1], "test_loss": test[0],
                "test_err": test[1], "interpolated": train[1] == 0.0, "final": final,
-               "loss_drop_last_fifth": loss_drop_last_fifth(self.loss_curve), "wall_s": self.wall}
+               "first_zero_epoch": self.zero_epoch, "loss_drop_last_fifth": loss_drop_last_fifth(self.loss_curve),
+               "wall_s": self.wall}
         self.rows.append(row)
         log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
                  self.spec.epoch_cap, train[0], train[1], test[1])
@@ -131,9 +135,14 @@ class RunBook:
         self.loss_curve.append(loss_sum / self.spec.N)
         spec = self.spec
         cap = spec.epoch_cap
-        if (spec.stop_at_zero and wrong == 0) or self.epoch % spec.eval_every == 0 or self.epoch == cap:
+        stop_due = self.zero_epoch is not None and self.epoch >= self.zero_epoch + spec.past_zero
+        maybe_fit = spec.stop_at_zero and self.zero_epoch is None and wrong == 0
+        if maybe_fit or stop_due or self.epoch % spec.eval_every == 0 or self.epoch == cap:
             train = eval_train()
-            self.done = self.epoch == cap or (spec.stop_at_zero and train[1] == 0.0)
+            if spec.stop_at_zero and self.zero_epoch is None and train[1] == 0.0:
+                self.zero_epoch = self.epoch
+            fit_done = self.zero_epoch is not None and self.epoch >= self.zero_epoch + spec.past_zero
+            self.done = self.epoch == cap or (spec.stop_at_zero and fit_done)
             self.record(train, eval_test(), self.done)
         else:
             log.info("%s epoch %d/%d  running loss %.4f  running train err %.4f", spec.run_id, self.epoch, cap,

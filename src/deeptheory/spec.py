@@ -1,7 +1,7 @@
 """Run specs: everything that determines one training run, and its id on disk.
 
-The id carries the grid coordinates (data set, family, width, N, labels, init scale, seed),
-so a changed grid value adds or drops only the runs it touches. Settings shared by a whole
+The id carries the grid coordinates (data set, family, width, N, labels, init scale, seed)
+and the stopping rule, so a changed grid value adds or drops only the runs it touches. Settings shared by a whole
 profile (learning rate, epochs, ...) are fields of the spec too, but not of the id: they
 travel to the jobs as Snakemake params, which rerun what they change.
 
@@ -16,9 +16,26 @@ import re
 from dataclasses import dataclass
 
 # The run id's format, and the pattern of each of its fields.
-RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}"
+RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}_{stop}"
 RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+", "N": "[0-9]+",
-                 "labels": "natural|random", "init": "[0-9.e+-]+", "seed": "[0-9]+"}
+                 "labels": "natural|random", "init": "[0-9.e+-]+", "seed": "[0-9]+",
+                 "stop": r"zero|zero\+[0-9]+|e[0-9]+"}
+
+# The stopping rule, as a target's config writes it (key ``stop``) and as the id carries it:
+#   zero     train until the training error is exactly 0, or the epoch cap
+#   zero+K   the same, then K more epochs (memo100: the margin keeps growing after the fit)
+#   eK       exactly K epochs, whatever the training error (a budget the memo states)
+STOP = re.compile(r"(?:zero(?:\+(?P<past>[0-9]+))?|e(?P<epochs>[0-9]+))$")
+
+
+def parse_stop(stop: str, max_epochs: int) -> dict:
+    """The spec fields a stopping rule sets, given the profile's epoch cap."""
+    m = STOP.match(str(stop))
+    if not m:
+        raise ValueError(f"stop must read 'zero', 'zero+K' or 'eK' (K epochs), not {stop!r}")
+    if m["epochs"] is not None:
+        return {"stop_at_zero": False, "past_zero": 0, "max_epochs": int(m["epochs"])}
+    return {"stop_at_zero": True, "past_zero": int(m["past"] or 0), "max_epochs": int(max_epochs)}
 RUN_ID_REGEX = RUN_ID.format(**{k: f"(?:{p})" for k, p in RUN_ID_FIELDS.items()})
 _PARSER = re.compile(RUN_ID.format(**{k: f"(?P<{k}>{p})" for k, p in RUN_ID_FIELDS.items()}) + "$")
 
@@ -39,21 +56,27 @@ class RunSpec:
     momentum: float = dataclasses.field(kw_only=True)
     batch_size: int = dataclasses.field(kw_only=True)
     max_epochs: int = dataclasses.field(kw_only=True)
-    image_budget: int | None = None  # caps epochs at ceil(budget / N); None: no cap
-    stop_at_zero: bool = True        # stop once the training error is exactly 0
+    stop_at_zero: bool = True        # stop once the training error is exactly 0 ...
+    past_zero: int = 0               # ... and this many epochs after it first is
     n_test: int | None = None        # evaluate on the first n_test test images; None: all
     eval_every: int = 5               # full train/test evaluation period, in epochs
 
     @property
     def run_id(self) -> str:
         return RUN_ID.format(dataset=self.dataset, model=self.model, width=self.width, N=self.N,
-                             labels=self.labels, init=format_init(self.init_scale), seed=self.seed)
+                             labels=self.labels, init=format_init(self.init_scale), seed=self.seed, stop=self.stop)
+
+    @property
+    def stop(self) -> str:
+        if not self.stop_at_zero:
+            return f"e{self.max_epochs}"
+        return "zero" if self.past_zero == 0 else f"zero+{self.past_zero}"
 
     @property
     def epoch_cap(self) -> int:
-        if self.image_budget is None:
-            return self.max_epochs
-        return max(1, min(self.max_epochs, -(-self.image_budget // self.N)))
+        """The same for every N of a sweep: a smaller cap for large N would make part of
+        "train error rises past W" the budget's doing."""
+        return self.max_epochs
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -74,4 +97,4 @@ def parse_run_id(run_id: str) -> dict:
         raise ValueError(f"not a run id: {run_id!r} (format {RUN_ID})")
     d = m.groupdict()
     return {"dataset": d["dataset"], "model": d["model"], "width": int(d["width"]), "N": int(d["N"]),
-            "labels": d["labels"], "init_scale": float(d["init"]), "seed": int(d["seed"])}
+            "labels": d["labels"], "init_scale": float(d["init"]), "seed": int(d["seed"]), "stop": d["stop"]}

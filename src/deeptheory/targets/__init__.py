@@ -67,6 +67,8 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
     # Data-set targets: train runs, then read their metrics.
     Target("t3-err-vs-n", "memo073 Fig 1", "train and test error vs N", "sweeps", sweep="N"),
     Target("t3-err-vs-n-random", "memo073 Fig 2", "train and test error vs N, random labels", "sweeps", sweep="N"),
+    Target("t3-err-vs-n-past-zero", "memo073 Fig 1; memo100 section 3 (training past the fit)",
+           "train and test error vs N, trained on past zero training error", "sweeps", sweep="N"),
     Target("t3-err-vs-w", "memo073 Figs 3, 4", "train and test error vs W at fixed N", "sweeps", sweep="width"),
     Target("m100-err-vs-neurons", "memo100 Fig 4", "train and test error vs number of neurons", "sweeps",
            sweep="width"),

@@ -25,15 +25,26 @@ def _setup(final: pd.DataFrame, fixed: str) -> str:
             f"final rows of {len(final)} runs")
 
 
+def _with_fit_status(final: pd.DataFrame, pts: pd.DataFrame, x: str, tol) -> pd.DataFrame:
+    """Per grid point: how many runs interpolated, levelled off, or were still falling."""
+    status = C.fit_status(final, tol)
+    counts = pd.crosstab(final[x], status).reindex(columns=["interpolated", "levelled", "not converged"],
+                                                    fill_value=0)
+    return pts.drop(columns=["interpolated"]).merge(
+        counts.rename(columns={"not converged": "not_converged"}), left_on=x, right_index=True)
+
+
 def _n_sweep(inp: Inputs, claims_of, chance: float | None = None) -> Outcome:
     final = final_rows(inp)
     W = int(final["n_params"].iloc[0])
     pts = C.by_point(final, "N")
+    table = _with_fit_status(final, pts, "N", inp.tol)
+    table.insert(1, "N_over_W", table["N"] / W)
 
     def draw(caption, png, pdf):
         plots.error_sweep(final, "N", "training-set size N", caption, png, pdf, marker=W,
                           marker_label=f"N = W = {W:,}", chance=chance)
-    return Outcome(pts, claims_of(final, pts, W), draw, _setup(final, f"W = {W:,} weights"))
+    return Outcome(table, claims_of(final, pts, W), draw, _setup(final, f"W = {W:,} weights"))
 
 
 def _width_sweep(inp: Inputs, claims_of, x: str, xlabel: str, marker_of) -> Outcome:
@@ -41,41 +52,60 @@ def _width_sweep(inp: Inputs, claims_of, x: str, xlabel: str, marker_of) -> Outc
     N = int(final["N"].iloc[0])
     pts = C.by_point(final, "n_params")
     pts.insert(0, "width", final.groupby("n_params")["width"].first().reindex(pts["n_params"]).values)
+    table = _with_fit_status(final, pts, "n_params", inp.tol)
+    table.insert(2, "W_over_N", table["n_params"] / N)
     marker, marker_label = marker_of(final, N)
 
     def draw(caption, png, pdf):
         plots.error_sweep(final, x, xlabel, caption, png, pdf, marker=marker, marker_label=marker_label,
                           scales=("log", "linear") if x == "n_params" else ("log",))
-    return Outcome(pts, claims_of(final, pts, N), draw, _setup(final, f"N = {N:,}"))
+    return Outcome(table, claims_of(final, pts, N), draw, _setup(final, f"N = {N:,}"))
 
 
-def err_vs_n(inp: Inputs) -> Outcome:
-    tol = inp.tol
-
+def _err_vs_n_claims(tol):
     def claims_of(final, pts, W):
+        past = tol.past_w_factor * W
         return [
             C.train_near_zero("t3-err-vs-n:train-zero-below-W", "train error near 0 for N < W", final,
                               final["N"] < W, f"N < W = {W}", tol),
+            C.does_not_fit("t3-err-vs-n:train-above-zero-from-2W", "train error above 0 well past W (N >= 2 W)",
+                           final, final["N"] >= past, f"N >= {tol.past_w_factor:g} W = {past:.0f}", tol),
             C.falls_with("t3-err-vs-n:test-falls", "test error falls as N grows", pts, "N", "test_err", tol),
-            C.beyond_threshold("t3-err-vs-n:gap-shrinks-above-W", "test-train gap shrinks for N > W", pts, "N",
-                               "gap", W, f"N >= W = {W}", "falls", tol),
+            C.gap_at_largest_n("t3-err-vs-n:gap-small-at-largest-N",
+                               "generalization for N > W: test-train gap small at the largest N", pts, W, tol),
         ]
-    return _n_sweep(inp, claims_of)
+    return claims_of
+
+
+def err_vs_n(inp: Inputs) -> Outcome:
+    return _n_sweep(inp, _err_vs_n_claims(inp.tol))
+
+
+def err_vs_n_past_zero(inp: Inputs) -> Outcome:
+    """t3-err-vs-n with runs trained on past zero training error (memo100: the margin keeps
+    growing after the data are fit): the same checks, under this target's ids."""
+    base = _err_vs_n_claims(inp.tol)
+
+    def claims_of(final, pts, W):
+        return [{**c, "id": c["id"].replace("t3-err-vs-n:", "t3-err-vs-n-past-zero:")}
+                for c in base(final, pts, W)]
+    outcome = _n_sweep(inp, claims_of)
+    outcome.setup += f"; trained {inp.cfg.get('stop', 'zero')} (epochs past zero training error)"
+    return outcome
 
 
 def err_vs_n_random(inp: Inputs) -> Outcome:
     tol = inp.tol
 
     def claims_of(final, pts, W):
-        small = tol.small_n_factor * W
         num_classes = int(final["num_classes"].iloc[0])
         return [
             C.at_chance("t3-err-vs-n-random:test-at-chance", "test error at chance for every N", final,
                         num_classes, tol),
-            C.train_near_zero("t3-err-vs-n-random:train-zero-small-N", "train error near 0 for N << W", final,
-                              final["N"] <= small, f"N <= {tol.small_n_factor:g} W = {small:.0f}", tol),
-            C.beyond_threshold("t3-err-vs-n-random:train-rises-above-W", "train error rises toward chance for N > W",
-                               pts, "N", "train_err", W, f"N >= W = {W}", "rises", tol),
+            C.first_unfit_near_w("t3-err-vs-n-random:first-unfit-N-near-W",
+                                 "train error is 0 for N << W and first leaves 0 near W", final, W, tol),
+            C.near_chance_at_largest_n("t3-err-vs-n-random:train-near-chance-at-largest-N",
+                                       "train error rises toward chance for N > W", final, W, tol),
         ]
     final = final_rows(inp)
     return _n_sweep(inp, claims_of, chance=1 - 1 / int(final["num_classes"].iloc[0]))
@@ -90,7 +120,9 @@ def err_vs_w(inp: Inputs) -> Outcome:
 
     def claims_of(final, pts, N):
         return [
-            C.train_near_zero("t3-err-vs-w:train-zero-above-N", "train error reaches 0 once W >= N", final,
+            C.fits_at_first_w_past_n("t3-err-vs-w:train-zero-at-first-W-past-N",
+                                     "zero train error as soon as W = N", final, N, tol),
+            C.train_near_zero("t3-err-vs-w:train-zero-above-N", "train error near 0 for every W >= N", final,
                               final["n_params"] >= N, f"W >= N = {N}", tol),
             C.beyond_threshold("t3-err-vs-w:test-no-rise-above-N", "test error does not rise for W > N", pts,
                                "n_params", "test_err", N, f"W >= N = {N}", "flat_or_falls", tol),
@@ -108,7 +140,9 @@ def err_vs_neurons(inp: Inputs) -> Outcome:
     tol = inp.tol
 
     def claims_of(final, pts, N):
-        return [C.beyond_threshold("m100-err-vs-neurons:test-no-rise-past-N",
+        return [C.train_near_zero("m100-err-vs-neurons:train-zero-past-N", "train error near 0 once W >= N", final,
+                                  final["n_params"] >= N, f"W >= N = {N}", tol),
+                C.beyond_threshold("m100-err-vs-neurons:test-no-rise-past-N",
                                    "test error does not rise past the size of the training set", pts, "n_params",
                                    "test_err", N, f"W >= N = {N}", "flat_or_falls", tol)]
     return _width_sweep(inp, claims_of, "n_neurons", "number of neurons (hidden channels)",
@@ -118,6 +152,7 @@ def err_vs_neurons(inp: Inputs) -> Outcome:
 BUILD = {
     "t3-err-vs-n": err_vs_n,
     "t3-err-vs-n-random": err_vs_n_random,
+    "t3-err-vs-n-past-zero": err_vs_n_past_zero,
     "t3-err-vs-w": err_vs_w,
     "m100-err-vs-neurons": err_vs_neurons,
 }
