@@ -48,7 +48,7 @@ def two_layer_claims(m: dict, cfg: dict, tol) -> list[dict]:
     return [
         C.claim("slides-two-layer-margin:separable", "the data become separable", sep is not None,
                 f"train error 0 from step {sep}" if sep is not None else "never separated",
-                f"held if train error reaches 0 within {cfg['steps']} steps; 2-layer ReLU net without biases, q = {cfg['q']}, "
+                f"held if train error reaches 0 within {cfg['steps']} steps, fails if it never does; 2-layer ReLU net without biases, q = {cfg['q']}, "
                 f"{cfg['loss']} loss, XOR-labelled 2D data"),
         C.claim("slides-two-layer-margin:loss-1-over-k", "the loss falls like 1/k", abs(m["loss_slope"] + 1) <= tol.rate_tol,
                 f"log-log slope of the loss over the last decade {m['loss_slope']:.3f}",

@@ -128,7 +128,7 @@ def dynamics_claims(m: dict, cfg: dict, tol) -> list[dict]:
             f"m100-linear-dynamics:{loss}-direction-to-svm", f"{loss} loss: the direction converges to the hard-margin SVM direction",
             held, f"angle to w_svm {angles[0]:.4f} rad at t = {v['t_first']}, {angles[-1]:.4f} at t = {v['t_last']}",
             f"held if the angle falls over the {window} with no rise above {tol.angle_rise_rad:g} rad between recorded "
-            f"steps (worst {worst:+.5f})"))
+            f"steps (worst {worst:+.5f}); fails if it rises or stalls"))
         faster = v["rate_wn"] >= tol.wn_rate_factor * v["rate_plain"] and v["rate_wn"] > 0
         out.append(C.claim(
             f"m100-linear-dynamics:{loss}-weight-norm-faster", f"{loss} loss: weight normalization converges faster",
