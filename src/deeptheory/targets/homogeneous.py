@@ -34,6 +34,10 @@ def two_layer_measurements(table: pd.DataFrame, steps: int, L: int) -> dict:
     return {"L": L, "first_separated": int(fit["step"].min()) if len(fit) else None,
             "loss_slope": float(np.polyfit(np.log(last_decade["step"]), np.log(last_decade["loss"]), 1)[0]),
             "exponents": {k: log_log_exponent(window["step"], v)[0] for k, v in norms.items()},
+            # the same fit over the last decade only, reported beside the verdicts: how much a depends on the window
+            "exponents_last_decade": {k: log_log_exponent(window["step"][window["step"] >= steps / 10],
+                                                          np.asarray(v)[np.asarray(window["step"]) >= steps / 10])[0]
+                                      for k, v in norms.items()},
             "k_from": int(window["step"].iloc[0]), "k_to": int(window["step"].iloc[-1]),
             "nm_first": float(nm.iloc[0]), "nm_last": float(nm.iloc[-1]), "nm_from": int(last_decade["step"].iloc[0])}
 
@@ -42,6 +46,8 @@ def two_layer_claims(m: dict, cfg: dict, tol) -> list[dict]:
     L, ex, et = m["L"], m["exponents"], tol.norm_exponent_tol
     layers = [k for k in ex if k != "product"]
     fmt = "; ".join(f"{'product of norms' if k == 'product' else f'|W{k}|'}: a = {a:.3f}" for k, a in ex.items())
+    if "exponents_last_decade" in m:
+        fmt += " (fitted over the last decade only: " + ", ".join(f"{a:.3f}" for a in m["exponents_last_decade"].values()) + ")"
     fit_text = f"a from a line of log |W| on log log k for k in [{m['k_from']}, {m['k_to']}]"
     sep = m["first_separated"]
     change = abs(m["nm_last"] - m["nm_first"]) / abs(m["nm_last"]) if m["nm_last"] else float("inf")
@@ -110,8 +116,10 @@ def balance_measurements(table: pd.DataFrame, L: int) -> dict:
     sq = table[[f"sq_norm_{k}" for k in range(1, L + 1)]].to_numpy()
     diffs = sq[:, :-1] - sq[:, 1:]
     sep = table[table["train_err"] == 0]
+    after = np.asarray(table["step"]) >= 1
     return {"diffs_start": diffs[0].tolist(), "diffs_end": diffs[-1].tolist(),
             "drift": float(np.abs(diffs - diffs[0]).max()), "growth": (sq[-1] - sq[0]).tolist(),
+            "drift_after_step_1": float(np.abs(diffs[after] - diffs[after][0]).max()) if after.any() else float("nan"),
             "nm_separated": float(sep["normalized_margin"].iloc[0]) if len(sep) else None,
             "nm_end": float(table["normalized_margin"].iloc[-1])}
 
@@ -135,7 +143,8 @@ def balance_claims(m: dict, cfg: dict, tol) -> list[dict]:
                 "balance is kept only if present at initialization: an unbalanced start keeps its nonzero differences",
                 imbalance > tol.balance_tol * gu and u["drift"] <= tol.balance_tol * gu,
                 f"layer 1 scaled x{cfg['unbalance']} at init: |W_k|^2 - |W_k+1|^2 at start {fmt(u['diffs_start'])}, at the end "
-                f"{fmt(u['diffs_end'])}; drift {u['drift']:.4f}; growth of |W_k|^2 by layer {fmt(u['growth'])}",
+                f"{fmt(u['diffs_end'])}; drift {u['drift']:.4f} (from GD step 1 on: {u.get('drift_after_step_1', float('nan')):.4f}); "
+                f"growth of |W_k|^2 by layer {fmt(u['growth'])}",
                 f"held if the start is unbalanced (largest difference > {tol.balance_tol} x the largest growth) and the "
                 f"differences drift by at most {tol.balance_tol} x that growth (memo090: gradient flow maintains the "
                 f"balance if present at initialization, and by the same conservation law cannot create it); fails if GD "
