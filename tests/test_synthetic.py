@@ -154,7 +154,7 @@ def test_params_to_reach():
 
 @pytest.mark.parametrize("tid,cfg", [
     ("t3-minnorm", {"n": 5, "d": 12, "steps": 3000, "batch": 1}),
-    ("slides-nonseparable", {"n": 40, "steps": 5000, "eta": 0.1}),
+    ("slides-nonseparable", {"n": 40, "steps": 5000, "eta": 0.1, "init_scale": 0.5}),
 ])
 def test_report_writes_figure_table_claims_and_provenance(tmp_path, tid, cfg):
     inputs = Inputs(tid, cfg, claims.Tolerances(config_claims()), seed=0)

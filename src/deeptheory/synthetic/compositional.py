@@ -87,43 +87,69 @@ def sample(n: int, count: int, gen: torch.Generator):
     return x, target(x)
 
 
-def fit(net: nn.Module, x, y, x_val, y_val, steps: int, lr: float) -> float:
-    """Full-batch Adam with a cosine schedule; returns the best validation MSE seen."""
+def fit(net: nn.Module, x, y, x_val, y_val, x_test, y_test, steps: int, lr: float, every: int = 50):
+    """Full-batch Adam with a cosine schedule, evaluated every ``every`` steps. The stopping
+    step is the evaluation with the best validation MSE; returns (validation MSE, that step,
+    test MSE at that step)."""
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    best = float("inf")
+    best = (float("inf"), 0, float("nan"))
     for t in range(steps):
         loss = ((net(x) - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
-        if t % 50 == 49 or t == steps - 1:
+        if t % every == every - 1 or t == steps - 1:
             with torch.no_grad():
-                best = min(best, float(((net(x_val) - y_val) ** 2).mean()))
+                val = float(((net(x_val) - y_val) ** 2).mean())
+                if val < best[0]:
+                    best = (val, t + 1, float(((net(x_test) - y_test) ** 2).mean()))
     return best
 
 
-def compare(n: int, ks: list[int], lrs: list[float], steps: int, n_train: int, n_test: int, seed: int) -> list[dict]:
+def _train(kind, n, size, lrs, steps, data, seed):
+    """The net of ``kind`` and ``size`` (k per tree node, or m hidden units) at the learning
+    rate with the best validation MSE; test MSE at its validation-chosen stopping step."""
+    best = None
+    for lr in lrs:
+        g = torch.Generator().manual_seed(seed * 1000 + size)
+        net = TreeNet(n, size, g) if kind == "deep" else shallow_net(n, size, g)
+        val, step, test = fit(net, *data, steps, lr)
+        if best is None or val < best[0]:
+            best = (val, step, test, lr, n_params(net))
+    return best
+
+
+def compare(n: int, ks: list[int], lrs: list[float], steps: int, n_train: int, n_test: int, seed: int,
+            error: float | None = None, shallow_max_params: int | None = None) -> list[dict]:
     """Test MSE (relative to the target's variance) of tree and shallow nets at matched
-    parameter counts; each net's learning rate is chosen on a validation set."""
+    parameter counts; each net's learning rate and stopping step are chosen on a validation
+    set. With ``error`` and ``shallow_max_params``, the shallow grid then doubles its
+    parameter count until a shallow net reaches ``error`` or the next count passes the ceiling."""
     gen = torch.Generator().manual_seed(seed)
     x, y = sample(n, n_train, gen)
     x_val, y_val = sample(n, n_test, gen)
     x_test, y_test = sample(n, n_test, gen)
     var = float(y_test.var())
+    data = (x, y, x_val, y_val, x_test, y_test)
     rows = []
+
+    def row(kind, size, grid, k=None):
+        val, step, test, lr, params = _train(kind, n, size, lrs, steps, data, seed)
+        rows.append({"n": n, "k": k, "net": kind, "grid": grid, "width": size, "params": params, "lr": lr, "stop_step": step,
+                     "val_mse": val / var, "test_mse": test / var})
+        return test / var
+
     for k in ks:
-        for kind in ("deep", "shallow"):
-            best = None
-            for lr in lrs:
-                g = torch.Generator().manual_seed(seed * 1000 + k)
-                net = TreeNet(n, k, g) if kind == "deep" else shallow_net(n, matched_shallow_width(n, tree_params(n, k)), g)
-                val = fit(net, x, y, x_val, y_val, steps, lr)
-                if best is None or val < best[0]:
-                    with torch.no_grad():
-                        test = float(((net(x_test) - y_test) ** 2).mean())
-                    best = (val, lr, test, n_params(net))
-            rows.append({"n": n, "k": k, "net": kind, "params": best[3], "lr": best[1],
-                         "val_mse": best[0] / var, "test_mse": best[2] / var})
+        row("deep", k, "matched", k)
+        row("shallow", matched_shallow_width(n, tree_params(n, k)), "matched", k)
+    if error is not None and shallow_max_params is not None:
+        shallow = [r for r in rows if r["net"] == "shallow"]
+        reached = any(r["test_mse"] <= error for r in shallow)
+        params = max(r["params"] for r in shallow)
+        while not reached and 2 * params <= shallow_max_params:
+            m = matched_shallow_width(n, 2 * params)
+            reached = row("shallow", m, "extended") <= error
+            params = rows[-1]["params"]
     return rows

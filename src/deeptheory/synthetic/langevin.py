@@ -157,3 +157,68 @@ def sampled_right_share(T: float, eta: float, steps: int, chains: int, seed: int
     states = run_chains(lambda w: double_well_grad(w, tilt), np.zeros((chains, 1)), steps, eta, sigma, rng,
                         record_every=20, burn_in=0.25)
     return share_with_error(states[:, :, 0] > 0)
+
+
+# --- exact Boltzmann shares -----------------------------------------------------------------
+# The wells are Gaussian bumps far apart (their overlap, and the corners of the torus beyond
+# the inscribed ball, are neglected: both are below 1e-4 of the masses here). With
+# U = 1 - g, e^{-U/T} = e^{-1/T} e^{g/T}; every mass below is given in units of e^{-1/T}.
+
+def _ball(D: int) -> float:
+    """Surface area of the unit sphere in R^D."""
+    from math import gamma, pi
+    return 2 * pi ** (D / 2) / gamma(D / 2)
+
+
+def _radial(s: float, T: float, D: int, r_max: float, minus_one: bool = False) -> float:
+    f = (lambda r: np.expm1(np.exp(-r**2 / (2 * s**2)) / T) * r ** (D - 1)) if minus_one else \
+        (lambda r: np.exp(np.exp(-r**2 / (2 * s**2)) / T) * r ** (D - 1))
+    return _ball(D) * integrate.quad(f, 0, r_max, limit=200)[0]
+
+
+def _line(s: float, T: float, x_max: float, minus_one: bool = False) -> float:
+    f = (lambda x: np.expm1(np.exp(-x**2 / (2 * s**2)) / T)) if minus_one else (lambda x: np.exp(np.exp(-x**2 / (2 * s**2)) / T))
+    return 2 * integrate.quad(f, 0, x_max, limit=200)[0]
+
+
+def exact_shares(potential, D: int, T: float) -> tuple[float, float]:
+    """Boltzmann law exp(-U/T) on the torus, with :func:`basins`' definitions: the flat (or
+    degenerate) minimum's share of the mass in the wells (U < WELL_LEVEL), and the share of
+    all mass on the plateau (U >= WELL_LEVEL). Quadrature, in closed form up to 1D integrals."""
+    cut = np.sqrt(2 * np.log(1 / (1 - WELL_LEVEL)))  # U < WELL_LEVEL within cut x the well's width
+    box = potential.box
+    if isinstance(potential, TwoWells):
+        m_a = _radial(potential.s_a, T, D, cut * potential.s_a)
+        m_b = _radial(potential.s_b, T, D, cut * potential.s_b)
+        total = box**D + _radial(potential.s_a, T, D, box / 2, True) + _radial(potential.s_b, T, D, box / 2, True)
+        narrow, flat = m_a, m_b
+    elif isinstance(potential, ValleyAndPoint):
+        s = potential.s
+        flat = box ** (D - 1) * _line(s, T, cut * s)
+        narrow = _radial(s, T, D, cut * s)
+        total = box**D + box ** (D - 1) * _line(s, T, box / 2, True) + _radial(s, T, D, box / 2, True)
+    else:
+        raise TypeError(potential)
+    return float(flat / (flat + narrow)), float(1 - (flat + narrow) / total)
+
+
+def moves_per_chain(in_well: np.ndarray, in_flat: np.ndarray) -> np.ndarray:
+    """For (records, chains) flags: how often each chain's well changes between recorded
+    samples in wells (plateau samples skipped). A lower bound on the true number of moves:
+    a chain that leaves and comes back between records is not seen."""
+    label = np.where(in_well, in_flat.astype(int), -1)
+    out = np.zeros(label.shape[1], int)
+    for c in range(label.shape[1]):
+        seq = label[:, c][label[:, c] >= 0]
+        out[c] = int((np.diff(seq) != 0).sum())
+    return out
+
+
+def full_gradient(potential, shifts: np.ndarray):
+    """Gradient of U(w) = mean_i U0(w - z_i) over every data point: noiseless GD on the
+    potential SGD samples minibatches of."""
+    def grad(w):
+        k, (c, d) = len(shifts), w.shape
+        g = potential.grad((w[None] - shifts[:, None]).reshape(k * c, d))
+        return g.reshape(k, c, d).mean(0)
+    return grad

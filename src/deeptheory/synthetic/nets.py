@@ -33,13 +33,28 @@ def forward(weights, x):
     return (x @ weights[-1].T).squeeze(-1)
 
 
+def rescale(weights, balanced: bool = False, layer_scales=None) -> None:
+    """In place: with ``balanced`` give every layer the mean Frobenius norm (|W_k|^2 all
+    equal, the balance memo090 says gradient flow keeps); then multiply layer k by
+    ``layer_scales[k]`` (an unbalanced start)."""
+    with torch.no_grad():
+        if balanced:
+            norms = [float(W.norm()) for W in weights]
+            target = float(np.mean(norms))
+            for W, n in zip(weights, norms):
+                W *= target / n
+        for W, s in zip(weights, layer_scales or [1.0] * len(weights)):
+            W *= s
+
+
 def train_homogeneous(X, y, widths: list[int], loss: str, steps: int, eta: float, seed: int = 0,
-                      init_scale: float = 0.5) -> list[dict]:
+                      init_scale: float = 0.5, balanced: bool = False, layer_scales=None) -> list[dict]:
     """Full-batch GD; returns records at log-spaced steps with loss, train error, squared
-    layer norms and the normalized margin."""
+    layer norms and the normalized margin. ``balanced`` and ``layer_scales``: see :func:`rescale`."""
     x = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
     weights = relu_net(widths, seed, init_scale)
+    rescale(weights, balanced, layer_scales)
     marks, records = log_times(steps, 80) | {0}, []
     for t in range(steps + 1):
         m = yt * forward(weights, x)

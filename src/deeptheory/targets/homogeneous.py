@@ -1,5 +1,8 @@
 """Synthetic targets on homogeneous ReLU nets under GD: the two-layer net of the slides and
-the deep net of memo100 section 3.E (layer-norm balance, normalized margin)."""
+the deep net of memo100 section 3.E (layer-norm balance, normalized margin).
+
+Each target computes a small measurements dict; a pure function ``*_claims(m, cfg, tol)``
+turns it into claim rows, so tests can feed it measurements that break each claim."""
 
 from __future__ import annotations
 
@@ -13,35 +16,77 @@ from . import Inputs, Outcome
 from ..synthetic import linear, nets
 
 
+def log_log_exponent(k, v) -> tuple[float, float]:
+    """Exponent a and R^2 of v ~ (log k)^a: the least-squares line of log v on log log k."""
+    slope, _, r2 = fits.line(np.log(np.log(np.asarray(k, float))), np.log(np.asarray(v, float)))
+    return slope, r2
+
+
+# --- slides-two-layer-margin -------------------------------------------------------------
+
+def two_layer_measurements(table: pd.DataFrame, steps: int, L: int) -> dict:
+    fit = table[table["train_err"] == 0]
+    last_decade = table[table["step"] >= steps / 10]
+    window = table[table["step"] >= steps / 100]
+    norms = {str(k): window[f"norm_{k}"] for k in range(1, L + 1)}
+    norms["product"] = np.prod([window[f"norm_{k}"] for k in range(1, L + 1)], axis=0)
+    nm = last_decade["normalized_margin"]
+    return {"L": L, "first_separated": int(fit["step"].min()) if len(fit) else None,
+            "loss_slope": float(np.polyfit(np.log(last_decade["step"]), np.log(last_decade["loss"]), 1)[0]),
+            "exponents": {k: log_log_exponent(window["step"], v)[0] for k, v in norms.items()},
+            # the same fit over the last decade only, reported beside the verdicts: how much a depends on the window
+            "exponents_last_decade": {k: log_log_exponent(window["step"][window["step"] >= steps / 10],
+                                                          np.asarray(v)[np.asarray(window["step"]) >= steps / 10])[0]
+                                      for k, v in norms.items()},
+            "k_from": int(window["step"].iloc[0]), "k_to": int(window["step"].iloc[-1]),
+            "nm_first": float(nm.iloc[0]), "nm_last": float(nm.iloc[-1]), "nm_from": int(last_decade["step"].iloc[0])}
+
+
+def two_layer_claims(m: dict, cfg: dict, tol) -> list[dict]:
+    L, ex, et = m["L"], m["exponents"], tol.norm_exponent_tol
+    layers = [k for k in ex if k != "product"]
+    fmt = "; ".join(f"{'product of norms' if k == 'product' else f'|W{k}|'}: a = {a:.3f}" for k, a in ex.items())
+    if "exponents_last_decade" in m:
+        fmt += " (fitted over the last decade only: " + ", ".join(f"{a:.3f}" for a in m["exponents_last_decade"].values()) + ")"
+    fit_text = f"a from a line of log |W| on log log k for k in [{m['k_from']}, {m['k_to']}]"
+    sep = m["first_separated"]
+    change = abs(m["nm_last"] - m["nm_first"]) / abs(m["nm_last"]) if m["nm_last"] else float("inf")
+    return [
+        C.claim("slides-two-layer-margin:separable", "the data become separable", sep is not None,
+                f"train error 0 from step {sep}" if sep is not None else "never separated",
+                f"held if train error reaches 0 within {cfg['steps']} steps, fails if it never does; 2-layer ReLU net without biases, q = {cfg['q']}, "
+                f"{cfg['loss']} loss, XOR-labelled 2D data"),
+        C.claim("slides-two-layer-margin:loss-1-over-k", "the loss falls like 1/k", abs(m["loss_slope"] + 1) <= tol.rate_tol,
+                f"log-log slope of the loss over the last decade {m['loss_slope']:.3f}",
+                f"held if within {tol.rate_tol} of -1; fails for a loss falling like 1/sqrt(k), 1/k^2 or levelling off"),
+        C.claim("slides-two-layer-margin:layers-log-k", "each layer norm grows like log k (the slides)",
+                all(abs(ex[k] - 1) <= et for k in layers), fmt,
+                f"{fit_text}; held if every layer's a is within {et} of 1, as the slides state; fails for balanced "
+                f"layers growing like (log k)^(1/L), a = {1 / L:.2f}"),
+        C.claim("slides-two-layer-margin:product-log-k", "the product of layer norms grows like log k",
+                abs(ex["product"] - 1) <= et, fmt,
+                f"{fit_text}; held if the product's a is within {et} of 1 (homogeneous net of degree L under an "
+                f"exponential-type loss: the margin, and with it the product of norms, grows like log k); fails if the "
+                f"product grows faster than logarithmically (as memo100 section 3.E reads for one support vector) or slower"),
+        C.claim("slides-two-layer-margin:layers-root-log-k", f"each balanced layer norm grows like (log k)^(1/{L})",
+                all(abs(ex[k] - 1 / L) <= et for k in layers), fmt,
+                f"{fit_text}; held if every layer's a is within {et} of 1/L = {1 / L:.2f} (the product's log k shared by "
+                f"L balanced layers); fails if a layer grows like log k"),
+        C.claim("slides-two-layer-margin:margin-levels-off", "the normalized margin levels off",
+                m["nm_last"] > 0 and change <= tol.level_tol,
+                f"normalized margin {m['nm_first']:.4f} at k = {m['nm_from']}, {m['nm_last']:.4f} at k = {m['k_to']}",
+                f"held if positive and changing by at most {tol.level_tol:.0%} over the last decade; fails if it still "
+                f"climbs or falls, or is not positive"),
+    ]
+
+
 def two_layer_margin(inp: Inputs) -> Outcome:
     cfg, tol, seed = inp.cfg, inp.tol, inp.seed
     X, y = nets.xor_data(cfg["n"], np.random.default_rng(seed))
     table = pd.DataFrame(nets.train_homogeneous(X, y, [2, cfg["q"], 1], cfg["loss"], cfg["steps"], cfg["eta"], seed))
     table["norm_1"], table["norm_2"] = np.sqrt(table["sq_norm_1"]), np.sqrt(table["sq_norm_2"])
     steps = cfg["steps"]
-    fit = table[table["train_err"] == 0]
-    first = int(fit["step"].min()) if len(fit) else None
-    last_decade = table[table["step"] >= steps / 10]
-    slope = float(np.polyfit(np.log(last_decade["step"]), np.log(last_decade["loss"]), 1)[0])
-    window = table[table["step"] >= steps / 100]
-    norm_fits = [fits.log_fit(window["step"], window[f"norm_{k}"]) for k in (1, 2)]
-    nm = last_decade["normalized_margin"]
-    change = float(abs(nm.iloc[-1] - nm.iloc[0]) / abs(nm.iloc[-1]))
-    out = [
-        C.claim("slides-two-layer-margin:separable", "the data become separable", first is not None,
-                f"train error 0 from step {first}" if first is not None else "never separated",
-                f"2-layer ReLU net without biases, q = {cfg['q']}, {cfg['loss']} loss, XOR-labelled 2D data"),
-        C.claim("slides-two-layer-margin:loss-1-over-k", "the loss falls like 1/k", abs(slope + 1) <= tol.rate_tol,
-                f"log-log slope of the loss over the last decade {slope:.3f}", f"held if within {tol.rate_tol} of -1"),
-        C.claim("slides-two-layer-margin:norms-log-k", "layer norms grow like log k",
-                all(s > 0 and r2 >= tol.r2_min for s, r2 in norm_fits),
-                "; ".join(f"layer {k}: slope {s:.3f}, R^2 {r2:.4f}" for k, (s, r2) in zip((1, 2), norm_fits)),
-                f"linear fit of the Frobenius norms on log k for k >= {steps // 100}; held if slope > 0 and R^2 >= {tol.r2_min}"),
-        C.claim("slides-two-layer-margin:margin-levels-off", "the normalized margin levels off",
-                nm.iloc[-1] > 0 and change <= tol.level_tol,
-                f"normalized margin {nm.iloc[0]:.4f} at k = {last_decade['step'].iloc[0]}, {nm.iloc[-1]:.4f} at k = {steps}",
-                f"held if positive and changing by at most {tol.level_tol:.0%} over the last decade"),
-    ]
+    m = two_layer_measurements(table, steps, 2)
 
     def draw(caption, png, pdf):
         fig, axes = plots.panels(3, width=3.6)
@@ -50,6 +95,7 @@ def two_layer_margin(inp: Inputs) -> Outcome:
         axes[0].loglog(k, table["loss"].iloc[-1] * steps / k, ls=":", color="grey", label="1/k")
         axes[1].plot(k, table["norm_1"], label="|W1|")
         axes[1].plot(k, table["norm_2"], label="|w2|")
+        axes[1].plot(k, table["norm_1"] * table["norm_2"], label="|W1| |w2|")
         axes[1].set_xscale("log")
         axes[2].plot(k, table["normalized_margin"])
         axes[2].set_xscale("log")
@@ -59,7 +105,55 @@ def two_layer_margin(inp: Inputs) -> Outcome:
         axes[0].legend(fontsize=7)
         axes[1].legend(fontsize=7)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, out, draw)
+    return Outcome(table, two_layer_claims(m, cfg, tol), draw, extra={"measurements": m})
+
+
+# --- m100-balance ---------------------------------------------------------------------------
+
+def balance_measurements(table: pd.DataFrame, L: int) -> dict:
+    """Differences of squared layer norms at the start and their largest drift, the growth
+    of each |W_k|^2, and the normalized margin when the data first separate and at the end."""
+    sq = table[[f"sq_norm_{k}" for k in range(1, L + 1)]].to_numpy()
+    diffs = sq[:, :-1] - sq[:, 1:]
+    sep = table[table["train_err"] == 0]
+    after = np.asarray(table["step"]) >= 1
+    return {"diffs_start": diffs[0].tolist(), "diffs_end": diffs[-1].tolist(),
+            "drift": float(np.abs(diffs - diffs[0]).max()), "growth": (sq[-1] - sq[0]).tolist(),
+            "drift_after_step_1": float(np.abs(diffs[after] - diffs[after][0]).max()) if after.any() else float("nan"),
+            "nm_separated": float(sep["normalized_margin"].iloc[0]) if len(sep) else None,
+            "nm_end": float(table["normalized_margin"].iloc[-1])}
+
+
+def balance_claims(m: dict, cfg: dict, tol) -> list[dict]:
+    """``m``: {"balanced": measurements of a run from a balanced init, "unbalanced": of a
+    run with layer 1 scaled at init}."""
+    b, u = m["balanced"], m["unbalanced"]
+    fmt = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
+    gb, gu = max(b["growth"]), max(u["growth"])
+    imbalance = max(abs(x) for x in u["diffs_start"])
+    nm0, nm1 = b["nm_separated"], b["nm_end"]
+    return [
+        C.claim("m100-balance:differences-constant",
+                "from a balanced init the differences of squared layer norms stay constant (0): the norms grow at the same rate",
+                b["drift"] <= tol.balance_tol * gb,
+                f"largest drift of |W_k|^2 - |W_k+1|^2: {b['drift']:.4f}; growth of |W_k|^2 by layer: {fmt(b['growth'])}",
+                f"held if the drift is <= {tol.balance_tol} x the largest growth; fails if one layer's norm grows faster "
+                f"than another's; step {cfg['eta']}, {len(b['growth'])} layers"),
+        C.claim("m100-balance:unbalanced-init-kept",
+                "balance is kept only if present at initialization: an unbalanced start keeps its nonzero differences",
+                imbalance > tol.balance_tol * gu and u["drift"] <= tol.balance_tol * gu,
+                f"layer 1 scaled x{cfg['unbalance']} at init: |W_k|^2 - |W_k+1|^2 at start {fmt(u['diffs_start'])}, at the end "
+                f"{fmt(u['diffs_end'])}; drift {u['drift']:.4f} (from GD step 1 on: {u.get('drift_after_step_1', float('nan')):.4f}); "
+                f"growth of |W_k|^2 by layer {fmt(u['growth'])}",
+                f"held if the start is unbalanced (largest difference > {tol.balance_tol} x the largest growth) and the "
+                f"differences drift by at most {tol.balance_tol} x that growth (memo090: gradient flow maintains the "
+                f"balance if present at initialization, and by the same conservation law cannot create it); fails if GD "
+                f"balances the layers"),
+        C.claim("m100-balance:margin-rises", "the normalized margin increases", nm0 is not None and nm1 > nm0,
+                f"normalized margin {nm0 if nm0 is None else f'{nm0:.4f}'} when the data first separate, {nm1:.4f} at the end",
+                "margin / product of layer Frobenius norms, balanced run; held if higher at the end than at separation; "
+                "fails if it falls or the data never separate"),
+    ]
 
 
 def balance(inp: Inputs) -> Outcome:
@@ -67,44 +161,33 @@ def balance(inp: Inputs) -> Outcome:
     rng = np.random.default_rng(seed)
     X, y = linear.separable_blobs(cfg["n"], cfg["d"], cfg["margin"], rng)
     widths = [cfg["d"], *cfg["hidden"], 1]
-    table = pd.DataFrame(nets.train_homogeneous(X, y, widths, "exp", cfg["steps"], cfg["eta"], seed, init_scale=1.0))
     L = len(widths) - 1
-    sq = table[[f"sq_norm_{k}" for k in range(1, L + 1)]].to_numpy()
-    diffs = sq[:, :-1] - sq[:, 1:]
-    growth = sq[-1] - sq[0]
-    drift = float(np.abs(diffs - diffs[0]).max())
-    spread = float((growth.max() - growth.min()) / growth.max())
-    sep = table[table["train_err"] == 0]
-    nm0 = float(sep["normalized_margin"].iloc[0]) if len(sep) else float("nan")
-    nm1 = float(table["normalized_margin"].iloc[-1])
-    out = [
-        C.claim("m100-balance:differences-constant", "differences of squared layer norms stay constant under GD",
-                drift <= tol.balance_tol * growth.max(),
-                f"largest drift of |W_k|^2 - |W_k+1|^2: {drift:.4f}; largest growth of |W_k|^2: {growth.max():.3f}",
-                f"held if the drift is <= {tol.balance_tol} of the growth; step {cfg['eta']}, {L} layers"),
-        C.claim("m100-balance:same-rate", "layer norms grow at the same rate", spread <= tol.balance_tol,
-                "growth of |W_k|^2 by layer: " + ", ".join(f"{g:.3f}" for g in growth),
-                f"held if (max - min) / max <= {tol.balance_tol}"),
-        C.claim("m100-balance:margin-rises", "the normalized margin increases", len(sep) > 0 and nm1 > nm0,
-                f"normalized margin {nm0:.4f} when the data first separate, {nm1:.4f} at the end",
-                "margin / product of layer Frobenius norms"),
-    ]
+    tables, m = {}, {}
+    for run, scales in [("balanced", None), ("unbalanced", [float(cfg["unbalance"])] + [1.0] * (L - 1))]:
+        t = pd.DataFrame(nets.train_homogeneous(X, y, widths, "exp", cfg["steps"], cfg["eta"], seed, init_scale=1.0,
+                                                balanced=True, layer_scales=scales))
+        m[run] = balance_measurements(t, L)
+        tables[run] = t.assign(init=run)
+    table = pd.concat(tables.values(), ignore_index=True)
 
     def draw(caption, png, pdf):
-        fig, axes = plots.panels(2, width=4.6)
-        k = table["step"].clip(lower=1)
-        for j in range(L):
-            axes[0].plot(k, sq[:, j], label=f"|W{j + 1}|^2")
-        for j in range(L - 1):
-            axes[0].plot(k, diffs[:, j], ls="--", label=f"|W{j + 1}|^2 - |W{j + 2}|^2")
-        axes[1].plot(k, table["normalized_margin"])
-        axes[1].set_ylabel("normalized margin")
+        fig, axes = plots.panels(3, width=4.0)
+        for ax, (run, t) in zip(axes[:2], tables.items()):
+            k = t["step"].clip(lower=1)
+            sq = t[[f"sq_norm_{j}" for j in range(1, L + 1)]].to_numpy()
+            for j in range(L):
+                ax.plot(k, sq[:, j], label=f"|W{j + 1}|^2")
+            for j in range(L - 1):
+                ax.plot(k, sq[:, j] - sq[:, j + 1], ls="--", label=f"|W{j + 1}|^2 - |W{j + 2}|^2")
+            ax.set_title(f"{run} init")
+            axes[2].plot(k, t["normalized_margin"], label=f"{run} init")
+        axes[2].set_ylabel("normalized margin")
         for ax in axes:
             ax.set_xscale("log")
             ax.set_xlabel("GD step")
-        axes[0].legend(fontsize=7)
+            ax.legend(fontsize=6)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, out, draw)
+    return Outcome(table, balance_claims(m, cfg, tol), draw, extra={"measurements": m})
 
 
 BUILD = {

@@ -1,6 +1,9 @@
 """Synthetic targets on linear models: minimum-norm least squares (memo073 section 9.6),
 the implicit bias of exponential-type losses on separable data (memo100 section 3.F) and
-logistic vs exponential loss on non-separable data (slides)."""
+logistic vs exponential loss on non-separable data (slides).
+
+Each target computes a small measurements dict; a pure function ``*_claims(m, cfg, tol)``
+turns it into claim rows, so tests can feed it measurements that break each claim."""
 
 from __future__ import annotations
 
@@ -12,6 +15,28 @@ from .. import fits, plots
 from . import Inputs, Outcome
 
 from ..synthetic import linear
+
+
+# --- t3-minnorm ---------------------------------------------------------------------------
+
+def minnorm_claims(m: dict, cfg: dict, tol) -> list[dict]:
+    """``m``: rel_zero {method: |w - X^+ y| / |X^+ y| from zero init}; null_part |P_null w0|;
+    gap {method: |w - X^+ y| from w0}; rel_pred {method: |w - (X^+ y + P_null w0)| / |X^+ y + P_null w0|}."""
+    zero_ok = all(v <= tol.minnorm_tol for v in m["rel_zero"].values())
+    gap_rel = {k: abs(g - m["null_part"]) / m["null_part"] for k, g in m["gap"].items()}
+    null_ok = all(v <= tol.minnorm_tol for v in gap_rel.values()) and all(v <= tol.minnorm_tol for v in m["rel_pred"].values())
+    return [
+        C.claim("t3-minnorm:zero-init-pinv", "from zero init GD and SGD converge to the pseudoinverse solution", zero_ok,
+                "relative distance to X^+ y: " + ", ".join(f"{k} {v:.2e}" for k, v in m["rel_zero"].items()),
+                f"held if every run is within {tol.minnorm_tol:g} (relative) of X^+ y; fails if a run stops elsewhere "
+                f"(not converged, or a solution with a null-space part); n = {cfg['n']} equations, d = {cfg['d']} unknowns"),
+        C.claim("t3-minnorm:gap-is-null-part",
+                "from a nonzero init the gap to the pseudoinverse solution equals the init's null-space part", null_ok,
+                f"gap vs |P_null w0| = {m['null_part']:.6f}: " + ", ".join(f"{k} {g:.6f}" for k, g in m["gap"].items())
+                + "; relative distance to X^+ y + P_null w0: " + ", ".join(f"{k} {v:.2e}" for k, v in m["rel_pred"].items()),
+                f"held if |gap - |P_null w0|| / |P_null w0| and the relative distance to X^+ y + P_null w0 are both "
+                f"<= {tol.minnorm_tol:g} for GD and SGD; fails if (S)GD changes the null-space part of the init"),
+    ]
 
 
 def minnorm(inp: Inputs) -> Outcome:
@@ -33,19 +58,10 @@ def minnorm(inp: Inputs) -> Outcome:
             traces[f"{method}, {init} init"] = [(t, np.linalg.norm(v - w_pinv)) for t, v in trace]
     table = pd.DataFrame(rows)
     zero, nonzero = table[table["init"] == "zero"], table[table["init"] == "nonzero"]
-    gap_vs_null = (nonzero["gap_to_pinv"] - nonzero["null_part_of_init"]).abs() / nonzero["null_part_of_init"]
-    out = [
-        C.claim("t3-minnorm:zero-init-pinv", "from zero init GD and SGD converge to the pseudoinverse solution",
-                bool((zero["gap_to_pinv"] / np.linalg.norm(w_pinv) <= tol.minnorm_tol).all()),
-                "relative distance to X^+ y: " + ", ".join(f"{m} {g / np.linalg.norm(w_pinv):.2e}"
-                                                          for m, g in zip(zero["method"], zero["gap_to_pinv"])),
-                f"held if <= {tol.minnorm_tol:g}; n = {cfg['n']} equations, d = {cfg['d']} unknowns"),
-        C.claim("t3-minnorm:gap-is-null-part", "from a nonzero init the gap to the pseudoinverse solution equals the init's null-space part",
-                bool((gap_vs_null <= tol.minnorm_tol).all() and (nonzero["rel_error_to_prediction"] <= tol.minnorm_tol).all()),
-                "gap vs |P_null w0| = %.6f: " % nonzero["null_part_of_init"].iloc[0]
-                + ", ".join(f"{m} {g:.6f}" for m, g in zip(nonzero["method"], nonzero["gap_to_pinv"])),
-                f"held if the relative difference, and the distance to X^+ y + P_null w0, are <= {tol.minnorm_tol:g}"),
-    ]
+    m = {"rel_zero": dict(zip(zero["method"], zero["gap_to_pinv"] / np.linalg.norm(w_pinv))),
+         "null_part": float(np.linalg.norm(null)),
+         "gap": dict(zip(nonzero["method"], nonzero["gap_to_pinv"])),
+         "rel_pred": dict(zip(nonzero["method"], nonzero["rel_error_to_prediction"]))}
 
     def draw(caption, png, pdf):
         fig, axes = plots.panels(1, width=5.5)
@@ -58,7 +74,69 @@ def minnorm(inp: Inputs) -> Outcome:
         axes[0].set_ylabel("|w - X^+ y|")
         axes[0].legend(fontsize=7)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, out, draw)
+    return Outcome(table, minnorm_claims(m, cfg, tol), draw)
+
+
+# --- m100-linear-dynamics -----------------------------------------------------------------
+
+def decay_rate(t, angle) -> float:
+    """-d log(angle) / d log t, the least-squares slope over the points given."""
+    return -fits.line(np.log(np.asarray(t, float)), np.log(np.asarray(angle, float)))[0]
+
+
+def dynamics_measurements(table: pd.DataFrame, svm_norm: float, t_from: float) -> dict:
+    """Per loss, over the late window t >= t_from: slope of |w| on log t, angle x log t at
+    the window's ends, the angles, and the fitted angle decay rates with and without weight
+    normalization."""
+    out = {}
+    for loss, g in table.groupby("loss"):
+        late = g[g["t"] >= t_from]
+        pl, wn = late[late["param"] == "plain"], late[late["param"] == "weight norm"]
+        slope, _, r2 = fits.line(np.log(pl["t"]), pl["norm"])
+        alt = (pl["angle_to_svm"] * np.log(pl["t"])).to_numpy()
+        out[loss] = {"svm_norm": svm_norm, "slope": slope, "r2": r2, "t_first": int(pl["t"].iloc[0]),
+                     "t_last": int(pl["t"].iloc[-1]), "angle_logt_first": float(alt[0]), "angle_logt_last": float(alt[-1]),
+                     "angles": pl["angle_to_svm"].tolist(), "rate_plain": decay_rate(pl["t"], pl["angle_to_svm"]),
+                     "rate_wn": decay_rate(wn["t"], wn["angle_to_svm"]),
+                     "angle_wn_last": float(wn["angle_to_svm"].iloc[-1])}
+    return out
+
+
+def dynamics_claims(m: dict, cfg: dict, tol) -> list[dict]:
+    out = []
+    for loss, v in m.items():
+        window = f"late window t in [{v['t_first']}, {v['t_last']}]"
+        rel = abs(v["slope"] - v["svm_norm"]) / v["svm_norm"]
+        out.append(C.claim(
+            f"m100-linear-dynamics:{loss}-norm-slope-svm", f"{loss} loss: |w| grows like |w_svm| log t",
+            rel <= tol.svm_slope_rtol,
+            f"slope of |w| on log t {v['slope']:.3f} vs |w_svm| {v['svm_norm']:.3f} (relative difference {rel:.3f}); R^2 {v['r2']:.4f}",
+            f"w(t) = w_svm log t + bounded (Soudry et al.): held if the slope over the {window} is within "
+            f"{tol.svm_slope_rtol:.0%} of |w_svm| (hard-margin SVM from a QP, margin 1); fails for sqrt(log t), t^a "
+            f"or log t growth at another rate"))
+        growth = v["angle_logt_last"] / v["angle_logt_first"] - 1
+        out.append(C.claim(
+            f"m100-linear-dynamics:{loss}-angle-1-over-log-t", f"{loss} loss: the angle to w_svm falls like 1 / log t",
+            growth <= tol.angle_logt_growth,
+            f"angle x log t {v['angle_logt_first']:.4f} at t = {v['t_first']}, {v['angle_logt_last']:.4f} at t = {v['t_last']} "
+            f"(change {growth:+.1%})",
+            f"held if angle x log t grows by at most {tol.angle_logt_growth:.0%} over the {window}; fails if the angle "
+            f"falls slower than 1 / log t (e.g. 1 / sqrt(log t)) or not at all"))
+        angles = v["angles"]
+        held, worst = C.trend(np.arange(len(angles)), angles, tol.angle_rise_rad, "falls")
+        out.append(C.claim(
+            f"m100-linear-dynamics:{loss}-direction-to-svm", f"{loss} loss: the direction converges to the hard-margin SVM direction",
+            held, f"angle to w_svm {angles[0]:.4f} rad at t = {v['t_first']}, {angles[-1]:.4f} at t = {v['t_last']}",
+            f"held if the angle falls over the {window} with no rise above {tol.angle_rise_rad:g} rad between recorded "
+            f"steps (worst {worst:+.5f}); fails if it rises or stalls"))
+        faster = v["rate_wn"] >= tol.wn_rate_factor * v["rate_plain"] and v["rate_wn"] > 0
+        out.append(C.claim(
+            f"m100-linear-dynamics:{loss}-weight-norm-faster", f"{loss} loss: weight normalization converges faster",
+            faster, f"fitted decay rate -d log(angle) / d log t: weight-normalized {v['rate_wn']:.3f}, plain {v['rate_plain']:.3f}; "
+            f"final angles {v['angle_wn_last']:.4f} vs {angles[-1]:.4f} rad",
+            f"held if the weight-normalized rate over the {window} is >= {tol.wn_rate_factor:g}x plain GD's; fails "
+            f"if it is slower, equal or only marginally faster"))
+    return out
 
 
 def linear_dynamics(inp: Inputs) -> Outcome:
@@ -74,81 +152,86 @@ def linear_dynamics(inp: Inputs) -> Outcome:
             rows += [{"loss": loss, "param": "weight norm" if wn else "plain", "t": t, "norm": np.linalg.norm(w),
                       "angle_to_svm": linear.angle(w, w_svm), "train_loss": v} for t, w, v in trace]
     table = pd.DataFrame(rows)
-    late = table[table["t"] >= steps / 1000]
-    out = []
-    for loss in ("exp", "logistic"):
-        plain = late[(late["loss"] == loss) & (late["param"] == "plain")]
-        slope, r2 = fits.log_fit(plain["t"], plain["norm"])
-        out.append(C.claim(f"m100-linear-dynamics:{loss}-norm-log-t", f"{loss} loss: |w| grows like log t",
-                           slope > 0 and r2 >= tol.r2_min, f"slope {slope:.3f} per unit log t, R^2 {r2:.4f}",
-                           f"linear fit of |w| on log t for t in [{steps // 1000}, {steps}]; held if slope > 0 and R^2 >= {tol.r2_min}"))
-        held, worst = C.trend(plain["t"], plain["angle_to_svm"], tol.angle_rise_rad, "falls")
-        out.append(C.claim(f"m100-linear-dynamics:{loss}-direction-to-svm",
-                           f"{loss} loss: the direction converges to the hard-margin SVM direction", held,
-                           f"angle to SVM {plain['angle_to_svm'].iloc[0]:.4f} rad at t = {plain['t'].iloc[0]}, "
-                           f"{plain['angle_to_svm'].iloc[-1]:.4f} at t = {steps}",
-                           f"falls over t >= {steps // 1000}: tolerance {tol.angle_rise_rad:g} rad, worst rise {worst:+.5f}; SVM from a QP (SLSQP)"))
-        every = table[table["loss"] == loss]
-        pl, wn = every[every["param"] == "plain"], every[every["param"] == "weight norm"]
-        target = float(pl.iloc[(pl["t"] - steps / 10).abs().argmin()]["angle_to_svm"])
-        t_pl = int(pl[pl["angle_to_svm"] <= target]["t"].min())
-        hit = wn[wn["angle_to_svm"] <= target]["t"]
-        t_wn = int(hit.min()) if len(hit) else None
-        out.append(C.claim(f"m100-linear-dynamics:{loss}-weight-norm-faster",
-                           f"{loss} loss: weight normalization converges faster", t_wn is not None and t_wn < t_pl,
-                           f"steps to reach angle {target:.4f} rad: plain {t_pl}, weight-normalized "
-                           f"{t_wn if t_wn is not None else f'not within {steps}'}",
-                           "target angle: plain GD's at t = T/10"))
+    m = dynamics_measurements(table, float(np.linalg.norm(w_svm)), cfg["late_from"] * steps)
 
     def draw(caption, png, pdf):
         fig, axes = plots.panels(2, width=4.6)
+        t = np.geomspace(1, steps, 50)
         for (loss, param), g in table.groupby(["loss", "param"]):
             axes[0].plot(g["t"], g["norm"], label=f"{loss}, {param}")
             axes[1].plot(g["t"], g["angle_to_svm"], label=f"{loss}, {param}")
+        tail = table[(table["loss"] == "exp") & (table["param"] == "plain")].iloc[-1]
+        axes[0].plot(t, tail["norm"] + np.linalg.norm(w_svm) * np.log(t / steps), ls=":", color="grey", label="slope |w_svm|")
         axes[0].set_xscale("log")
         axes[0].set_ylabel("|w|")
         axes[1].set_xscale("log")
         axes[1].set_yscale("log")
         axes[1].set_ylabel("angle to SVM direction (rad)")
         for ax in axes:
+            ax.axvline(cfg["late_from"] * steps, color="grey", lw=0.6)
             ax.set_xlabel("GD step t")
             ax.legend(fontsize=7)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, out, draw)
+    return Outcome(table, dynamics_claims(m, cfg, tol), draw, extra={"measurements": {
+        k: {kk: vv for kk, vv in v.items() if kk != "angles"} for k, v in m.items()}})
+
+
+# --- slides-nonseparable ------------------------------------------------------------------
+
+def nonseparable_claims(m: dict, cfg: dict, tol) -> list[dict]:
+    """``m``: angle_deg between the two losses' solutions; control_deg {loss: angle between
+    runs of that loss from zero and from a random init}; grad_norm the largest final
+    gradient norm of all four runs; norms {loss: |w|}."""
+    converged = m["grad_norm"] < tol.gradient_converged
+    worst_control = max(m["control_deg"].values())
+    control_ok = converged and worst_control <= tol.solution_control_deg
+    need = tol.solution_control_deg + tol.solution_angle_deg
+    controls = ", ".join(f"{k} {v:.2e} deg" for k, v in m["control_deg"].items())
+    return [
+        C.claim("slides-nonseparable:same-loss-control", "GD on one loss from two inits reaches one solution", control_ok,
+                f"angle between runs from zero and from a random init: {controls}; largest gradient norm {m['grad_norm']:.1e}",
+                f"held if all runs converged (gradient norm < {tol.gradient_converged:g}) and each loss's two runs agree "
+                f"within {tol.solution_control_deg:g} deg; fails if the minimizer found depends on the init or GD stopped early"),
+        C.claim("slides-nonseparable:losses-differ", "logistic and exponential loss give different solutions",
+                control_ok and m["angle_deg"] > need,
+                f"angle between the solutions {m['angle_deg']:.3f} deg; norms "
+                + " vs ".join(f"{k} {v:.3f}" for k, v in m["norms"].items()),
+                f"held if the control holds and the angle exceeds the control angle {tol.solution_control_deg:g} deg by "
+                f"{tol.solution_angle_deg:g} deg (> {need:g} deg); fails if the two losses' minimizers agree that closely"),
+    ]
 
 
 def nonseparable(inp: Inputs) -> Outcome:
     cfg, tol, seed = inp.cfg, inp.tol, inp.seed
     rng = np.random.default_rng(seed)
     X, y = linear.nonseparable_blobs(cfg["n"], rng)
+    w_rand = cfg["init_scale"] * rng.standard_normal(X.shape[1])
     sol, rows = {}, []
     for loss in ("logistic", "exp"):
-        w, _ = linear.gd_linear(X, y, loss, cfg["steps"], cfg["eta"])
-        _, dm = linear.loss_grad(loss, y * (X @ w))
-        gnorm = float(np.linalg.norm(X.T @ (dm * y)))
-        sol[loss] = w
-        rows.append({"loss": loss, "w1": w[0], "w2": w[1], "bias": w[2], "norm": np.linalg.norm(w),
-                     "grad_norm": gnorm, "train_err": float(((X @ w) * y <= 0).mean())})
+        for init, w0 in [("zero", None), ("random", w_rand)]:
+            w, _ = linear.gd_linear(X, y, loss, cfg["steps"], cfg["eta"], w0=w0)
+            _, dm = linear.loss_grad(loss, y * (X @ w))
+            sol[loss, init] = w
+            rows.append({"loss": loss, "init": init, "w1": w[0], "w2": w[1], "bias": w[2], "norm": np.linalg.norm(w),
+                         "grad_norm": float(np.linalg.norm(X.T @ (dm * y))), "train_err": float(((X @ w) * y <= 0).mean())})
     table = pd.DataFrame(rows)
-    deg = np.degrees(linear.angle(sol["logistic"], sol["exp"]))
-    converged = bool((table["grad_norm"] < tol.gradient_converged).all())
-    out = [C.claim("slides-nonseparable:losses-differ", "logistic and exponential loss give different solutions",
-                   converged and deg > tol.solution_angle_deg,
-                   f"angle between the solutions {deg:.2f} deg; norms {table['norm'].iloc[0]:.3f} vs {table['norm'].iloc[1]:.3f}",
-                   f"held if both converged (gradient norms {table['grad_norm'].max():.1e} < {tol.gradient_converged:g}) and the angle "
-                   f"exceeds {tol.solution_angle_deg} deg")]
+    deg = lambda u, v: float(np.degrees(linear.angle(u, v)))  # noqa: E731
+    m = {"angle_deg": deg(sol["logistic", "zero"], sol["exp", "zero"]),
+         "control_deg": {loss: deg(sol[loss, "zero"], sol[loss, "random"]) for loss in ("logistic", "exp")},
+         "grad_norm": float(table["grad_norm"].max()),
+         "norms": {loss: float(np.linalg.norm(sol[loss, "zero"])) for loss in ("logistic", "exp")}}
 
     def draw(caption, png, pdf):
         fig, axes = plots.panels(1, width=5.0)
         ax = axes[0]
         ax.scatter(X[:, 0], X[:, 1], c=y, cmap="coolwarm", s=10)
         xs = np.linspace(X[:, 0].min(), X[:, 0].max(), 10)
-        for loss, w in sol.items():
-            ax.plot(xs, -(w[0] * xs + w[2]) / w[1], label=f"{loss} loss")
+        for (loss, init), w in sol.items():
+            ax.plot(xs, -(w[0] * xs + w[2]) / w[1], ls="-" if init == "zero" else ":", label=f"{loss} loss, {init} init")
         ax.set_ylim(X[:, 1].min(), X[:, 1].max())
         ax.legend(fontsize=7)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, out, draw)
+    return Outcome(table, nonseparable_claims(m, cfg, tol), draw)
 
 
 BUILD = {

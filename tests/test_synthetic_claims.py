@@ -1,0 +1,358 @@
+"""Every synthetic claim fed measurements that satisfy the memo's statement (held) and
+measurements that break it (not held). The claim functions are pure, so these tests run
+no training: they pin down what each claim reads and that it can fail."""
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeptheory import claims as C
+from deeptheory.synthetic import langevin, nets
+from deeptheory.targets import compositional as TC
+from deeptheory.targets import homogeneous as TH
+from deeptheory.targets import linear as TL
+from deeptheory.targets import potentials as TP
+
+from conftest import config_claims
+
+TOL = C.Tolerances(config_claims())
+
+
+def verdicts(rows):
+    return {r["id"]: r["held"] for r in rows}
+
+
+def check(fn, good, cfg, cid, breaks):
+    """``good`` holds for every claim ``fn`` returns; each of ``breaks`` (a function that
+    edits a copy of the measurements) makes ``cid`` fail."""
+    rows = fn(good, cfg, TOL)
+    assert all(r["held"] for r in rows), [(r["id"], r["measured"]) for r in rows if not r["held"]]
+    assert all("fail" in r["detail"] for r in rows), "each detail says what would make it fail"
+    assert cid in verdicts(rows)
+    for brk in breaks:
+        m = copy.deepcopy(good)
+        brk(m)
+        assert verdicts(fn(m, cfg, TOL))[cid] is False, (cid, brk)
+
+
+def setter(path, value):
+    def edit(m):
+        d = m
+        for k in path[:-1]:
+            d = d[k]
+        d[path[-1]] = value(d[path[-1]]) if callable(value) else value
+    return edit
+
+
+# --- t3-minnorm -----------------------------------------------------------------------------
+
+MINNORM = {"rel_zero": {"GD": 1e-15, "SGD": 3e-15}, "null_part": 5.5,
+           "gap": {"GD": 5.5, "SGD": 5.5 + 1e-12}, "rel_pred": {"GD": 2e-15, "SGD": 4e-15}}
+MINNORM_CFG = {"n": 20, "d": 50}
+
+
+def test_minnorm_zero_init():
+    check(TL.minnorm_claims, MINNORM, MINNORM_CFG, "t3-minnorm:zero-init-pinv",
+          [setter(["rel_zero", "SGD"], 1e-3), setter(["rel_zero", "GD"], 0.2)])
+
+
+def test_minnorm_gap_is_null_part():
+    check(TL.minnorm_claims, MINNORM, MINNORM_CFG, "t3-minnorm:gap-is-null-part",
+          [setter(["gap", "GD"], 0.0),                # GD removed the null-space part
+           setter(["rel_pred", "SGD"], 1e-2)])        # right gap size, wrong place
+
+
+# --- m100-linear-dynamics ---------------------------------------------------------------------
+
+def dyn(**kw):
+    v = {"svm_norm": 2.0, "slope": 1.95, "r2": 0.999, "t_first": 1000, "t_last": 100000,
+         "angle_logt_first": 0.9, "angle_logt_last": 0.85, "angles": [0.13, 0.11, 0.09, 0.07],
+         "rate_plain": 0.14, "rate_wn": 0.5, "angle_wn_last": 0.01}
+    v.update(kw)
+    return {"exp": v}
+
+
+def test_linear_norm_slope_against_svm():
+    check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-norm-slope-svm",
+          [setter(["exp", "slope"], 1.5), setter(["exp", "slope"], 2.5)])
+
+
+def test_linear_norm_slope_tells_log_t_from_sqrt_log_t():
+    """A line on log t fits sqrt(log t) with R^2 > 0.98 too; the slope against |w_svm| does not."""
+    t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
+    w_svm = 2.0
+    for norm, held in [(w_svm * np.log(t) + 0.3, True), (w_svm * np.sqrt(np.log(t)) * 3, False)]:
+        table = pd.DataFrame({"loss": "exp", "param": "plain", "t": t, "norm": norm, "angle_to_svm": 1 / np.log(t + 2)})
+        table = pd.concat([table, table.assign(param="weight norm", angle_to_svm=1 / np.log(t + 2) ** 2)])
+        m = TL.dynamics_measurements(table, w_svm, 1000)
+        assert m["exp"]["r2"] > 0.98
+        assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-norm-slope-svm"] is held
+
+
+def test_linear_angle_one_over_log_t():
+    check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-angle-1-over-log-t",
+          [setter(["exp", "angle_logt_last"], 0.9 * np.sqrt(np.log(1e5) / np.log(1e3)))])  # angle ~ 1/sqrt(log t)
+
+
+def test_linear_angle_measurement_follows_the_rate():
+    t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
+    for angle, held in [(0.5 / np.log(t + 1), True), (0.5 / np.sqrt(np.log(t + 1)), False)]:
+        table = pd.DataFrame({"loss": "exp", "param": "plain", "t": t, "norm": 2 * np.log(t), "angle_to_svm": angle})
+        table = pd.concat([table, table.assign(param="weight norm")])
+        m = TL.dynamics_measurements(table, 2.0, 1000)
+        assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-angle-1-over-log-t"] is held
+
+
+def test_linear_direction_to_svm():
+    check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-direction-to-svm",
+          [setter(["exp", "angles"], [0.13, 0.11, 0.12, 0.07]), setter(["exp", "angles"], [0.1, 0.1, 0.1, 0.1])])
+
+
+def test_linear_weight_norm_faster():
+    check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-weight-norm-faster",
+          [setter(["exp", "rate_wn"], 0.15), setter(["exp", "rate_wn"], 0.05)])
+
+
+def test_decay_rate_of_a_power_law():
+    t = np.geomspace(10, 1e5, 30)
+    assert TL.decay_rate(t, 3 * t**-0.7) == pytest.approx(0.7)
+
+
+# --- slides-nonseparable ----------------------------------------------------------------------
+
+NONSEP = {"angle_deg": 1.55, "control_deg": {"logistic": 1e-6, "exp": 2e-6}, "grad_norm": 1e-14,
+          "norms": {"logistic": 1.96, "exp": 1.04}}
+
+
+def test_nonseparable_control():
+    check(TL.nonseparable_claims, NONSEP, {}, "slides-nonseparable:same-loss-control",
+          [setter(["control_deg", "exp"], 0.5), setter(["grad_norm"], 1e-3)])
+
+
+def test_nonseparable_losses_differ():
+    check(TL.nonseparable_claims, NONSEP, {}, "slides-nonseparable:losses-differ",
+          [setter(["angle_deg"], 0.5),                           # within the margin
+           setter(["control_deg", "logistic"], 2.0)])           # a control as wide as the difference
+
+
+# --- slides-two-layer-margin ------------------------------------------------------------------
+
+TWO = {"L": 2, "first_separated": 193, "loss_slope": -1.05, "exponents": {"1": 0.5, "2": 0.52, "product": 1.02},
+       "k_from": 200, "k_to": 20000, "nm_first": 0.068, "nm_last": 0.070, "nm_from": 2000}
+TWO_CFG = {"q": 5, "loss": "logistic", "steps": 20000}
+
+
+def two_layer_no_slides(m, cfg, tol):
+    """The theory's readings, without the slides' "each layer like log k" (which contradicts
+    them for balanced layers: both cannot hold at once)."""
+    return [r for r in TH.two_layer_claims(m, cfg, tol) if r["id"] != "slides-two-layer-margin:layers-log-k"]
+
+
+def two_layer_slides(m, cfg, tol):
+    return [r for r in TH.two_layer_claims(m, cfg, tol) if r["id"] == "slides-two-layer-margin:layers-log-k"]
+
+
+@pytest.mark.parametrize("cid,breaks", [
+    ("separable", [setter(["first_separated"], None)]),
+    ("loss-1-over-k", [setter(["loss_slope"], -0.5), setter(["loss_slope"], -2.0)]),
+    ("product-log-k", [setter(["exponents", "product"], 2.6), setter(["exponents", "product"], 0.5)]),
+    ("layers-root-log-k", [setter(["exponents", "1"], 1.0)]),
+    ("margin-levels-off", [setter(["nm_first"], 0.03), setter(["nm_last"], -0.01)]),
+])
+def test_two_layer_claims(cid, breaks):
+    check(two_layer_no_slides, TWO, TWO_CFG, f"slides-two-layer-margin:{cid}", breaks)
+
+
+def test_two_layer_slides_reading():
+    good = copy.deepcopy(TWO)
+    good["exponents"] = {"1": 1.05, "2": 0.95, "product": 2.0}
+    check(two_layer_slides, good, TWO_CFG, "slides-two-layer-margin:layers-log-k",
+          [setter(["exponents"], {"1": 0.5, "2": 0.5, "product": 1.0})])
+
+
+def test_log_log_exponent_tells_log_k_from_its_root():
+    k = np.geomspace(100, 1e5, 40)
+    assert TH.log_log_exponent(k, 3 * np.log(k))[0] == pytest.approx(1)
+    assert TH.log_log_exponent(k, np.sqrt(np.log(k)))[0] == pytest.approx(0.5)
+
+
+# --- m100-balance -------------------------------------------------------------------------------
+
+BAL = {"balanced": {"diffs_start": [0.0, 0.0], "diffs_end": [0.01, -0.01], "drift": 0.02, "growth": [6.9, 6.95, 6.93],
+                    "nm_separated": 0.002, "nm_end": 0.12},
+       "unbalanced": {"diffs_start": [16.0, 0.0], "diffs_end": [15.9, 0.05], "drift": 0.1, "growth": [3.0, 3.1, 3.05],
+                      "nm_separated": 0.01, "nm_end": 0.1}}
+BAL_CFG = {"eta": 0.02, "unbalance": 2.0}
+
+
+def test_balance_differences_constant():
+    check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:differences-constant",
+          [setter(["balanced", "drift"], 2.0)])
+
+
+def test_balance_unbalanced_init_kept():
+    check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:unbalanced-init-kept",
+          [setter(["unbalanced", "drift"], 11.0),                   # GD moved the differences
+           setter(["unbalanced", "diffs_start"], [0.01, 0.0])])     # the start was not unbalanced
+
+
+def test_balance_margin_rises():
+    check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:margin-rises",
+          [setter(["balanced", "nm_end"], 0.001), setter(["balanced", "nm_separated"], None)])
+
+
+def test_balance_measurements():
+    t = pd.DataFrame({"step": [0, 10, 100], "train_err": [0.2, 0.0, 0.0], "normalized_margin": [-0.1, 0.01, 0.05],
+                      "sq_norm_1": [5.0, 6.0, 9.0], "sq_norm_2": [1.0, 2.0, 5.0]})
+    m = TH.balance_measurements(t, 2)
+    assert m["diffs_start"] == [4.0] and m["drift"] == 0.0 and m["growth"] == [4.0, 4.0]
+    assert m["nm_separated"] == 0.01 and m["nm_end"] == 0.05
+
+
+def test_rescale_balances_then_unbalances():
+    import torch
+    w = nets.relu_net([5, 8, 8, 1], seed=0, scale=1.0)
+    nets.rescale(w, balanced=True, layer_scales=[2.0, 1.0, 1.0])
+    sq = [float((W.detach() ** 2).sum()) for W in w]
+    assert sq[1] == pytest.approx(sq[2]) and sq[0] == pytest.approx(4 * sq[1])
+    assert isinstance(w[0], torch.Tensor)
+
+
+# --- t3-langevin-dims and t3-langevin-2d ------------------------------------------------------------
+
+def shares(exact, sampled, se=0.01, chains=500, eta=1.0, moves=3.0):
+    return [{"D": d, "eta": eta, "T": 0.125, "chains": chains, "steps": 20000, "share_flat": s, "se": se,
+             "exact_share": e, "plateau": 0.1, "plateau_exact": 0.1, "moves_per_chain": moves}
+            for d, (e, s) in enumerate(zip(exact, sampled), start=1)]
+
+
+EXACT_DIMS = [2**d / (1 + 2**d) for d in range(1, 6)]
+DIMS = {"memo": shares(EXACT_DIMS, [e + 0.005 for e in EXACT_DIMS]),
+        "fine": shares(EXACT_DIMS, [e - 0.01 for e in EXACT_DIMS], se=0.02, chains=200, eta=0.05),
+        "check": {"got": 0.25, "se": 0.005, "exact": 0.248, "T": 0.4, "eta": 0.005}}
+
+
+def test_langevin_dims_flat_share_grows():
+    check(TP.langevin_dims_claims, DIMS, {}, "t3-langevin-dims:flat-share-grows",
+          [setter(["memo"], shares(EXACT_DIMS, [0.9, 0.8, 0.7, 0.6, 0.5])),
+           setter(["memo"], shares(EXACT_DIMS, [0.7] * 5))])
+
+
+def test_langevin_dims_boltzmann_memo_step():
+    # the quick profile's numbers at eta = 1: every share too high
+    check(TP.langevin_dims_claims, DIMS, {}, "t3-langevin-dims:boltzmann-memo-step",
+          [setter(["memo"], shares(EXACT_DIMS, [0.748, 0.894, 0.945, 0.975, 0.988], se=0.017))])
+
+
+def test_langevin_dims_boltzmann_fine_step():
+    check(TP.langevin_dims_claims, DIMS, {}, "t3-langevin-dims:boltzmann-fine-step",
+          [setter(["fine"], shares(EXACT_DIMS, [0.47, 0.58, 0.82, 0.94, 0.95], se=0.03, chains=200, eta=0.05))])
+
+
+def test_langevin_dims_sampler_check():
+    check(TP.langevin_dims_claims, DIMS, {}, "t3-langevin-dims:sampler-matches-boltzmann",
+          [setter(["check", "got"], 0.3)])
+
+
+def test_a_zero_standard_error_is_floored_at_one_over_chains():
+    rows = shares([0.99995], [1.0], se=0.0, chains=500)
+    assert TP.boltzmann_claim("t3-langevin-2d:x", rows, "degenerate", TOL)["held"]
+    assert not TP.boltzmann_claim("t3-langevin-2d:x", shares([0.98], [1.0], se=0.0, chains=500), "degenerate", TOL)["held"]
+
+
+EXACT_2D = [0.913, 0.991, 0.9991, 0.99992]
+TWO_D = {"rows": [dict(r, D=r["D"] + 1) for r in shares(EXACT_2D, EXACT_2D, se=0.004)]}
+
+
+@pytest.mark.parametrize("cid,sampled", [
+    ("degenerate-holds-more", [0.45, 0.99, 0.999, 0.9999]),
+    ("concentration-grows", [0.95, 0.90, 0.85, 0.80]),
+    ("boltzmann-memo-step", [0.80, 0.991, 0.9991, 0.99992]),
+])
+def test_langevin_2d(cid, sampled):
+    bad = [dict(r, D=r["D"] + 1) for r in shares(EXACT_2D, sampled, se=0.004)]
+    check(TP.langevin_2d_claims, TWO_D, {}, f"t3-langevin-2d:{cid}", [setter(["rows"], bad)])
+
+
+def test_exact_shares_of_two_wells_twice_as_flat():
+    for D in (1, 3, 5):
+        flat, plateau = langevin.exact_shares(langevin.TwoWells(), D, 0.125)
+        assert flat == pytest.approx(2**D / (1 + 2**D), rel=1e-6)
+        assert 0 < plateau < 1
+    # more dimensions, more plateau volume
+    assert langevin.exact_shares(langevin.TwoWells(), 5, 0.125)[1] > langevin.exact_shares(langevin.TwoWells(), 2, 0.125)[1]
+    # low temperature: the valley's share is box^(D-1) sqrt(2 pi T) against (2 pi T)^(D/2)
+    V, T = langevin.ValleyAndPoint(), 0.01
+    ratio = V.box * np.sqrt(2 * np.pi * T) / (2 * np.pi * T)
+    assert langevin.exact_shares(V, 2, T)[0] == pytest.approx(ratio / (1 + ratio), rel=0.02)
+
+
+def test_moves_per_chain():
+    in_well = np.array([[1, 1, 1], [0, 1, 1], [1, 1, 1], [1, 0, 1]], bool)
+    in_flat = np.array([[1, 0, 1], [0, 1, 1], [0, 0, 1], [1, 0, 1]], bool)
+    assert langevin.moves_per_chain(in_well, in_flat).tolist() == [2, 2, 0]
+
+
+def test_full_gradient_averages_the_shifted_potentials():
+    P = langevin.ValleyAndPoint()
+    shifts = np.random.default_rng(0).normal(0, 1, (5, 2))
+    w = np.random.default_rng(1).uniform(0, P.box, (7, 2))
+    expected = np.mean([P.grad(w - z) for z in shifts], axis=0)
+    np.testing.assert_allclose(langevin.full_gradient(P, shifts)(w), expected)
+
+
+# --- t3-sgd-potential -----------------------------------------------------------------------------
+
+SGD = {"GD": {"share": 0.75, "se": 0.02, "in_wells": 1.0, "moves": 0.0},
+       "SGD": {"share": 0.96, "se": 0.002, "in_wells": 0.8, "moves": 4.0},
+       "SGDL": {"share": 0.93, "se": 0.001, "in_wells": 0.5, "moves": 20.0}}
+SGD_CFG = {"batch": 1, "n_points": 64, "spread": 1.5}
+
+
+@pytest.mark.parametrize("method", ["SGD", "SGDL"])
+def test_sgd_prefers_degenerate(method):
+    check(TP.sgd_claims, SGD, SGD_CFG, f"t3-sgd-potential:{method.lower()}-prefers-degenerate",
+          [setter([method, "moves"], 0.0),              # no chain moved: the share is GD's basin share
+           setter([method, "share"], 0.77),             # within 3 se of GD
+           setter([method, "share"], 0.4)])
+
+
+# --- m100-deep-vs-shallow ---------------------------------------------------------------------------
+
+def dvs(deep_8, shallow_8, extended=(), deep_4=(0.2, 0.04), shallow_4=(0.2, 0.06)):
+    rows = []
+    for n, deep, shallow, params in [(4, deep_4, shallow_4, [51, 99]), (8, deep_8, shallow_8, [119, 231])]:
+        for k, p, d, s in zip([4, 8], params, deep, shallow):
+            rows.append({"n": n, "k": k, "net": "deep", "grid": "matched", "params": p, "test_mse": d})
+            rows.append({"n": n, "k": k, "net": "shallow", "grid": "matched", "params": p + 2, "test_mse": s})
+    rows += [{"n": 8, "k": None, "net": "shallow", "grid": "extended", "params": p, "test_mse": e} for p, e in extended]
+    return pd.DataFrame(rows)
+
+
+DVS_CFG = {"error": 0.05, "shallow_max_params": 2000}
+
+
+def test_deep_vs_shallow_fewer_params():
+    good = dvs([0.1, 0.03], [0.3, 0.2], extended=[(466, 0.1), (930, 0.04)])
+    rows = TC.deep_vs_shallow_claims(good, DVS_CFG, TOL)
+    assert all(r["held"] for r in rows) and all("fail" in r["detail"] for r in rows)
+    for bad in [dvs([0.1, 0.03], [0.3, 0.04]),                                  # shallow reaches it at matched size
+                dvs([0.1, 0.03], [0.3, 0.2], extended=[(300, 0.04)]),           # and with under 2x
+                dvs([0.1, 0.03], [0.3, 0.2]),                                   # never reached, but only 233 tried
+                dvs([0.1, 0.08], [0.3, 0.2], extended=[(930, 0.04)])]:          # deep never reaches it
+        assert verdicts(TC.deep_vs_shallow_claims(bad, DVS_CFG, TOL))["m100-deep-vs-shallow:fewer-params"] is False
+
+
+def test_deep_vs_shallow_unreached_counts_as_a_lower_bound():
+    table = dvs([0.1, 0.03], [0.3, 0.2], extended=[(466, 0.1), (932, 0.08)])
+    row = TC.deep_vs_shallow_claims(table, DVS_CFG, TOL)[0]
+    assert row["held"] and "lower bound" in row["measured"] and "inf" not in row["measured"]
+
+
+def test_deep_vs_shallow_gap_widens():
+    good = dvs([0.1, 0.03], [0.3, 0.2], extended=[(930, 0.04)])
+    bad = dvs([0.1, 0.03], [0.3, 0.2], extended=[(930, 0.04)], shallow_4=(2.0, 1.0))
+    assert verdicts(TC.deep_vs_shallow_claims(good, DVS_CFG, TOL))["m100-deep-vs-shallow:gap-widens"]
+    assert verdicts(TC.deep_vs_shallow_claims(bad, DVS_CFG, TOL))["m100-deep-vs-shallow:gap-widens"] is False
