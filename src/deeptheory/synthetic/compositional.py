@@ -113,8 +113,8 @@ def _train(kind, n, size, lrs, steps, data, seed):
     rate with the best validation MSE; test MSE at its validation-chosen stopping step."""
     best = None
     for lr in lrs:
-        g = torch.Generator().manual_seed(seed * 1000 + size)
-        net = TreeNet(n, size, g) if kind == "deep" else shallow_net(n, size, g)
+        g = torch.Generator().manual_seed(seed * 1000 + size)  # init drawn on the CPU: the same on any device
+        net = (TreeNet(n, size, g) if kind == "deep" else shallow_net(n, size, g)).to(data[0].device)
         val, step, test = fit(net, *data, steps, lr)
         if best is None or val < best[0]:
             best = (val, step, test, lr, n_params(net))
@@ -122,17 +122,19 @@ def _train(kind, n, size, lrs, steps, data, seed):
 
 
 def compare(n: int, ks: list[int], lrs: list[float], steps: int, n_train: int, n_test: int, seed: int,
-            error: float | None = None, shallow_max_params: int | None = None) -> list[dict]:
+            error: float | None = None, shallow_max_params: int | None = None, device: str = "cpu") -> list[dict]:
     """Test MSE (relative to the target's variance) of tree and shallow nets at matched
     parameter counts; each net's learning rate and stopping step are chosen on a validation
     set. With ``error`` and ``shallow_max_params``, the shallow grid then doubles its
-    parameter count until a shallow net reaches ``error`` or the next count passes the ceiling."""
+    parameter count until a shallow net reaches ``error`` or the next count passes the ceiling.
+    Data are drawn on the CPU and trained on ``device`` (full-batch: the paper profile's
+    60,000 points and many nets are the GPU's kind of work)."""
     gen = torch.Generator().manual_seed(seed)
     x, y = sample(n, n_train, gen)
     x_val, y_val = sample(n, n_test, gen)
     x_test, y_test = sample(n, n_test, gen)
     var = float(y_test.var())
-    data = (x, y, x_val, y_val, x_test, y_test)
+    data = tuple(t.to(device) for t in (x, y, x_val, y_val, x_test, y_test))
     rows = []
 
     def row(kind, size, grid, k=None):

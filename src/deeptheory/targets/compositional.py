@@ -63,7 +63,8 @@ def deep_vs_shallow(inp: Inputs) -> Outcome:
     rows = []
     for n in cfg["n_vars"]:
         rows += compositional.compare(n, cfg["ks"], cfg["lrs"], cfg["steps"], cfg["n_train"], cfg["n_test"], seed,
-                                      error=float(cfg["error"]), shallow_max_params=int(cfg["shallow_max_params"]))
+                                      error=float(cfg["error"]), shallow_max_params=int(cfg["shallow_max_params"]),
+                                      device=inp.device)
     table = pd.DataFrame(rows)
     eps = float(cfg["error"])
     ns = sorted(table["n"].unique())
