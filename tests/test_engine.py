@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -104,3 +105,14 @@ def test_run_id_round_trip():
     assert s.run_id == "tiny/allconv5_w8_N200_random_i10_s2_e8"
     assert parse_run_id(s.run_id) == {"dataset": "tiny", "model": "allconv5", "width": 8, "N": 200,
                                       "labels": "random", "init_scale": 10.0, "seed": 2, "stop": "e8"}
+
+
+def test_loss_drop_reads_the_trend_of_the_last_fifth_not_two_noisy_epochs():
+    from deeptheory.run import loss_drop_last_fifth
+
+    flat_but_noisy = [1.0] * 80 + [0.1, 0.3] * 10      # last fifth: no trend, large swings
+    falling = np.linspace(1.0, 0.5, 100)                 # a straight fall: the fit is exact
+    window = falling[-20:]
+    assert abs(loss_drop_last_fifth(list(flat_but_noisy))) < 0.05
+    assert loss_drop_last_fifth(list(falling)) == pytest.approx((window[0] - window[-1]) / window.mean())
+    assert np.isnan(loss_drop_last_fifth([1.0, 0.9]))
