@@ -110,7 +110,7 @@ def test_run_id_round_trip():
 def test_loss_drop_reads_the_trend_of_the_last_fifth_not_two_noisy_epochs():
     from deeptheory.run import loss_drop_last_fifth
 
-    flat_but_noisy = [1.0] * 80 + [0.1, 0.3] * 10      # last fifth: no trend, large swings
+    flat_but_noisy = [1.0] * 80 + [0.1, 0.3, 0.3, 0.1] * 5   # last fifth: large swings, no trend
     falling = np.linspace(1.0, 0.5, 100)                 # a straight fall: the fit is exact
     window = falling[-20:]
     assert abs(loss_drop_last_fifth(list(flat_but_noisy))) < 0.05
