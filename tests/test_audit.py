@@ -241,3 +241,31 @@ def test_a_replaced_archive_stops_the_workflow_at_start(copy):
         assert f"expected {expected}, actual " in out.stdout and "datasets.cifar10.files.cifar-10-python.tar.gz.md5" \
             in out.stdout
         assert "Nothing to be done" not in out.stdout and "Building DAG" not in out.stdout
+
+
+def test_the_console_script_runs_the_audit(tmp_path, monkeypatch, capsys):
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["deeptheory"] == "deeptheory.audit:cli"
+    monkeypatch.setattr(sys, "argv", ["deeptheory", "audit", "--directory", str(tmp_path)])
+    assert audit.cli() == 0  # nothing built: nothing wrong
+    assert "nothing is built yet" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["deeptheory", "train"])
+    assert audit.cli() == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("width: abc\n")
+    assert audit.main(["--directory", str(tmp_path), "--configfile", str(bad)]) == 2
+    assert "'width' was unexpected" in capsys.readouterr().err
+
+
+def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
+    cfg = small_config(make_sources(tmp_path))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    a = audit.Audit(tmp_path, audit.load_config([tmp_path / "config.yaml"]))
+    run = "cifar10/allconv5_w2_N60_natural_i1_s0_zero"
+    assert a.path_affects(tmp_path / "results" / "packs" / "cifar10" / "allconv5_w2_b32" / run / "model.pt") == [
+        "t3-err-vs-n", "claims table"]
+    assert a.path_affects(tmp_path / "results" / "runs" / run / "metrics.csv") == ["t3-err-vs-n", "claims table"]
+    assert a.path_affects(tmp_path / "results" / "t3-minnorm" / "table.md") == ["t3-minnorm"]
+    assert a.dataset_affects("fashion-mnist") == ["m100-err-vs-neurons", "claims table"]
