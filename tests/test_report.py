@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from deeptheory import report
-from test_audit import make_sources, snakemake, tiny_config
+from test_audit import errors, make_sources, run_audit, snakemake, tiny_config
 
 
 def report_config(sources) -> dict:
@@ -59,6 +59,9 @@ def test_the_report_holds_every_target_with_figure_caption_verdicts_table_and_cl
         assert f"report/{table['data_uri']}" in names
         gathered = pd.read_csv(z.open(f"report/{table['data_uri']}"))
         assert set(gathered["id"].str.split(":").str[0]) == set(targets)
+    # The report beside the results is no stray file to the audit.
+    rc, audited = run_audit(tmp_path)
+    assert rc == 0, errors(audited)
 
 
 @pytest.mark.parametrize("held", [[True, False], [False] * 6])

@@ -214,8 +214,10 @@ class Audit:
                     self.add("error", "unknown", self.rel(path), "temporary file of a write that never "
                              "finished (an interrupted job); delete it", self.path_affects(path))
                 elif name not in known:
-                    self.add("error", "unknown", self.rel(path), "no manifest knows this file: the build did "
-                             "not write it", self.path_affects(path))
+                    why = ("the build did not write it" if known else "its folder has no manifest: not written by "
+                           "the build, or by one older than manifests")
+                    self.add("error", "unknown", self.rel(path), f"no manifest knows this file: {why}",
+                             self.path_affects(path))
                 elif manifest.sha256_file(path) != known[name]["sha256"]:
                     self.add("error", "modified", self.rel(path), f"sha256 differs from the one recorded when it "
                              f"was written ({known[name]['recorded']}): changed since", self.path_affects(path))
