@@ -1,24 +1,43 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half."""
+"""Atomic file writes: a crash leaves either the old file or the new one, never half.
+
+Every file written under ``results/`` (outside ``results/checkpoints/``) is also recorded,
+with its sha256, in its folder's manifest (``deeptheory.manifest``), which
+``deeptheory.audit`` checks the files against.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 
+from . import manifest
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    A failed write (a full disk included) removes the temporary file and leaves ``path`` as
+    it was; a full disk is reported naming the file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            if err.errno == errno.ENOSPC:
+                raise OSError(errno.ENOSPC, f"no space left on device while writing {path}: nothing was "
+                                            f"written there (a previous version, if any, is unchanged); "
+                                            f"free space and rerun") from err
+            raise
+        manifest.record(path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

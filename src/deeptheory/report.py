@@ -3,18 +3,26 @@ provenance under ``results/<target>/``, and the claims table of the whole build.
 
 Every figure and table carries a caption naming the target id, its source in the memos and
 the data set it was computed on, so a file that leaves the results folder still says what
-it is.
+it is. Under the caption, ``figure.png`` lists every claim of the target with its verdict
+(HELD / NOT HELD and what was measured), so the figure in the Snakemake report shows
+the verdicts beside the plot.
+
+A target's provenance records the sha256 of each run's metrics it read
+(``runs_sha256``): ``deeptheory.audit`` calls the target stale once a run it read has
+changed since.
 """
 
 from __future__ import annotations
 
+import textwrap
 import time
 from pathlib import Path
 
 import pandas as pd
 
 from . import provenance
-from .atomic import write_csv, write_json, write_text
+from .atomic import atomic_path, write_csv, write_json, write_text
+from .manifest import sha256_file
 from .tables import markdown_table, write_table
 from .targets import Inputs, Outcome, Target
 
@@ -47,11 +55,49 @@ def build(target: Target, inputs: Inputs, outdir: Path, *, config: dict, runs_re
         raise ValueError(f"claim ids must read '{target.id}:<name>', got {bad}")
     rows["detail"] = rows["detail"] + f"; data: {inputs.data}"
     write_csv(outdir / OUTPUTS["claims"], rows)
+    add_verdicts(outdir / OUTPUTS["png"], rows)
     write_json(outdir / OUTPUTS["provenance"], provenance.record(
         config=config, seeds={"seed": inputs.seed}, device=inputs.device, wall_s=time.perf_counter() - t0,
         data=data_checksums or {}, extra={"target": target.id, "caption": text, "runs": list(runs_read),
+                                          "runs_sha256": {str(p): sha256_file(p) for p in runs_read},
                                           **outcome.extra}))
     return rows
+
+
+def verdict_lines(rows: pd.DataFrame) -> list[tuple[str, bool]]:
+    """One line per claim: verdict, id, the claim and what was measured."""
+    return [(f"{'HELD' if bool(r.held) else 'NOT HELD'}  {r.id}: {r.claim}  [measured: {r.measured}]", bool(r.held))
+            for r in rows.itertuples()]
+
+
+def add_verdicts(png: Path, rows: pd.DataFrame, dpi: int = 150) -> None:
+    """Append the claims' verdicts under the figure in ``png`` (rewritten atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    image = plt.imread(png)
+    h, w = image.shape[:2]
+    width_in = w / dpi
+    chars = max(40, int(width_in * 72 / (6.5 * 0.6)))  # characters per line at 6.5 pt
+    wrapped = [(line, held) for text, held in verdict_lines(rows)
+               for line in textwrap.wrap(text, chars, subsequent_indent="    ")]
+    line_in = 6.5 * 1.45 / 72
+    extra_in = (len(wrapped) + 1.5) * line_in
+    fig = plt.figure(figsize=(width_in, h / dpi + extra_in), dpi=dpi)
+    frac = extra_in / (h / dpi + extra_in)
+    ax = fig.add_axes((0, frac, 1, 1 - frac))
+    ax.imshow(image)
+    ax.axis("off")
+    fig.text(0.01, frac - 0.3 * line_in / (h / dpi + extra_in), "Claims (verdicts from this build):",
+             fontsize=6.5, weight="bold", va="top")
+    for i, (line, held) in enumerate(wrapped):
+        y = frac - (i + 1.3) * line_in / (h / dpi + extra_in)
+        fig.text(0.01, y, line, fontsize=6.5, va="top", color="darkgreen" if held else "firebrick")
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
 
 
 def gather_claims(paths, out_csv: Path, out_md: Path) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import paths, provenance
+from . import manifest, paths, provenance
 from .atomic import save_torch, write_csv, write_json
 from .run import RunResult
 from .spec import RunSpec
@@ -42,8 +42,11 @@ def is_done(folder: Path, spec: RunSpec) -> bool:
 
 def link_run(src: Path, dst: Path) -> None:
     """Give a finished run's files a second name (a hard link, a copy across file systems),
-    provenance last, each stamped now: Snakemake dates an output by its mtime."""
+    provenance last, each stamped now: Snakemake dates an output by its mtime. Each name is
+    recorded in its folder's manifest with the checksum the source's manifest holds (the
+    bytes are the same), computed when the source has none."""
     dst.mkdir(parents=True, exist_ok=True)
+    known = manifest.read(src)
     for name in paths.RUN_FILES:
         target = dst / name
         target.unlink(missing_ok=True)
@@ -52,3 +55,4 @@ def link_run(src: Path, dst: Path) -> None:
         except OSError:
             shutil.copyfile(src / name, target)
         os.utime(target)
+        manifest.record(target, (known.get(name) or {}).get("sha256"))

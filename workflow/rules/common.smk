@@ -59,3 +59,27 @@ def target_caption(wildcards):
 
 def train_resources(name, default):
     return config.get("resources", {}).get(name, default)
+
+
+# ---------------------------------------------------------------------------------------
+# Raw data checked at every start (deeptheory.audit.check_archive, the fetch step's own
+# checks): an archive of a fetched data set that the plan uses (data/raw/<set>/verified.json
+# exists) which no longer matches the md5 pinned in config, or DVC's record of it, stops
+# the workflow before any job runs. Costs one md5 per archive (0.1 s per 26 MB).
+def check_fetched_data(plan, datasets, root="data/raw"):
+    from deeptheory.audit import check_archive
+
+    for dataset in sorted({s.dataset for s in plan.specs.values()}):
+        raw = Path(root) / dataset
+        if dataset not in datasets or not (raw / "verified.json").exists():
+            continue
+        for filename in datasets[dataset]["files"]:
+            path = raw / filename
+            problem = (f"archive {path} of data set '{dataset}' is missing" if not path.exists()
+                       else check_archive(path, dataset, filename, datasets[dataset]))
+            if problem:
+                raise WorkflowError(f"raw data changed since it was fetched and verified:\n{problem}\n"
+                                    f"  To fetch it again: remove {raw / 'verified.json'} and rerun.")
+
+
+check_fetched_data(PLAN, config["datasets"])

@@ -1,0 +1,271 @@
+"""deeptheory audit on a small real build: clean, then with each kind of file tampered.
+
+One build (module fixture); every test audits its own copy of it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import write_cifar_set, write_idx_set
+from deeptheory import audit, manifest, runio
+from deeptheory.atomic import write_csv, write_json
+from test_workflow import tiny_config
+
+ROOT = Path(__file__).resolve().parents[1]
+N30 = "results/runs/cifar10/allconv5_w2_N30_natural_i1_s0_zero"
+
+
+def small_config(sources: Path) -> dict:
+    """Two data-set targets on two data sets (no shared runs) and one synthetic target."""
+    cfg = tiny_config(sources)
+    targets = cfg["profiles"]["tiny"]["targets"]
+    cfg["profiles"]["tiny"]["targets"] = {
+        "t3-err-vs-n": targets["t3-err-vs-n"],
+        "m100-err-vs-neurons": {**targets["m100-err-vs-neurons"], "widths": [1]}}
+    return cfg
+
+
+def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
+    """Snakemake on ``workdir``, its jobs importing this checkout's library."""
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+                           "--directory", str(workdir), "--configfile", str(cfg), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def make_sources(folder: Path) -> Path:
+    sources = folder / "sources"
+    sources.mkdir(parents=True)
+    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=120, n_test=60)))
+    (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=120, n_test=60)))
+    return sources
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("audited")
+    cfg = small_config(make_sources(workdir))
+    result = snakemake(workdir, cfg, "--cores", "2")
+    assert result.returncode == 0, result.stdout[-4000:]
+    return workdir
+
+
+@pytest.fixture
+def copy(build, tmp_path):
+    """A private copy of the build to tamper with."""
+    dst = tmp_path / "build"
+    shutil.copytree(build, dst, symlinks=True)
+    return dst
+
+
+def run_audit(workdir: Path, *configfiles: Path) -> tuple[int, dict]:
+    args = ["--directory", str(workdir), "--json"]
+    for c in configfiles or (workdir / "config.yaml",):
+        args += ["--configfile", str(c)]
+    out = subprocess.run([sys.executable, "-m", "deeptheory.audit", *args], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    return out.returncode, json.loads(out.stdout)
+
+
+def errors(report: dict) -> list[dict]:
+    return [p for p in report["problems"] if p["severity"] == "error"]
+
+
+def named(report: dict, path: str) -> list[dict]:
+    return [p for p in errors(report) if p["path"] == path]
+
+
+def test_a_clean_build_audits_clean(build):
+    rc, report = run_audit(build)
+    assert rc == 0 and report["ok"], report
+    assert errors(report) == []
+    assert report["summary"]["checked"]["results files"] >= 29 and report["summary"]["targets"] == 3
+    # Every result file is in a manifest, checkpoints are not.
+    assert manifest.read(build / N30).keys() == {"metrics.csv", "model.pt", "provenance.json"}
+    assert not list((build / "results").rglob("checkpoints/.manifest.json"))
+
+
+def test_the_text_printout_has_one_row_per_problem_and_a_summary(copy):
+    (copy / "results" / "t3-minnorm" / "figure.png").write_bytes(b"not a figure")
+    out = subprocess.run([sys.executable, "-m", "deeptheory.audit", "-d", str(copy), "--configfile",
+                          str(copy / "config.yaml")], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert out.returncode == 1
+    assert "ERROR  modified  results/t3-minnorm/figure.png" in out.stdout
+    assert "affects: t3-minnorm" in out.stdout
+    assert "FAILED: 1 error(s)" in out.stdout.splitlines()[-1]
+
+
+def test_a_replaced_raw_archive_is_named_with_the_targets_it_feeds(copy):
+    archive = copy / "data" / "raw" / "cifar10" / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"other bytes")
+    rc, report = run_audit(copy)
+    assert rc == 1
+    [p] = named(report, "data/raw/cifar10/cifar-10-python.tar.gz")
+    assert p["kind"] == "raw-data" and "datasets.cifar10.files.cifar-10-python.tar.gz.md5" in p["detail"]
+    assert p["affects"] == ["t3-err-vs-n", "claims table"]  # not m100-err-vs-neurons (fashion-mnist)
+
+
+def test_a_changed_run_metrics_file_is_named_with_its_targets(copy):
+    metrics = copy / N30 / "metrics.csv"
+    frame = pd.read_csv(metrics)
+    frame.loc[frame.index[-1], "test_err"] = 0.0
+    frame.to_csv(metrics, index=False)  # behind the build's back: no manifest update
+    rc, report = run_audit(copy)
+    assert rc == 1
+    [p] = named(report, f"{N30}/metrics.csv")
+    assert p["kind"] == "modified" and p["affects"] == ["t3-err-vs-n", "claims table"]
+    # ... and the target that read it is stale.
+    stale = named(report, "results/t3-err-vs-n/provenance.json")
+    assert stale and "changed since the target was built" in stale[0]["detail"]
+
+
+def test_a_changed_target_figure_is_named(copy):
+    (copy / "results" / "t3-err-vs-n" / "figure.png").write_bytes(b"\x89PNG other")
+    rc, report = run_audit(copy)
+    assert rc == 1
+    assert [(p["kind"], p["affects"]) for p in errors(report)] == [("modified", ["t3-err-vs-n"])]
+
+
+def test_changed_claims_are_named(copy):
+    table = copy / "results" / "claims.csv"
+    table.write_text(table.read_text().replace("False", "True"))
+    target = copy / "results" / "m100-err-vs-neurons" / "claims.csv"
+    target.write_text(target.read_text().replace("False", "True"))
+    rc, report = run_audit(copy)
+    assert rc == 1
+    table_rows = {p["kind"]: p for p in named(report, "results/claims.csv")}
+    assert table_rows["modified"]["affects"] == ["claims table"]
+    # Its rows of t3-err-vs-n no longer match that target's own claims.
+    assert "rows of t3-err-vs-n differ" in table_rows["stale"]["detail"]
+    [p] = named(report, "results/m100-err-vs-neurons/claims.csv")
+    assert p["kind"] == "modified" and p["affects"] == ["m100-err-vs-neurons", "claims table"]
+
+
+def test_a_retrained_run_makes_the_targets_that_read_it_stale(copy):
+    metrics = copy / N30 / "metrics.csv"
+    frame = pd.read_csv(metrics)
+    frame["wall_s"] = frame["wall_s"] + 1.0
+    write_csv(metrics, frame)  # as a retraining writes it: the manifest is up to date
+    rc, report = run_audit(copy)
+    assert rc == 1
+    assert not named(report, f"{N30}/metrics.csv")
+    [p] = errors(report)
+    assert p["kind"] == "stale" and p["path"] == "results/t3-err-vs-n/provenance.json"
+    assert "allconv5_w2_N30" in p["detail"] and p["affects"] == ["t3-err-vs-n", "claims table"]
+
+
+def test_a_changed_config_value_names_the_runs_and_targets_it_concerns(copy, tmp_path):
+    override = tmp_path / "override.yaml"
+    override.write_text(yaml.safe_dump({"profiles": {"tiny": {
+        "train": {"lr": 0.1}, "synthetic": {"t3-minnorm": {"n": 5, "d": 12, "steps": 3000, "batch": 1}}}}}))
+    rc, report = run_audit(copy, copy / "config.yaml", override)
+    assert rc == 1
+    runs = [p for p in errors(report) if p["kind"] == "config"]
+    assert len(runs) == 3 and all("profiles.tiny.train.lr" in p["detail"] and "0.05 -> 0.1" in p["detail"]
+                                  for p in runs)
+    assert {a for p in runs for a in p["affects"]} == {"t3-err-vs-n", "m100-err-vs-neurons", "claims table"}
+    [p] = named(report, "results/t3-minnorm/provenance.json")
+    assert "profiles.tiny.synthetic.t3-minnorm.steps: 2000 -> 3000" in p["detail"]
+    # A grid value: the target's runs no longer match.
+    override.write_text(yaml.safe_dump({"profiles": {"tiny": {"targets": {"t3-err-vs-n": {"N": [30, 90]}}}}}))
+    rc, report = run_audit(copy, copy / "config.yaml", override)
+    details = " ".join(p["detail"] for p in named(report, "results/t3-err-vs-n/provenance.json"))
+    assert "reads runs it no longer names: cifar10/allconv5_w2_N60" in details
+    assert "lacks runs it now names: cifar10/allconv5_w2_N90" in details
+
+
+def test_unknown_missing_and_half_written_files_are_named(copy):
+    (copy / "results" / "t3-err-vs-n" / "notes.txt").write_text("mine")
+    (copy / N30 / ".metrics.csv.abc.tmp").write_text("epoch,tr")
+    (copy / "results" / "m100-err-vs-neurons" / "table.md").unlink()
+    (copy / "results" / "checkpoints").mkdir(exist_ok=True)
+    (copy / "results" / "checkpoints" / "x.pt").write_bytes(b"working state")  # ignored
+    (copy / "results" / ".snakemake_timestamp").touch()                          # ignored
+    rc, report = run_audit(copy)
+    assert rc == 1
+    by_path = {p["path"]: p for p in errors(report)}
+    assert set(by_path) == {"results/t3-err-vs-n/notes.txt", f"{N30}/.metrics.csv.abc.tmp",
+                            "results/m100-err-vs-neurons/table.md"}
+    assert by_path["results/t3-err-vs-n/notes.txt"]["kind"] == "unknown"
+    assert by_path[f"{N30}/.metrics.csv.abc.tmp"]["affects"] == ["t3-err-vs-n", "claims table"]
+    assert by_path["results/m100-err-vs-neurons/table.md"]["kind"] == "missing"
+
+
+def test_another_code_revision_is_a_note_with_the_files_changed(copy):
+    prov_path = copy / N30 / "provenance.json"
+    prov = json.loads(prov_path.read_text())
+    old = subprocess.run(["git", "rev-list", "--max-parents=0", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True).stdout.split()[0]
+    prov["code"] = {"commit": old, "dirty": False}
+    write_json(prov_path, prov)
+    rc, report = run_audit(copy)
+    assert rc == 0, errors(report)
+    [note] = [p for p in report["problems"] if p["kind"] == "code" and old[:12] in p["detail"]]
+    assert note["severity"] == "note" and "src/deeptheory/audit.py" in note["detail"]
+    assert note["affects"] == ["t3-err-vs-n", "claims table"]
+
+
+def test_link_run_records_the_linked_files(tmp_path):
+    src, dst = tmp_path / "results" / "packs" / "p" / "r", tmp_path / "results" / "runs" / "d" / "r"
+    for name in ("metrics.csv", "model.pt", "provenance.json"):
+        write_json(src / name, {"name": name})
+    runio.link_run(src, dst)
+    assert manifest.read(dst) and {k: v["sha256"] for k, v in manifest.read(dst).items()} == {
+        k: v["sha256"] for k, v in manifest.read(src).items()}
+
+
+def test_a_replaced_archive_stops_the_workflow_at_start(copy):
+    """After a complete build: replacing an archive is caught before any job, every start."""
+    cfg = yaml.safe_load((copy / "config.yaml").read_text())
+    assert "Nothing to be done" in snakemake(copy, cfg, "-n").stdout
+    archive = copy / "data" / "raw" / "cifar10" / "cifar-10-python.tar.gz"
+    expected = cfg["datasets"]["cifar10"]["files"]["cifar-10-python.tar.gz"]["md5"]
+    archive.write_bytes(b"other bytes of the same name")
+    for args in (["-n"], ["--cores", "1"]):
+        out = snakemake(copy, cfg, *args)
+        assert out.returncode != 0
+        assert "checksum mismatch for cifar-10-python.tar.gz" in out.stdout
+        assert f"expected {expected}, actual " in out.stdout and "datasets.cifar10.files.cifar-10-python.tar.gz.md5" \
+            in out.stdout
+        assert "Nothing to be done" not in out.stdout and "Building DAG" not in out.stdout
+
+
+def test_the_console_script_runs_the_audit(tmp_path, monkeypatch, capsys):
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts["deeptheory"] == "deeptheory.audit:cli"
+    monkeypatch.setattr(sys, "argv", ["deeptheory", "audit", "--directory", str(tmp_path)])
+    assert audit.cli() == 0  # nothing built: nothing wrong
+    assert "nothing is built yet" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["deeptheory", "train"])
+    assert audit.cli() == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("width: abc\n")
+    assert audit.main(["--directory", str(tmp_path), "--configfile", str(bad)]) == 2
+    assert "'width' was unexpected" in capsys.readouterr().err
+
+
+def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
+    cfg = small_config(make_sources(tmp_path))
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    a = audit.Audit(tmp_path, audit.load_config([tmp_path / "config.yaml"]))
+    run = "cifar10/allconv5_w2_N60_natural_i1_s0_zero"
+    assert a.path_affects(tmp_path / "results" / "packs" / "cifar10" / "allconv5_w2_b32" / run / "model.pt") == [
+        "t3-err-vs-n", "claims table"]
+    assert a.path_affects(tmp_path / "results" / "runs" / run / "metrics.csv") == ["t3-err-vs-n", "claims table"]
+    assert a.path_affects(tmp_path / "results" / "t3-minnorm" / "table.md") == ["t3-minnorm"]
+    assert a.dataset_affects("fashion-mnist") == ["m100-err-vs-neurons", "claims table"]
