@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +88,23 @@ def tiny():
 def idx_dir(tmp_path):
     folder = tmp_path / "idx-source"
     return folder, write_idx_set(folder)
+
+
+def make_sources(folder: Path) -> Path:
+    """Generated archives in the official formats, with their config entries beside them."""
+    sources = folder / "sources"
+    sources.mkdir(parents=True)
+    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=120, n_test=60)))
+    (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=120, n_test=60)))
+    return sources
+
+
+def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The workflow on ``workdir`` with ``config``, its jobs importing this checkout's library."""
+    cfg = workdir / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    env = dict(env or os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT / "src"), env.get("PYTHONPATH", "")] if p)
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+                           "--directory", str(workdir), "--configfile", str(cfg), *args],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

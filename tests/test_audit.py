@@ -16,12 +16,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import write_cifar_set, write_idx_set
+from conftest import ROOT, make_sources, snakemake
 from deeptheory import audit, manifest, runio
 from deeptheory.atomic import write_csv, write_json
 from test_workflow import tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
 N30 = "results/runs/cifar10/allconv5_w2_N30_natural_i1_s0_zero"
 
 
@@ -33,24 +32,6 @@ def small_config(sources: Path) -> dict:
         "t3-err-vs-n": targets["t3-err-vs-n"],
         "m100-err-vs-neurons": {**targets["m100-err-vs-neurons"], "widths": [1]}}
     return cfg
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    """Snakemake on ``workdir``, its jobs importing this checkout's library."""
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                           "--directory", str(workdir), "--configfile", str(cfg), *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-
-
-def make_sources(folder: Path) -> Path:
-    sources = folder / "sources"
-    sources.mkdir(parents=True)
-    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=120, n_test=60)))
-    (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=120, n_test=60)))
-    return sources
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,9 @@ from conftest import train_settings
 from deeptheory import atomic, fetch, manifest, runio
 from deeptheory.run import RunResult, load_checkpoint
 from deeptheory.spec import RunSpec
-from test_audit import ROOT, errors, make_sources, run_audit, snakemake, tiny_config
+from conftest import ROOT, make_sources, snakemake
+from test_audit import errors, run_audit
+from test_workflow import tiny_config
 
 RUN = "results/runs/cifar10/allconv5_w2_N120_natural_i1_s0_e40"
 

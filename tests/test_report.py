@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 
 from deeptheory import report
-from test_audit import errors, make_sources, run_audit, snakemake, tiny_config
+from conftest import make_sources, snakemake
+from test_audit import errors, run_audit
+from test_workflow import tiny_config
 
 
 def report_config(sources) -> dict:

@@ -12,9 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import write_cifar_set, write_idx_set
+from conftest import ROOT, snakemake, write_cifar_set, write_idx_set
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_config(sources: Path, n_grid=(30, 60)) -> dict:
@@ -43,14 +42,6 @@ def tiny_config(sources: Path, n_grid=(30, 60)) -> dict:
             "synthetic": {"t3-minnorm": {"n": 5, "d": 12, "steps": 2000, "batch": 1}},
         }},
     }
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    cfg = workdir / "config.yaml"
-    cfg.write_text(yaml.safe_dump(config))
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                           "--directory", str(workdir), "--configfile", str(cfg), *args],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def job_counts(output: str) -> dict[str, int]:
