@@ -216,3 +216,11 @@ def test_a_killed_bucketed_pack_resumes_after_it_shrank(tiny, tmp_path):
     assert [r.resumed_from_epoch for r in resumed] == [5, 5, 6]
     for a, b in zip(straight, resumed):
         np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
+
+
+def test_a_bucket_floor_keeps_one_shape(tiny):
+    seen, record = _sizes_seen()
+    floored = train_packed(MIXED, tiny, on_step=record, options=PackOptions(min_bucket=4))
+    assert seen == [[4, 28]]
+    for a, b in zip(train_packed(MIXED, tiny), floored):
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)

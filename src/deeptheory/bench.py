@@ -27,6 +27,7 @@ import argparse
 import math
 import subprocess
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def step_latency(model: str, width: int, size: int, data: Dataset, steps: int,
     _sync(device)
     per_step = (time.perf_counter() - t) / steps
     if state.graph is None and options.graph:
-        options = PackOptions(compile=options.compile, graph=False, amp=options.amp)
+        options = replace(options, graph=False)
     return per_step, warm, options
 
 
@@ -297,7 +298,8 @@ def main(argv=None):
     ap.add_argument("--compile", choices=["on", "off"], default=None, help="default: on for CUDA")
     ap.add_argument("--graph", choices=["on", "off"], default=None, help="CUDA graph; default: on for CUDA")
     ap.add_argument("--amp", choices=["on", "off"], default=None, help="bf16 autocast; default: on for CUDA")
-    ap.add_argument("--min-bucket", type=int, default=1, help="smallest pack size in the paper estimate")
+    ap.add_argument("--min-bucket", type=int, default=None,
+                    help="smallest static pack size (PackOptions.min_bucket) in the paper estimate")
     ap.add_argument("--no-loaders", action="store_true", help="skip the one-model-at-a-time rows")
     ap.add_argument("--fakedata", action="store_true", help="also time torchvision FakeData (PIL) as a loader")
     ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
@@ -307,7 +309,8 @@ def main(argv=None):
     images = args.images or (EPOCH if cuda else 2048)
     sizes = args.sizes or ([1, 4, 16, 64, 256] if cuda else [1, 4, 16])
     steps = args.steps or (50 if cuda else 5)
-    options = PackOptions(compile=_switch(args.compile), graph=_switch(args.graph), amp=_switch(args.amp))
+    options = PackOptions(compile=_switch(args.compile), graph=_switch(args.graph), amp=_switch(args.amp),
+                          min_bucket=args.min_bucket)
     arrays = cifar_arrays(images)
     data = Dataset("bench", arrays, device)
     name = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
@@ -359,7 +362,7 @@ def main(argv=None):
     print(f"\n3. Batched fp32 evaluation, {eval_size} allconv5 runs at width {max(args.widths)}: "
           f"{eval_s * 1e6:.3f} us per run and image ({eval_s * 60_000:.4f} s per run for 50,000 + 10,000 images)")
 
-    est = paper_estimate(measured, eval_s, args.config, args.min_bucket)
+    est = paper_estimate(measured, eval_s, args.config, options.resolve(device).min_bucket)
     hours = lambda s: f"{s / 3600:.2f} h ({s / 60:,.1f} min)"  # noqa: E731
     print(f"\n4. Paper profile on this device: {est['runs']} runs in {est['packs']} packs, one GPU job at a time, "
           "every run at its epoch cap")

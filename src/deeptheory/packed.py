@@ -71,13 +71,19 @@ class PackOptions:
     amp: bf16 autocast for the training forward and backward (CUDA only; weights,
         momentum, updates and every evaluation stay fp32).
 
-    Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1) override the
-    defaults, e.g. to fall back to the eager step on a machine where compiling fails.
+    min_bucket: the smallest static pack size (default 1). Each bucket size a pack steps
+        at is one more compile and capture; on a GPU a step of 8 or 16 small runs may cost
+        no more than a step of 1, and a larger floor saves those warm-ups.
+
+    Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1) and
+    DEEPTHEORY_PACK_MIN_BUCKET override the defaults, e.g. to fall back to the eager step
+    on a machine where compiling fails.
     """
 
     compile: bool | None = None
     graph: bool | None = None
     amp: bool | None = None
+    min_bucket: int | None = None
 
     def resolve(self, device: torch.device) -> "PackOptions":
         cuda = torch.device(device).type == "cuda"
@@ -88,7 +94,13 @@ class PackOptions:
                 value = _env_switch(f"DEEPTHEORY_PACK_{name.upper()}")
             pick[name] = cuda if value is None else bool(value)
         pick["graph"] = pick["graph"] and cuda
+        floor = self.min_bucket if self.min_bucket is not None else os.environ.get("DEEPTHEORY_PACK_MIN_BUCKET") or 1
+        pick["min_bucket"] = bucket(int(floor))
         return PackOptions(**pick)
+
+    def size(self, n: int) -> int:
+        """The static pack size for ``n`` active runs."""
+        return max(self.min_bucket or 1, bucket(n))
 
 
 class _Member:
@@ -356,12 +368,12 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
     active = [m for m in members if not m.book.done]
     n_max = max((m.spec.N for m in active), default=1)
     step_fn, options = _build_step(template, names, B, options, device)
-    log.info("pack of %d runs (%d to train) on %s: compile %s, CUDA graph %s, bf16 autocast %s", len(members),
-             len(active), device, options.compile, options.graph, options.amp)
+    log.info("pack of %d runs (%d to train) on %s: compile %s, CUDA graph %s, bf16 autocast %s, min bucket %d",
+             len(members), len(active), device, options.compile, options.graph, options.amp, options.min_bucket)
 
     def build(runs: list[_Member]) -> _PackState:
-        return _PackState(runs + [None] * (bucket(len(runs)) - len(runs)), names, n_max, device, step_fn, data,
-                          options)
+        return _PackState(runs + [None] * (options.size(len(runs)) - len(runs)), names, n_max, device, step_fn,
+                          data, options)
 
     state = build(active) if active else None
     if state is not None:
@@ -395,7 +407,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
                 state.start_epoch(i, m)
                 ends[id(m)] = t + m.steps_per_epoch
         active = [m for m in state.slots if m is not None]
-        if active and bucket(len(active)) < len(state.slots):   # finished runs leave the pack
+        if active and options.size(len(active)) < len(state.slots):   # finished runs leave the pack
             for i, m in enumerate(state.slots):
                 if m is not None:  # the live state of a run that changes buffers
                     m.params = {k: state.params[k][i] for k in names}
