@@ -382,14 +382,15 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
                 state.start_epoch(i, m)
     t = 0
     ends = {id(m): m.steps_per_epoch for m in active}  # the step count at which each run's epoch ends
+    next_end = min(ends.values(), default=0)
     while active:
         state.step()
         t += 1
         if on_step is not None:
             on_step(state.params, members)
-        ended = [i for i, m in enumerate(state.slots) if m is not None and ends[id(m)] == t]
-        if not ended:
+        if t < next_end:  # the host's whole work on most steps: one comparison
             continue
+        ended = [i for i, m in enumerate(state.slots) if m is not None and ends[id(m)] == t]
         stats = state.running[ended].tolist()                     # one read-back per epoch end
         runs = [state.slots[i] for i in ended]
         due = [r for r, m in enumerate(runs) if evaluation_due(m.book, int(round(stats[r][0])))]
@@ -407,6 +408,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
                 state.start_epoch(i, m)
                 ends[id(m)] = t + m.steps_per_epoch
         active = [m for m in state.slots if m is not None]
+        next_end = min((ends[id(m)] for m in active), default=0)
         if active and options.size(len(active)) < len(state.slots):   # finished runs leave the pack
             for i, m in enumerate(state.slots):
                 if m is not None:  # the live state of a run that changes buffers
