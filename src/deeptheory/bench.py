@@ -240,7 +240,9 @@ def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucke
     bucket size; packs run one after another (one GPU job at a time)."""
     plan, _ = paper_plan(config)
     out = {"runs": 0, "packs": 0, "steps": 0, "train_s": 0.0, "warm_s": 0.0, "eval_s": 0.0, "model_epochs": 0.0,
-           "longest": ("", 0.0)}
+           "throughput_s": 0.0, "longest": ("", 0.0)}
+    largest = max(k[2] for k in measured)
+    per_epoch = math.ceil(EPOCH / BATCH)
     for key, run_ids in plan.packs.items():
         specs = [plan.specs[r] for r in run_ids]
         model, width = specs[0].model, specs[0].width
@@ -259,7 +261,10 @@ def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucke
         out["steps"] += steps[-1]
         out["train_s"] += seconds
         out["warm_s"] += warm_s
-        out["model_epochs"] += sum(s.epoch_cap * s.N / EPOCH for s in specs)
+        model_epochs = sum(s.epoch_cap * s.N / EPOCH for s in specs)
+        out["model_epochs"] += model_epochs
+        # throughput view: every model-epoch at the packed rate of the largest measured pack
+        out["throughput_s"] += model_epochs * _nearest(measured, model, width, largest)[0] * per_epoch / largest
         if eval_s is not None:
             n_test = specs[0].n_test or 10_000
             out["eval_s"] += sum((s.epoch_cap // s.eval_every + 1) * (s.N + n_test) for s in specs) * eval_s
@@ -372,10 +377,8 @@ def main(argv=None):
     print(f"    evaluations     {hours(est['eval_s'])}   (every eval_every epochs, training subset + test set)")
     print(f"    total           {hours(est['train_s'] + est['warm_s'] + est['eval_s'])}")
     print(f"    longest pack    {est['longest'][0]}: {hours(est['longest'][1])}")
-    big = rates.get(max(rates, default=0))
-    if big:
-        print(f"  throughput estimate ({est['model_epochs']:,.0f} model-epochs x {big:.4f} s at "
-              f"{bucket(max(sizes))} runs, width {max(rates)}): {hours(est['model_epochs'] * big)}")
+    print(f"  throughput estimate ({est['model_epochs']:,.0f} model-epochs, each at the s / model-epoch of "
+          f"the largest measured pack, {max(sizes)} runs): {hours(est['throughput_s'])}")
     widths = sorted({k[1] for k in measured})
     print(f"  (packs at unmeasured widths use the next measured width up, {widths}, or scale from the widest;"
           f" unmeasured models use allconv5's latency)")
