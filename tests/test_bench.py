@@ -24,7 +24,7 @@ def test_the_paper_estimate_walks_each_pack_down_its_bucket_sizes():
     longest run's steps; a bucket above the largest measured one scales up linearly."""
     measured = {("allconv5", w, s): (1e-3, 2.0) for w in (16, 64) for s in (1, 4, 16, 64, 256)}
     est = bench.paper_estimate(measured, None, bench.ROOT / "config" / "config.yaml")
-    plan, profile = bench.paper_plan(bench.ROOT / "config" / "config.yaml")
+    plan, _ = bench.paper_plan(bench.ROOT / "config" / "config.yaml")
     longest = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // 128) for r in runs)
                   for runs in plan.packs.values())
     assert est["steps"] == longest and est["runs"] == len(plan.specs) and est["packs"] == len(plan.packs)

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from deeptheory.engine import train_run
-from deeptheory.packed import train_packed, train_runs
+from deeptheory.packed import PackOptions, bucket, evaluate_many, train_packed, train_runs
+from deeptheory.run import evaluate, initial_model, subset
 from deeptheory import paths
 from deeptheory.paths import pack_key
 from deeptheory.spec import RunSpec
@@ -113,8 +114,6 @@ def test_a_run_resumes_across_the_single_and_the_packed_path(tiny, tmp_path):
 # The latency path (docs/PERFORMANCE.md): static bucket sizes, padded slots, batched evaluation,
 # and the compiled step.
 
-from deeptheory.packed import PackOptions, bucket, evaluate_many  # noqa: E402
-from deeptheory.run import evaluate, initial_model  # noqa: E402
 
 
 def test_bucket_sizes_are_powers_of_two():
@@ -167,7 +166,6 @@ def test_batched_evaluation_equals_the_per_run_one(tiny):
     stacked = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets]) for k, _ in
                template.named_parameters()}
     test = evaluate_many(template, stacked, tiny.x_test, tiny.y_test)
-    from deeptheory.run import subset
     subsets = [subset(s, tiny) for s in runs]
     idx = torch.zeros(3, 64, dtype=torch.long)
     labels = torch.zeros_like(idx)

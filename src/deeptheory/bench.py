@@ -28,7 +28,7 @@ import math
 import subprocess
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -319,7 +319,7 @@ def main(argv=None):
     arrays = cifar_arrays(images)
     data = Dataset("bench", arrays, device)
     name = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
-    print(f"deeptheory.bench  {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
+    print(f"deeptheory.bench  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
     print(f"device {name}; torch {torch.__version__}; {images:,} images per run; batch {BATCH}; "
           f"options {options.resolve(device)}")
 
@@ -345,11 +345,11 @@ def main(argv=None):
         print(f"{'way':<44}{'width':>6}{'s / model-epoch':>17}{'images / s':>12}{'vs packed':>11}")
         for width in args.widths:
             ways = [(f"DataLoader, uint8 arrays, ToTensor+Normalize, {args.workers} w",
-                     lambda: loader_loop(width, arrays, device, args.workers)),
-                    ("resident on the device (single-run engine)", lambda: resident_loop(width, data, images))]
+                     lambda w=width: loader_loop(w, arrays, device, args.workers)),
+                    ("resident on the device (single-run engine)", lambda w=width: resident_loop(w, data, images))]
             if args.fakedata:
                 ways.append((f"DataLoader, FakeData (PIL), {args.workers} w",
-                             lambda: fakedata_loop(width, images, device, args.workers)))
+                             lambda w=width: fakedata_loop(w, images, device, args.workers)))
             for way, fn in ways:
                 try:
                     seconds = fn()
@@ -368,10 +368,10 @@ def main(argv=None):
           f"{eval_s * 1e6:.3f} us per run and image ({eval_s * 60_000:.4f} s per run for 50,000 + 10,000 images)")
 
     est = paper_estimate(measured, eval_s, args.config, options.resolve(device).min_bucket)
-    hours = lambda s: f"{s / 3600:.2f} h ({s / 60:,.1f} min)"  # noqa: E731
+    hours = lambda s: f"{s / 3600:.2f} h ({s / 60:,.1f} min)"
     print(f"\n4. Paper profile on this device: {est['runs']} runs in {est['packs']} packs, one GPU job at a time, "
           "every run at its epoch cap")
-    print(f"  latency estimate (sequential steps x measured latency at each bucket size):")
+    print("  latency estimate (sequential steps x measured latency at each bucket size):")
     print(f"    training steps  {hours(est['train_s'])}   [{est['steps']:,} sequential steps]")
     print(f"    warm-ups        {hours(est['warm_s'])}   (compile / capture per pack and bucket size)")
     print(f"    evaluations     {hours(est['eval_s'])}   (every eval_every epochs, training subset + test set)")

@@ -85,7 +85,7 @@ class PackOptions:
     amp: bool | None = None
     min_bucket: int | None = None
 
-    def resolve(self, device: torch.device) -> "PackOptions":
+    def resolve(self, device: torch.device) -> PackOptions:
         cuda = torch.device(device).type == "cuda"
         pick = {}
         for name in ("compile", "graph", "amp"):
@@ -393,14 +393,14 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
         ended = [i for i, m in enumerate(state.slots) if m is not None and ends[id(m)] == t]
         stats = state.running[ended].tolist()                     # one read-back per epoch end
         runs = [state.slots[i] for i in ended]
-        due = [r for r, m in enumerate(runs) if evaluation_due(m.book, int(round(stats[r][0])))]
+        due = [r for r, m in enumerate(runs) if evaluation_due(m.book, round(stats[r][0]))]
         slot_params = {k: v[ended] for k, v in state.params.items()}
         known = dict(zip(due, evals([runs[r] for r in due], {k: v[due] for k, v in slot_params.items()})))
         for r, (i, m) in enumerate(zip(ended, runs)):
             m.params = {k: slot_params[k][r] for k in names}
             m.momentum = {k: state.momentum[k][i].clone() for k in names}
             mistakes, loss_sum = stats[r]
-            m.book.end_epoch(int(round(mistakes)), loss_sum, *evals.closures(m, m.params, known.get(r)))
+            m.book.end_epoch(round(mistakes), loss_sum, *evals.closures(m, m.params, known.get(r)))
             m.book.save(m.checkpoint, m.params, m.momentum, m.order)
             if m.book.done:
                 state.vacate(i)
