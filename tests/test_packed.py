@@ -222,3 +222,18 @@ def test_a_bucket_floor_keeps_one_shape(tiny):
     assert seen == [[4, 28]]
     for a, b in zip(train_packed(MIXED, tiny), floored):
         np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
+
+
+def test_a_step_that_fails_to_compile_falls_back_to_the_eager_one(tiny, monkeypatch):
+    import deeptheory.packed as packed
+
+    def broken(fn, **kw):
+        def call(*args):
+            raise RuntimeError("no compiler")
+        return call
+
+    monkeypatch.setattr(packed.torch, "compile", broken)
+    alone = train_packed(MIXED[:2], tiny, options=PackOptions(compile=False))
+    fallen = train_packed(MIXED[:2], tiny, options=PackOptions(compile=True))
+    for a, b in zip(alone, fallen):
+        assert [r["train_loss"] for r in a.rows] == [r["train_loss"] for r in b.rows]

@@ -188,6 +188,8 @@ def step_latency(model: str, width: int, size: int, data: Dataset, steps: int,
     per_step = (time.perf_counter() - t) / steps
     if state.graph is None and options.graph:
         options = replace(options, graph=False)
+    if getattr(step_fn, "failed", False):
+        options = replace(options, compile=False)
     return per_step, warm, options
 
 

@@ -339,11 +339,30 @@ class _PackState:
         self.slots[i] = None
 
 
+class _CompiledStep:
+    """``torch.compile``-d step that falls back to the eager one for good if compiling
+    fails. Compiling happens at a call (the first for each shape), not at
+    ``torch.compile``; the step is pure, so a failed call has changed no state."""
+
+    def __init__(self, step):
+        self.eager, self.compiled, self.failed = step, torch.compile(step, dynamic=False), False
+
+    def __call__(self, *args):
+        if not self.failed:
+            try:
+                return self.compiled(*args)
+            except Exception as err:  # noqa: BLE001 (any compile failure: step eagerly)
+                log.warning("torch.compile of the packed step failed (%s: %s); stepping eagerly",
+                            type(err).__name__, err)
+                self.failed = True
+        return self.eager(*args)
+
+
 def _build_step(template, names, batch_size, options: PackOptions, device):
     step = make_step(template, names, batch_size, options.amp, torch.device(device).type)
     if options.compile:
         try:
-            return torch.compile(step, dynamic=False, fullgraph=False), options
+            return _CompiledStep(step), options
         except Exception as err:  # noqa: BLE001
             log.warning("torch.compile of the packed step failed (%s); stepping eagerly", err)
     return step, replace(options, compile=False)
