@@ -237,3 +237,24 @@ def test_a_step_that_fails_to_compile_falls_back_to_the_eager_one(tiny, monkeypa
     fallen = train_packed(MIXED[:2], tiny, options=PackOptions(compile=True))
     for a, b in zip(alone, fallen):
         assert [r["train_loss"] for r in a.rows] == [r["train_loss"] for r in b.rows]
+
+
+def test_checkpoints_can_be_spaced_in_time(tiny, tmp_path):
+    """With checkpoint_s larger than the run, only the runs that stopped (after 18 and 20
+    steps) have a checkpoint when the pack is killed at step 22: they are not trained
+    again, the third starts afresh, and every run ends where it would have."""
+    straight = train_packed(MIXED, tiny)
+    steps = {"n": 0}
+
+    def kill(params, members):
+        steps["n"] += 1
+        if steps["n"] == 22:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_packed(MIXED, tiny, results_root=tmp_path, on_step=kill, options=PackOptions(checkpoint_s=1e9))
+    assert [paths.checkpoint(s.run_id, tmp_path).exists() for s in MIXED] == [True, False, True]
+    resumed = train_packed(MIXED, tiny, results_root=tmp_path)
+    assert [r.resumed_from_epoch for r in resumed] == [5, 0, 6]
+    for a, b in zip(straight, resumed):
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -71,12 +72,16 @@ class PackOptions:
     amp: bf16 autocast for the training forward and backward (CUDA only; weights,
         momentum, updates and every evaluation stay fp32).
 
+    checkpoint_s: at most one checkpoint per run in this many seconds, and always one when
+        it stops (default 60 on CUDA, where a small run's epoch ends every few ms and a
+        checkpoint costs a few; 0 = every epoch, the CPU default). A killed pack resumes
+        from each run's last checkpoint, at most this much training ago.
     min_bucket: the smallest static pack size (default 1). Each bucket size a pack steps
         at is one more compile and capture; on a GPU a step of 8 or 16 small runs may cost
         no more than a step of 1, and a larger floor saves those warm-ups.
 
-    Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1) and
-    DEEPTHEORY_PACK_MIN_BUCKET override the defaults, e.g. to fall back to the eager step
+    Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1),
+    DEEPTHEORY_PACK_CHECKPOINT_S and DEEPTHEORY_PACK_MIN_BUCKET override the defaults, e.g. to fall back to the eager step
     on a machine where compiling fails.
     """
 
@@ -84,6 +89,7 @@ class PackOptions:
     graph: bool | None = None
     amp: bool | None = None
     min_bucket: int | None = None
+    checkpoint_s: float | None = None
 
     def resolve(self, device: torch.device) -> PackOptions:
         cuda = torch.device(device).type == "cuda"
@@ -96,6 +102,8 @@ class PackOptions:
         pick["graph"] = pick["graph"] and cuda
         floor = self.min_bucket if self.min_bucket is not None else os.environ.get("DEEPTHEORY_PACK_MIN_BUCKET") or 1
         pick["min_bucket"] = bucket(int(floor))
+        every = self.checkpoint_s if self.checkpoint_s is not None else os.environ.get("DEEPTHEORY_PACK_CHECKPOINT_S")
+        pick["checkpoint_s"] = float(every) if every not in (None, "") else (60.0 if cuda else 0.0)
         return PackOptions(**pick)
 
     def size(self, n: int) -> int:
@@ -120,6 +128,7 @@ class _Member:
             log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
         self.book = RunBook(spec, state)
         self.steps_per_epoch = -(-spec.N // spec.batch_size)
+        self.saved_at = time.monotonic()
 
     def next_epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         perm = torch.randperm(self.spec.N, generator=self.order).to(self.idx.device)
@@ -420,7 +429,10 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
             m.momentum = {k: state.momentum[k][i].clone() for k in names}
             mistakes, loss_sum = stats[r]
             m.book.end_epoch(round(mistakes), loss_sum, *evals.closures(m, m.params, known.get(r)))
-            m.book.save(m.checkpoint, m.params, m.momentum, m.order)
+            now = time.monotonic()
+            if m.book.done or now - m.saved_at >= options.checkpoint_s:
+                m.book.save(m.checkpoint, m.params, m.momentum, m.order)
+                m.saved_at = now
             if m.book.done:
                 state.vacate(i)
             else:
