@@ -48,3 +48,40 @@ def test_the_small_cpu_bench_runs(capsys):
                 "--no-loaders"])
     out = capsys.readouterr().out
     assert "Packed step latency" in out and "latency estimate" in out and "throughput estimate" in out
+
+
+TOY = '''
+import sys
+from pathlib import Path
+
+def train_resources(name, default):
+    return config.get("resources", {}).get(name, default)
+
+src = Path(COMMON).read_text()
+exec(src[src.index("# One GPU job at a time"):])
+
+rule all:
+    input: expand("out/{i}.txt", i=range(3))
+
+rule train:
+    output: "out/{i}.txt"
+    resources: gpu=TRAIN_GPUS
+    shell: "python -c 'import time; t = time.time(); time.sleep(1.5); print(t, time.time())' > {output}"
+'''
+
+
+@pytest.mark.parametrize("args, most", [(["--config", "device=cuda"], 1), (["--config", "device=cpu"], 2),
+                                        (["--config", "device=cuda", "--resources", "gpu=2"], 2)])
+def test_one_gpu_job_at_a_time(tmp_path, args, most):
+    """The block of workflow/rules/common.smk that limits GPU jobs, in a toy workflow of
+    three 1.5 s training jobs run with --cores 2: how many ever overlap."""
+    import subprocess
+    import sys
+
+    (tmp_path / "Snakefile").write_text(f"COMMON = {str(bench.ROOT / 'workflow' / 'rules' / 'common.smk')!r}\n" + TOY)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-q", *args], cwd=tmp_path,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    spans = [tuple(map(float, p.read_text().split())) for p in (tmp_path / "out").iterdir()]
+    overlap = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
+    assert overlap == most
