@@ -71,7 +71,6 @@ class PackOptions:
     graph: capture the step as one CUDA graph and replay it (CUDA only).
     amp: bf16 autocast for the training forward and backward (CUDA only; weights,
         momentum, updates and every evaluation stay fp32).
-
     checkpoint_s: at most one checkpoint per run in this many seconds, and always one when
         it stops (default 60 on CUDA, where a small run's epoch ends every few ms and a
         checkpoint costs a few; 0 = every epoch, the CPU default). A killed pack resumes
@@ -81,8 +80,8 @@ class PackOptions:
         no more than a step of 1, and a larger floor saves those warm-ups.
 
     Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1),
-    DEEPTHEORY_PACK_CHECKPOINT_S and DEEPTHEORY_PACK_MIN_BUCKET override the defaults, e.g. to fall back to the eager step
-    on a machine where compiling fails.
+    DEEPTHEORY_PACK_CHECKPOINT_S and DEEPTHEORY_PACK_MIN_BUCKET override the defaults,
+    e.g. to step eagerly on a machine where compiling is slow.
     """
 
     compile: bool | None = None
@@ -280,7 +279,7 @@ class _PackState:
         P = len(slots)
         real = [m for m in slots if m is not None]
         pad = real[0]
-        self.params = {k: torch.stack([(m or pad).params[k] for m in slots]).clone() for k in names}
+        self.params = {k: torch.stack([(m or pad).params[k] for m in slots]) for k in names}
         self.momentum = {k: torch.stack([(m.momentum[k] if m else torch.zeros_like(pad.momentum[k])) for m in slots])
                          for k in names}
         self.order = torch.zeros(P, n_max, dtype=torch.long, device=device)
@@ -309,8 +308,8 @@ class _PackState:
     def _capture(self):
         """Warm up on a side stream (compiles, picks kernels), put the state back, then
         capture one step as a CUDA graph: capture records kernels without running them."""
+        saved = [t.clone() for t in self.tensors()]
         try:
-            saved = [t.clone() for t in self.tensors()]
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
