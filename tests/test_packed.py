@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from deeptheory.engine import train_run
-from deeptheory.packed import train_packed, train_runs
+from deeptheory.packed import PackOptions, bucket, evaluate_many, train_packed, train_runs
+from deeptheory.run import evaluate, initial_model, subset
 from deeptheory import paths
 from deeptheory.paths import pack_key
 from deeptheory.spec import RunSpec
@@ -108,3 +109,152 @@ def test_a_run_resumes_across_the_single_and_the_packed_path(tiny, tmp_path):
     assert single.resumed_from_epoch >= 1
     np.testing.assert_allclose([r["train_loss"] for r in single.rows],
                                [r["train_loss"] for r in train_run(MIXED[1], tiny).rows], rtol=1e-4)
+
+
+# The latency path (docs/PERFORMANCE.md): static bucket sizes, padded slots, batched evaluation,
+# and the compiled step.
+
+
+
+def test_bucket_sizes_are_powers_of_two():
+    assert [bucket(n) for n in (1, 2, 3, 4, 5, 16, 17, 256)] == [1, 2, 4, 4, 8, 16, 32, 256]
+
+
+def _sizes_seen():
+    seen = []
+
+    def record(params, members):
+        size = next(iter(params.values())).shape[0]
+        if not seen or seen[-1][0] != size:
+            seen.append([size, 0])
+        seen[-1][1] += 1
+
+    return seen, record
+
+
+def test_the_bucketed_pack_shrinks_and_matches_the_single_run_path_step_by_step(tiny):
+    """Three runs fill a bucket of 4 (one padded slot); they end after 18, 20 and 28 steps, so
+    the pack steps at sizes 4, 2 and 1, and every run keeps its single-run numbers."""
+    seen, record = _sizes_seen()
+    packed = train_packed(MIXED, tiny, on_step=record, options=PackOptions(compile=False))
+    assert seen == [[4, 18], [2, 2], [1, 8]]
+    for s, b in zip(MIXED, packed):
+        a = train_run(s, tiny)
+        assert [r["epoch"] for r in a.rows] == [r["epoch"] for r in b.rows]
+        for key in ("train_loss", "test_loss"):
+            np.testing.assert_allclose([r[key] for r in b.rows], [r[key] for r in a.rows], rtol=1e-4)
+        for key in ("train_err", "test_err"):
+            assert [r[key] for r in b.rows] == pytest.approx([r[key] for r in a.rows], abs=1e-9)
+        for k in a.state_dict:
+            torch.testing.assert_close(b.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+
+
+def test_padded_slots_do_not_change_a_run(tiny):
+    """The same run alone (bucket 1) and beside two others (bucket 4, one slot padded)."""
+    alone = train_packed([MIXED[0]], tiny)[0]
+    packed = train_packed(MIXED, tiny)[0]
+    np.testing.assert_allclose([r["train_loss"] for r in packed.rows], [r["train_loss"] for r in alone.rows],
+                               rtol=1e-5)
+    for k in alone.state_dict:
+        torch.testing.assert_close(packed.state_dict[k], alone.state_dict[k], rtol=1e-5, atol=1e-6)
+
+
+def test_batched_evaluation_equals_the_per_run_one(tiny):
+    runs = [spec(seed=s, N=n) for s, n in [(0, 64), (1, 40), (2, 50)]]
+    nets = [initial_model(s, tiny) for s in runs]
+    template = nets[0]
+    stacked = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets]) for k, _ in
+               template.named_parameters()}
+    test = evaluate_many(template, stacked, tiny.x_test, tiny.y_test)
+    subsets = [subset(s, tiny) for s in runs]
+    idx = torch.zeros(3, 64, dtype=torch.long)
+    labels = torch.zeros_like(idx)
+    for r, (i, y) in enumerate(subsets):
+        idx[r, : len(i)], labels[r, : len(y)] = i, y
+    train = evaluate_many(template, stacked, tiny.x_train, labels, idx, [s.N for s in runs])
+    for net, (i, y), t, tr in zip(nets, subsets, test, train):
+        assert t == pytest.approx(evaluate(net, tiny.x_test, tiny.y_test), rel=1e-5)
+        assert tr == pytest.approx(evaluate(net, tiny.x_train[i], y), rel=1e-5)
+
+
+def test_bf16_autocast_trains_close_to_fp32(tiny):
+    """The CUDA default, exercised on the CPU: fp32 weights and evaluations, bf16 forward and
+    backward; the losses stay near the fp32 ones."""
+    fp32 = train_packed(MIXED[:2], tiny, options=PackOptions(amp=False))
+    bf16 = train_packed(MIXED[:2], tiny, options=PackOptions(amp=True))
+    for a, b in zip(fp32, bf16):
+        assert all(v.dtype == torch.float32 for v in b.state_dict.values())
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=0.1)
+
+
+def test_the_compiled_step_matches_the_single_run_path(tiny):
+    """torch.compile on the CPU (about 30 s of warm-up): two runs of 20 steps each."""
+    pair = [MIXED[0], spec(seed=5, lr=0.05, labels="random", label_seed=1)]
+    packed = train_packed(pair, tiny, options=PackOptions(compile=True))
+    for s, b in zip(pair, packed):
+        a = train_run(s, tiny)
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-4)
+        for k in a.state_dict:
+            torch.testing.assert_close(b.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+
+
+def test_a_killed_bucketed_pack_resumes_after_it_shrank(tiny, tmp_path):
+    """Killed at step 22, after the first run left and the pack went from 4 slots to 2 and 1."""
+    straight = train_packed(MIXED, tiny)
+    steps = {"n": 0}
+
+    def kill(params, members):
+        steps["n"] += 1
+        if steps["n"] == 22:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_packed(MIXED, tiny, results_root=tmp_path, on_step=kill)
+    resumed = train_packed(MIXED, tiny, results_root=tmp_path)
+    assert [r.resumed_from_epoch for r in resumed] == [5, 5, 6]
+    for a, b in zip(straight, resumed):
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
+
+
+def test_a_bucket_floor_keeps_one_shape(tiny):
+    seen, record = _sizes_seen()
+    floored = train_packed(MIXED, tiny, on_step=record, options=PackOptions(min_bucket=4))
+    assert seen == [[4, 28]]
+    for a, b in zip(train_packed(MIXED, tiny), floored):
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
+
+
+def test_a_step_that_fails_to_compile_falls_back_to_the_eager_one(tiny, monkeypatch):
+    import deeptheory.packed as packed
+
+    def broken(fn, **kw):
+        def call(*args):
+            raise RuntimeError("no compiler")
+        return call
+
+    monkeypatch.setattr(packed.torch, "compile", broken)
+    alone = train_packed(MIXED[:2], tiny, options=PackOptions(compile=False))
+    fallen = train_packed(MIXED[:2], tiny, options=PackOptions(compile=True))
+    for a, b in zip(alone, fallen):
+        assert [r["train_loss"] for r in a.rows] == [r["train_loss"] for r in b.rows]
+
+
+def test_checkpoints_can_be_spaced_in_time(tiny, tmp_path):
+    """With checkpoint_s larger than the run, only the runs that stopped (after 18 and 20
+    steps) have a checkpoint when the pack is killed at step 22: they are not trained
+    again, the third starts afresh, and every run ends where it would have."""
+    straight = train_packed(MIXED, tiny)
+    steps = {"n": 0}
+
+    def kill(params, members):
+        steps["n"] += 1
+        if steps["n"] == 22:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_packed(MIXED, tiny, results_root=tmp_path, on_step=kill, options=PackOptions(checkpoint_s=1e9))
+    assert [paths.checkpoint(s.run_id, tmp_path).exists() for s in MIXED] == [True, False, True]
+    resumed = train_packed(MIXED, tiny, results_root=tmp_path)
+    assert [r.resumed_from_epoch for r in resumed] == [5, 0, 6]
+    for a, b in zip(straight, resumed):
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)

@@ -1,18 +1,34 @@
-"""Training-speed benchmark: per-model DataLoader loop, per-model resident loop, packed engine.
+"""Training-speed benchmark: the packed step's latency, the ways of training one model, and
+what they make of the paper profile.
 
     python -m deeptheory.bench                       # CUDA if available, else CPU
-    python -m deeptheory.bench --device cpu --images 2048 --pack 8
+    python -m deeptheory.bench --device cpu --images 1024 --sizes 1 4 --widths 16 --steps 5 --workers 2
 
-In one process, on CIFAR-shaped random data and the 5-layer all-conv net (batch 128), it
-prints seconds per model-epoch of 50,000 images, images per second and peak GPU memory for
-each way at widths 16 and 64, the ratios between them, and an estimate of the paper
-profile's training time from its grid and the measured rates.
+On CIFAR-shaped random data, batch 128, the 5-layer all-conv net, it prints (docs/PERFORMANCE.md
+says how to read them):
+
+1. the packed step's latency (ms per step, one step = one minibatch for every run of the
+   pack) for packs of ``--sizes`` runs at ``--widths``, with the step's warm-up (compiling
+   and capturing) and seconds per model-epoch (50,000 images) it implies;
+2. seconds per model-epoch of one model trained the common way (a DataLoader over
+   in-memory uint8 arrays with ToTensor and Normalize in ``--workers`` workers), of one
+   model with the data resident on the device (the single-run engine), and, with
+   ``--fakedata``, torchvision's FakeData loader (which mostly measures PIL);
+3. the batched evaluation's cost per model and image;
+4. the paper profile's time on this device, from its actual packs (``grid.plan`` of
+   profile paper): each pack steps until its longest run's epoch cap, at the measured
+   latency of its bucket size as runs leave, packs one after another; beside it the
+   throughput estimate (model-epochs times the packed rate at the largest pack).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import subprocess
 import time
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +36,15 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from . import models
+from . import grid, models
 from .datasets import Dataset
 from .engine import evaluate
-from .packed import train_packed
+from .packed import PackOptions, _build_step, _Member, _PackState, bucket, evaluate_many
 from .spec import RunSpec
 
 EPOCH = 50_000  # images in a CIFAR-10 epoch: the unit of "model-epoch"
+BATCH = 128
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _sync(device):
@@ -40,28 +58,40 @@ def _peak_reset(device):
 
 
 def _peak(device) -> str:
-    return f"{torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB" if device.type == "cuda" else "n/a (cpu)"
+    return f"{torch.cuda.max_memory_allocated() / 2**20:,.0f} MiB" if device.type == "cuda" else "n/a"
 
 
-def fake_cifar(n: int, device) -> Dataset:
+def cifar_arrays(n: int) -> dict:
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     y = rng.integers(0, 10, n)
     stats = np.full(3, 0.5, np.float32)
-    return Dataset("bench", {"x_train": x, "y_train": y, "x_test": x[:1000], "y_test": y[:1000],
-                             "mean": stats, "std": stats / 2}, device)
+    return {"x_train": x, "y_train": y, "x_test": x[:1000], "y_test": y[:1000], "mean": stats, "std": stats / 2}
 
 
-def loader_loop(width: int, data: Dataset, images: int, workers: int) -> float:
-    """The common way: a torchvision Dataset with transforms and a DataLoader, one model."""
-    from torch.utils.data import DataLoader
-    from torchvision import transforms
-    from torchvision.datasets import FakeData
+def fake_cifar(n: int, device) -> Dataset:
+    return Dataset("bench", cifar_arrays(n), device)
 
-    device = data.device
-    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.25,) * 3)])
-    ds = FakeData(size=images, image_size=(3, 32, 32), num_classes=10, transform=tf)
-    dl = DataLoader(ds, batch_size=128, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda")
+
+# ---------------------------------------------------------------------------------------
+# One model at a time
+
+
+class ArrayImages(torch.utils.data.Dataset):
+    """CIFAR as it usually reaches a training loop: uint8 HWC images in memory, each turned
+    into a normalised float tensor by torchvision transforms in the loader's workers."""
+
+    def __init__(self, x_hwc: np.ndarray, y: np.ndarray, transform):
+        self.x, self.y, self.transform = x_hwc, y, transform
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.transform(self.x[i]), int(self.y[i])
+
+
+def _loader_train(dl, width: int, device) -> float:
     model = models.build("allconv5", width, (3, 32, 32), 10).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     _sync(device)
@@ -76,95 +106,284 @@ def loader_loop(width: int, data: Dataset, images: int, workers: int) -> float:
     return time.perf_counter() - t
 
 
+def loader_loop(width: int, arrays: dict, device, workers: int) -> float:
+    """The common way: in-memory uint8 arrays, ToTensor + Normalize per image in DataLoader
+    workers, one model."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.25,) * 3)])
+    ds = ArrayImages(np.ascontiguousarray(arrays["x_train"].transpose(0, 2, 3, 1)), arrays["y_train"], tf)
+    dl = DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda",
+                    persistent_workers=False)
+    return _loader_train(dl, width, device)
+
+
+def fakedata_loop(width: int, images: int, device, workers: int) -> float:
+    """torchvision FakeData: random PIL images made per item (measures PIL more than training)."""
+    from torch.utils.data import DataLoader
+    from torchvision import transforms
+    from torchvision.datasets import FakeData
+
+    tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5,) * 3, (0.25,) * 3)])
+    ds = FakeData(size=images, image_size=(3, 32, 32), num_classes=10, transform=tf)
+    dl = DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers, pin_memory=device.type == "cuda")
+    return _loader_train(dl, width, device)
+
+
 def resident_loop(width: int, data: Dataset, images: int) -> float:
     """One model at a time, data resident on the device (the engine's single-run path),
-    with the one evaluation pass the engine makes at a run's cap, as the packed way has."""
+    with the one evaluation pass the engine makes at a run's cap."""
     device = data.device
     model = models.build("allconv5", width, data.input_shape, 10).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     perm = torch.randperm(len(data.y_train), device=device)[:images]
     _sync(device)
     t = time.perf_counter()
-    for i in range(0, images, 128):
-        idx = perm[i : i + 128]
+    for i in range(0, images, BATCH):
+        idx = perm[i : i + BATCH]
         loss = F.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
     evaluate(model, data.x_train[perm], data.y_train[perm])
-    evaluate(model, data.x_test[:128], data.y_test[:128])
     _sync(device)
     return time.perf_counter() - t
 
 
-def packed_engine(width: int, data: Dataset, images: int, pack: int) -> float:
-    """``pack`` models of one width, one epoch of ``images`` each, trained in one pass."""
-    specs = [RunSpec("bench", "allconv5", width, images, seed=s, lr=0.01, max_epochs=1, eval_every=1000,
-                     stop_at_zero=False, n_test=128) for s in range(pack)]
-    _sync(data.device)
+# ---------------------------------------------------------------------------------------
+# The packed step
+
+
+def bench_specs(model: str, width: int, size: int, n: int) -> list[RunSpec]:
+    return [RunSpec("bench", model, width, n, seed=s, lr=0.01, momentum=0.9, batch_size=BATCH, max_epochs=10**6,
+                    eval_every=10**6, stop_at_zero=False, n_test=128) for s in range(size)]
+
+
+def step_latency(model: str, width: int, size: int, data: Dataset, steps: int,
+                 options: PackOptions) -> tuple[float, float, PackOptions]:
+    """Seconds per packed step of ``size`` runs (at their bucket size), after warm-up, and
+    the warm-up's seconds (building, compiling, capturing and 3 first steps)."""
+    device = data.device
+    specs = bench_specs(model, width, size, len(data.y_train))
+    options = options.resolve(device)
+    template = models.build(model, width, data.input_shape, data.num_classes).to(device)
+    names = [k for k, _ in template.named_parameters()]
+    members = [_Member(s, data, None) for s in specs]
+    _sync(device)
     t = time.perf_counter()
-    train_packed(specs, data)
-    _sync(data.device)
-    # The engine also evaluates each run once at its cap; keep that in, it is part of the cost.
-    return (time.perf_counter() - t) / pack
+    step_fn, options = _build_step(template, names, BATCH, options, device)
+    state = _PackState(members + [None] * (bucket(size) - size), names, len(data.y_train), device, step_fn, data,
+                       options)
+    for i, m in enumerate(members):
+        state.start_epoch(i, m)
+    for _ in range(3):
+        state.step()
+    _sync(device)
+    warm = time.perf_counter() - t
+    t = time.perf_counter()
+    for _ in range(steps):
+        state.step()
+    _sync(device)
+    per_step = (time.perf_counter() - t) / steps
+    if state.graph is None and options.graph:
+        options = replace(options, graph=False)
+    if getattr(step_fn, "failed", False):
+        options = replace(options, compile=False)
+    return per_step, warm, options
 
 
-def paper_estimate(rates: dict[int, float], config: Path) -> tuple[float, int]:
-    """Upper bound of the paper profile's GPU time: every run at its epoch cap, at the
-    measured rate of the nearest benchmarked width (cnn5 runs at allconv5's rate)."""
+def eval_cost(model: str, width: int, size: int, data: Dataset) -> float:
+    """Seconds per model and image of the batched fp32 evaluation (training subsets)."""
+    device = data.device
+    template = models.build(model, width, data.input_shape, data.num_classes).to(device)
+    params = {k: torch.stack([v.detach()] * size) for k, v in template.named_parameters()}
+    n = len(data.y_train)
+    idx = torch.stack([torch.randperm(n, device=device) for _ in range(size)])
+    labels = data.y_train[idx]
+    evaluate_many(template, params, data.x_train, labels[:, :BATCH], idx[:, :BATCH], [BATCH] * size)  # warm-up
+    _sync(device)
+    t = time.perf_counter()
+    evaluate_many(template, params, data.x_train, labels, idx, [n] * size)
+    _sync(device)
+    return (time.perf_counter() - t) / (size * n)
+
+
+# ---------------------------------------------------------------------------------------
+# The paper profile
+
+
+def _nearest(measured: dict, model: str, width: int, size: int) -> tuple[float, float]:
+    """(step latency, warm-up) for a pack of ``model`` at ``width`` and bucket ``size``,
+    from the measured grid: the model itself if measured, else allconv5; the smallest
+    measured width at or above ``width`` (beyond the widest: scaled by the width ratio);
+    the smallest measured size at or above ``size`` (beyond the largest: scaled by the
+    size ratio). Every fallback rounds up."""
+    keys = [k for k in measured if k[0] == model] or [k for k in measured if k[0] == "allconv5"]
+    widths = sorted({k[1] for k in keys})
+    w = next((x for x in widths if x >= width), widths[-1])
+    wscale = max(1.0, width / w)
+    sizes = sorted({k[2] for k in keys if k[1] == w})
+    s = next((x for x in sizes if x >= size), sizes[-1])
+    sscale = max(1.0, size / s)
+    lat, warm = measured[(keys[0][0], w, s)]
+    return lat * wscale * sscale, warm
+
+
+def paper_plan(config: Path):
     cfg = yaml.safe_load(config.read_text())
-    paper = cfg["profiles"]["paper"]
-    total, runs = 0.0, 0
-    widths = sorted(rates)
-    for t in paper["targets"].values():
-        for w in t["widths"]:
-            rate = rates[min(widths, key=lambda b: abs(np.log(b / w)))]
-            for n in t["N"]:
-                runs += len(paper["seeds"])
-                total += len(paper["seeds"]) * paper["train"]["max_epochs"] * n / EPOCH * rate
-    return total, runs
+    cfg["profile"] = "paper"
+    return grid.plan(cfg), cfg["profiles"]["paper"]
+
+
+def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucket: int = 1) -> dict:
+    """The paper profile on one device, every run at its epoch cap (an upper bound: runs
+    that fit stop early): each pack steps while its runs are active, at the latency of its
+    bucket size; packs run one after another (one GPU job at a time)."""
+    plan, _ = paper_plan(config)
+    out = {"runs": 0, "packs": 0, "steps": 0, "train_s": 0.0, "warm_s": 0.0, "eval_s": 0.0, "model_epochs": 0.0,
+           "throughput_s": 0.0, "longest": ("", 0.0)}
+    largest = max(k[2] for k in measured)
+    per_epoch = math.ceil(EPOCH / BATCH)
+    for key, run_ids in plan.packs.items():
+        specs = [plan.specs[r] for r in run_ids]
+        model, width = specs[0].model, specs[0].width
+        steps = sorted(s.epoch_cap * -(-s.N // s.batch_size) for s in specs)
+        done, seconds, shapes = 0, 0.0, set()
+        for k, end in enumerate(steps):  # between the k-th and the next run's end, len(steps) - k are active
+            size = max(min_bucket, bucket(len(steps) - k))
+            lat, warm = _nearest(measured, model, width, size)
+            seconds += (end - done) * lat
+            if end > done:
+                shapes.add((size, warm))
+            done = end
+        warm_s = sum(w for _, w in shapes)
+        out["runs"] += len(specs)
+        out["packs"] += 1
+        out["steps"] += steps[-1]
+        out["train_s"] += seconds
+        out["warm_s"] += warm_s
+        model_epochs = sum(s.epoch_cap * s.N / EPOCH for s in specs)
+        out["model_epochs"] += model_epochs
+        # throughput view: every model-epoch at the packed rate of the largest measured pack
+        out["throughput_s"] += model_epochs * _nearest(measured, model, width, largest)[0] * per_epoch / largest
+        if eval_s is not None:
+            n_test = specs[0].n_test or 10_000
+            out["eval_s"] += sum((s.epoch_cap // s.eval_every + 1) * (s.N + n_test) for s in specs) * eval_s
+        if seconds > out["longest"][1]:
+            out["longest"] = (f"{key} ({len(specs)} runs, {steps[-1]:,} steps)", seconds)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+
+
+def _switch(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--images", type=int, default=None, help="images per model and way (default 50,000 on CUDA, 2,048 on CPU)")
-    ap.add_argument("--pack", type=int, default=None, help="models in the packed pass (default 256 on CUDA, 8 on CPU)")
+    ap.add_argument("--images", type=int, default=None,
+                    help="training images per run (default 50,000 on CUDA, 2,048 on CPU)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None,
+                    help="pack sizes whose step latency to measure (default 1 4 16 64 256 on CUDA, 1 4 16 on CPU)")
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 64])
-    ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[2] / "config" / "config.yaml")
+    ap.add_argument("--models", nargs="+", default=["allconv5"], choices=models.FAMILIES,
+                    help="families to measure; packs of others are estimated at allconv5's latency")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per pack (default 50 on CUDA, 5 on CPU)")
+    ap.add_argument("--workers", type=int, default=8, help="DataLoader workers")
+    ap.add_argument("--compile", choices=["on", "off"], default=None, help="default: on for CUDA")
+    ap.add_argument("--graph", choices=["on", "off"], default=None, help="CUDA graph; default: on for CUDA")
+    ap.add_argument("--amp", choices=["on", "off"], default=None, help="bf16 autocast; default: on for CUDA")
+    ap.add_argument("--min-bucket", type=int, default=None,
+                    help="smallest static pack size (PackOptions.min_bucket) in the paper estimate")
+    ap.add_argument("--no-loaders", action="store_true", help="skip the one-model-at-a-time rows")
+    ap.add_argument("--fakedata", action="store_true", help="also time torchvision FakeData (PIL) as a loader")
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     images = args.images or (EPOCH if cuda else 2048)
-    pack = args.pack or (256 if cuda else 8)
-    data = fake_cifar(images, device)
-    name = torch.cuda.get_device_name(device) if cuda else "cpu"
-    print(f"device {name}; torch {torch.__version__}; {images} images per model; pack of {pack}; batch 128")
-    print(f"{'way':<26}{'width':>6}{'s / model-epoch':>18}{'images / s':>14}{'peak memory':>16}")
-    rates = {}
-    for width in args.widths:
-        per = {}
-        ways = [("per-model DataLoader", lambda: loader_loop(width, data, images, args.workers)),
-                ("per-model resident", lambda: resident_loop(width, data, images)),
-                ("packed engine", lambda: packed_engine(width, data, images, pack))]
-        for way, fn in ways:
-            _peak_reset(device)
-            try:
-                seconds = fn()
-            except ImportError as err:
-                print(f"{way:<26}{width:>6}   skipped: {err}")
-                continue
-            per[way] = seconds * EPOCH / images
-            print(f"{way:<26}{width:>6}{per[way]:>18.4f}{images / seconds:>14,.0f}{_peak(device):>16}")
-        for a, b in [("per-model DataLoader", "packed engine"), ("per-model resident", "packed engine"),
-                     ("per-model DataLoader", "per-model resident")]:
-            if a in per and b in per:
-                print(f"  width {width}: {a} / {b} = {per[a] / per[b]:.1f}x")
-        rates[width] = per.get("packed engine", np.nan)
-    total, runs = paper_estimate(rates, args.config)
-    print(f"paper profile: {runs} runs; at most {total / 3600:.2f} h of training on this device "
-          f"(every run at its epoch cap, packed rates)")
+    sizes = args.sizes or ([1, 4, 16, 64, 256] if cuda else [1, 4, 16])
+    steps = args.steps or (50 if cuda else 5)
+    options = PackOptions(compile=_switch(args.compile), graph=_switch(args.graph), amp=_switch(args.amp),
+                          min_bucket=args.min_bucket)
+    arrays = cifar_arrays(images)
+    data = Dataset("bench", arrays, device)
+    name = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
+    print(f"deeptheory.bench  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
+    print(f"device {name}; torch {torch.__version__}; {images:,} images per run; batch {BATCH}; "
+          f"options {options.resolve(device)}")
+
+    print("\n1. Packed step latency (one step: one minibatch of 128 for every run in the pack)")
+    print(f"{'model':<10}{'width':>6}{'runs':>6}{'bucket':>7}{'ms / step':>11}{'warm-up s':>11}"
+          f"{'s / model-epoch':>17}{'peak memory':>14}  options")
+    measured, rates = {}, {}
+    spe = math.ceil(EPOCH / BATCH)  # steps per model-epoch
+    for model in args.models:
+        for width in args.widths:
+            for size in sizes:
+                _peak_reset(device)
+                lat, warm, used = step_latency(model, width, size, data, steps, options)
+                measured[(model, width, bucket(size))] = (lat, warm)
+                per = lat * spe / size
+                if model == "allconv5":
+                    rates[width] = per
+                print(f"{model:<10}{width:>6}{size:>6}{bucket(size):>7}{lat * 1e3:>11.3f}{warm:>11.1f}{per:>17.4f}"
+                      f"{_peak(device):>14}  compile={used.compile} graph={used.graph} amp={used.amp}")
+
+    if not args.no_loaders:
+        print(f"\n2. One model at a time, allconv5 (s / model-epoch of {EPOCH:,} images, from {images:,})")
+        print(f"{'way':<44}{'width':>6}{'s / model-epoch':>17}{'images / s':>12}{'vs packed':>11}")
+        for width in args.widths:
+            ways = [(f"DataLoader, uint8 arrays, ToTensor+Normalize, {args.workers} w",
+                     lambda w=width: loader_loop(w, arrays, device, args.workers)),
+                    ("resident on the device (single-run engine)", lambda w=width: resident_loop(w, data, images))]
+            if args.fakedata:
+                ways.append((f"DataLoader, FakeData (PIL), {args.workers} w",
+                             lambda w=width: fakedata_loop(w, images, device, args.workers)))
+            for way, fn in ways:
+                try:
+                    seconds = fn()
+                except ImportError as err:
+                    print(f"{way:<44}{width:>6}   skipped: {err}")
+                    continue
+                per = seconds * EPOCH / images
+                packed = rates.get(width)
+                ratio = f"{per / packed:>10.1f}x" if packed else f"{'':>11}"
+                print(f"{way:<44}{width:>6}{per:>17.4f}{images / seconds:>12,.0f}{ratio}")
+        print(f"  (vs packed: this way's time / the packed step's at {bucket(max(sizes))} runs)")
+
+    eval_size = min(16, max(sizes))
+    eval_s = eval_cost("allconv5", max(args.widths), eval_size, data)
+    print(f"\n3. Batched fp32 evaluation, {eval_size} allconv5 runs at width {max(args.widths)}: "
+          f"{eval_s * 1e6:.3f} us per run and image ({eval_s * 60_000:.4f} s per run for 50,000 + 10,000 images)")
+
+    est = paper_estimate(measured, eval_s, args.config, options.resolve(device).min_bucket)
+    hours = lambda s: f"{s / 3600:.2f} h ({s / 60:,.1f} min)"
+    print(f"\n4. Paper profile on this device: {est['runs']} runs in {est['packs']} packs, one GPU job at a time, "
+          "every run at its epoch cap")
+    print("  latency estimate (sequential steps x measured latency at each bucket size):")
+    print(f"    training steps  {hours(est['train_s'])}   [{est['steps']:,} sequential steps]")
+    print(f"    warm-ups        {hours(est['warm_s'])}   (compile / capture per pack and bucket size)")
+    print(f"    evaluations     {hours(est['eval_s'])}   (every eval_every epochs, training subset + test set)")
+    print(f"    total           {hours(est['train_s'] + est['warm_s'] + est['eval_s'])}")
+    print(f"    longest pack    {est['longest'][0]}: {hours(est['longest'][1])}")
+    print(f"  throughput estimate ({est['model_epochs']:,.0f} model-epochs, each at the s / model-epoch of "
+          f"the largest measured pack, {max(sizes)} runs): {hours(est['throughput_s'])}")
+    widths = sorted({k[1] for k in measured})
+    print(f"  (packs at unmeasured widths use the next measured width up, {widths}, or scale from the widest;"
+          f" unmeasured models use allconv5's latency)")
 
 
 if __name__ == "__main__":

@@ -6,11 +6,33 @@ keeps its own semantics, exactly as in :func:`engine.train_run`: its own subset,
 init, data order, learning rate, momentum buffer and stopping rule. Runs of different N
 have epochs of different lengths; each gathers its own next minibatch every step (the last,
 partial batch of an epoch is padded and masked), and a run that stops leaves the pack.
+
+The step is built for latency (docs/PERFORMANCE.md):
+
+- **Static shapes.** The pack's state lives in buffers of a bucket size, the power of two
+  at or above the number of active runs. Slots without a run are padded: no data (mask 0),
+  learning rate 0, so they never move and, each slot being its own ``vmap`` lane, never
+  touch a real run's numbers. When the active runs fit a smaller bucket, the pack is
+  copied into buffers of that size and the step is built again: at most log2(R) shapes.
+- **No host work per step.** Minibatch gather, forward, backward and the momentum update
+  are one function of device tensors. The host counts steps to know when a run's epoch
+  ends (each run's epoch length is known), so nothing is read back between epoch ends.
+- **One graph per step on CUDA.** The step is compiled (``torch.compile``) and captured as
+  one CUDA graph that is replayed every step; its training forward and backward run under
+  bf16 autocast with fp32 weights, momentum and updates. Each is a switch
+  (:class:`PackOptions`), on for CUDA, off on the CPU, and each falls back (with a warning)
+  to the plainer way if it fails to build.
+- **Batched evaluation.** The runs whose epoch ends together and are due for a full
+  evaluation are evaluated in one ``vmap``-ed fp32 pass over their training subsets and
+  the test set, with one read-back for all of them.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,10 +42,72 @@ from torch.func import functional_call, grad, vmap
 from . import models, paths
 from .datasets import Dataset
 from .engine import train_run
-from .run import ORDER, RunBook, RunResult, evaluate, initial_model, load_checkpoint, stream, subset
+from .run import EVAL_CHUNK, ORDER, RunBook, RunResult, initial_model, load_checkpoint, stream, subset
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
+
+# Images times runs in one chunk of a batched evaluation (bounds its activation memory:
+# 2^16 x width 64 x 16 x 16 fp32 values is 4 GiB at the widest layer).
+EVAL_VALUES = 2**16
+
+
+def bucket(n: int) -> int:
+    """The static pack size for ``n`` active runs: the power of two at or above it."""
+    return 1 << max(0, int(n) - 1).bit_length()
+
+
+def _env_switch(name: str) -> bool | None:
+    value = os.environ.get(name)
+    return None if value in (None, "") else value.lower() not in ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class PackOptions:
+    """How the packed step runs. ``None`` means: on for CUDA, off elsewhere.
+
+    compile: ``torch.compile`` the step (fuses the update and the masking around the
+        convolutions; on the CPU it costs ~30 s of warm-up per bucket size, so it is off).
+    graph: capture the step as one CUDA graph and replay it (CUDA only).
+    amp: bf16 autocast for the training forward and backward (CUDA only; weights,
+        momentum, updates and every evaluation stay fp32).
+    checkpoint_s: at most one checkpoint per run in this many seconds, and always one when
+        it stops (default 60 on CUDA, where a small run's epoch ends every few ms and a
+        checkpoint costs a few; 0 = every epoch, the CPU default). A killed pack resumes
+        from each run's last checkpoint, at most this much training ago.
+    min_bucket: the smallest static pack size (default 1). Each bucket size a pack steps
+        at is one more compile and capture; on a GPU a step of 8 or 16 small runs may cost
+        no more than a step of 1, and a larger floor saves those warm-ups.
+
+    Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1),
+    DEEPTHEORY_PACK_CHECKPOINT_S and DEEPTHEORY_PACK_MIN_BUCKET override the defaults,
+    e.g. to step eagerly on a machine where compiling is slow.
+    """
+
+    compile: bool | None = None
+    graph: bool | None = None
+    amp: bool | None = None
+    min_bucket: int | None = None
+    checkpoint_s: float | None = None
+
+    def resolve(self, device: torch.device) -> PackOptions:
+        cuda = torch.device(device).type == "cuda"
+        pick = {}
+        for name in ("compile", "graph", "amp"):
+            value = getattr(self, name)
+            if value is None:
+                value = _env_switch(f"DEEPTHEORY_PACK_{name.upper()}")
+            pick[name] = cuda if value is None else bool(value)
+        pick["graph"] = pick["graph"] and cuda
+        floor = self.min_bucket if self.min_bucket is not None else os.environ.get("DEEPTHEORY_PACK_MIN_BUCKET") or 1
+        pick["min_bucket"] = bucket(int(floor))
+        every = self.checkpoint_s if self.checkpoint_s is not None else os.environ.get("DEEPTHEORY_PACK_CHECKPOINT_S")
+        pick["checkpoint_s"] = float(every) if every not in (None, "") else (60.0 if cuda else 0.0)
+        return PackOptions(**pick)
+
+    def size(self, n: int) -> int:
+        """The static pack size for ``n`` active runs."""
+        return max(self.min_bucket or 1, bucket(n))
 
 
 class _Member:
@@ -42,6 +126,8 @@ class _Member:
             self.order.set_state(state["order"])
             log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
         self.book = RunBook(spec, state)
+        self.steps_per_epoch = -(-spec.N // spec.batch_size)
+        self.saved_at = time.monotonic()
 
     def next_epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         perm = torch.randperm(self.spec.N, generator=self.order).to(self.idx.device)
@@ -52,103 +138,334 @@ def _checkpoint(spec: RunSpec, results_root: Path | None) -> Path | None:
     return None if results_root is None else paths.checkpoint(spec.run_id, results_root)
 
 
+def evaluation_due(book: RunBook, wrong: int) -> bool:
+    """Whether ``book.end_epoch(wrong, ...)`` will ask for a full evaluation (the rule of
+    :meth:`RunBook.end_epoch`). Only a prediction: a run asked for one it did not predict
+    is evaluated on its own, so a change of that rule costs speed, never numbers."""
+    spec, epoch = book.spec, book.epoch + 1
+    return (spec.stop_at_zero and wrong == 0) or epoch % spec.eval_every == 0 or epoch == spec.epoch_cap
+
+
+# ---------------------------------------------------------------------------------------
+# Batched evaluation
+
+
+@torch.no_grad()
+def evaluate_many(template: torch.nn.Module, params: dict, x: torch.Tensor, y: torch.Tensor,
+                  idx: torch.Tensor | None = None, sizes: list[int] | None = None) -> list[tuple[float, float]]:
+    """Mean cross-entropy and error rate of R stacked models (``params``: leading axis R)
+    in one ``vmap``-ed fp32 pass, read back once.
+
+    Without ``idx`` every model sees all of (x, y). With ``idx`` (R, n) and ``sizes``, model
+    r sees ``x[idx[r, :sizes[r]]]`` with labels ``y[r, :sizes[r]]`` (its own training
+    subset; the padding past its size is masked out).
+    """
+    R = next(iter(params.values())).shape[0]
+    n = x.shape[0] if idx is None else idx.shape[1]
+    device = x.device
+    chunk = max(1, min(EVAL_CHUNK, EVAL_VALUES // R))
+    loss_sum = torch.zeros(R, dtype=torch.float64, device=device)
+    wrong = torch.zeros(R, dtype=torch.float64, device=device)
+    if idx is None:
+        forward = vmap(lambda p, xb: functional_call(template, p, (xb,)), in_dims=(0, None))
+        count = torch.full((R,), float(n), dtype=torch.float64, device=device)
+    else:
+        forward = vmap(lambda p, xb: functional_call(template, p, (xb,)))
+        sizes_t = torch.tensor(sizes, device=device)
+        count = sizes_t.double()
+    for i in range(0, n, chunk):
+        if idx is None:
+            out = forward(params, x[i : i + chunk])                       # (R, c, K)
+            yb = y[i : i + chunk].expand(R, -1)
+            mask = None
+        else:
+            local = idx[:, i : i + chunk]
+            out = forward(params, x[local])
+            yb = y[:, i : i + chunk]
+            mask = (torch.arange(i, i + local.shape[1], device=device)[None, :] < sizes_t[:, None]).double()
+        ce = F.cross_entropy(out.flatten(0, 1).float(), yb.flatten(), reduction="none").view_as(yb).double()
+        miss = (out.argmax(-1) != yb).double()
+        if mask is not None:
+            ce, miss = ce * mask, miss * mask
+        loss_sum += ce.sum(1)
+        wrong += miss.sum(1)
+    result = torch.stack([loss_sum / count, wrong / count], 1).tolist()   # the one read-back
+    return [(a, b) for a, b in result]
+
+
+class _Evaluations:
+    """Training-subset and test evaluations of the pack's members, batched by call."""
+
+    def __init__(self, template, data: Dataset, n_test: int):
+        self.template, self.data = template, data
+        self.x_test, self.y_test = data.x_test[:n_test], data.y_test[:n_test]
+
+    def __call__(self, members: list[_Member], params: dict) -> list[tuple[tuple, tuple]]:
+        """(train, test) of each member, given its parameters stacked in ``params``."""
+        if not members:
+            return []
+        device = self.data.device
+        n = max(m.spec.N for m in members)
+        idx = torch.zeros(len(members), n, dtype=torch.long, device=device)
+        labels = torch.zeros_like(idx)
+        for r, m in enumerate(members):
+            idx[r, : m.spec.N], labels[r, : m.spec.N] = m.idx, m.labels
+        train = evaluate_many(self.template, params, self.data.x_train, labels, idx, [m.spec.N for m in members])
+        test = evaluate_many(self.template, params, self.x_test, self.y_test)
+        return list(zip(train, test))
+
+    def closures(self, member: _Member, params: dict, known: tuple | None):
+        """What a RunBook takes: callables for (loss, err) on the training subset and on the
+        test set, precomputed where ``known``, else computed on the spot for this run (whose
+        own, unstacked ``params`` are given)."""
+        cache = {"both": known}
+
+        def both():
+            if cache["both"] is None:
+                log.debug("%s: evaluation not batched", member.spec.run_id)
+                cache["both"] = self([member], {k: v[None] for k, v in params.items()})[0]
+            return cache["both"]
+
+        return (lambda: both()[0]), (lambda: both()[1])
+
+
+# ---------------------------------------------------------------------------------------
+# The step
+
+
+def _loss_fn(template: torch.nn.Module, amp: bool, device_type: str):
+    def loss_and_stats(params, x, y, mask):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
+            out = functional_call(template, params, (x,))
+        out = out.float()
+        ce = F.cross_entropy(out, y, reduction="none") * mask
+        # A padded slot has no data: clamp keeps its loss (and gradient) 0, not 0/0.
+        loss = ce.sum() / mask.sum().clamp(min=1.0)
+        return loss, torch.stack([((out.argmax(1) != y).float() * mask).sum(), ce.sum().detach()])
+
+    return loss_and_stats
+
+
+def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp: bool, device_type: str):
+    """The pure packed step: state tensors in, next state out (no in-place writes, so that
+    ``torch.compile`` sees one functional graph)."""
+    grads_of = vmap(grad(_loss_fn(template, amp, device_type), has_aux=True))
+
+    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, pos, running, x_train):
+        offsets = torch.arange(batch_size, device=pos.device)
+        local = pos[:, None] + offsets[None, :]
+        mask = local < sizes[:, None]
+        local = torch.where(mask, local, 0)
+        xb = x_train[order.gather(1, local)]                       # (runs, B, C, H, W)
+        grads, stats = grads_of(params, xb, labels.gather(1, local), mask.float())
+        new_m, new_p = {}, {}
+        for k in names:
+            shape = (-1,) + (1,) * (params[k].dim() - 1)
+            new_m[k] = momentum[k] * beta.view(shape) + grads[k]
+            new_p[k] = params[k] - lr.view(shape) * new_m[k]
+        return new_p, new_m, running + stats, pos + batch_size
+
+    return step
+
+
+class _PackState:
+    """The pack's tensors at one bucket size, and the step that advances them in place."""
+
+    FIELDS = ("order", "labels", "sizes", "lr", "beta", "pos", "running")
+
+    def __init__(self, slots: list[_Member | None], names, n_max: int, device, step_fn, data: Dataset,
+                 options: PackOptions):
+        self.slots, self.names, self.data = slots, names, data
+        P = len(slots)
+        real = [m for m in slots if m is not None]
+        pad = real[0]
+        self.params = {k: torch.stack([(m or pad).params[k] for m in slots]) for k in names}
+        self.momentum = {k: torch.stack([(m.momentum[k] if m else torch.zeros_like(pad.momentum[k])) for m in slots])
+                         for k in names}
+        self.order = torch.zeros(P, n_max, dtype=torch.long, device=device)
+        self.labels = torch.zeros_like(self.order)
+        self.sizes = torch.zeros(P, dtype=torch.long, device=device)
+        self.lr = torch.zeros(P, device=device)
+        self.beta = torch.zeros(P, device=device)
+        self.pos = torch.zeros(P, dtype=torch.long, device=device)
+        self.running = torch.zeros(P, 2, device=device)
+        for i, m in enumerate(slots):
+            if m is not None:
+                self.sizes[i], self.lr[i], self.beta[i] = m.spec.N, m.spec.lr, m.spec.momentum
+        self.step_fn, self.options, self.graph = step_fn, options, None
+        if options.graph:
+            self.graph = self._capture()
+
+    def tensors(self) -> list[torch.Tensor]:
+        return [*self.params.values(), *self.momentum.values(), *(getattr(self, f) for f in self.FIELDS)]
+
+    def _advance(self) -> None:
+        new_p, new_m, running, pos = self.step_fn(self.params, self.momentum, self.order, self.labels, self.sizes,
+                                                  self.lr, self.beta, self.pos, self.running, self.data.x_train)
+        torch._foreach_copy_([*self.params.values(), *self.momentum.values(), self.running, self.pos],
+                             [*new_p.values(), *new_m.values(), running, pos])
+
+    def _capture(self):
+        """Warm up on a side stream (compiles, picks kernels), put the state back, then
+        capture one step as a CUDA graph: capture records kernels without running them."""
+        saved = [t.clone() for t in self.tensors()]
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(3):
+                    self._advance()
+            torch.cuda.current_stream().wait_stream(side)
+            torch._foreach_copy_(self.tensors(), saved)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._advance()
+            torch._foreach_copy_(self.tensors(), saved)
+            torch.cuda.synchronize()
+            return graph
+        except Exception as err:  # noqa: BLE001 (any failure: train without the graph)
+            log.warning("CUDA graph capture of the packed step failed (%s); stepping without it", err)
+            torch._foreach_copy_(self.tensors(), saved)
+            return None
+
+    def step(self) -> None:
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._advance()
+
+    def start_epoch(self, i: int, m: _Member) -> None:
+        order, labels = m.next_epoch_order()
+        self.order[i, : m.spec.N].copy_(order)
+        self.labels[i, : m.spec.N].copy_(labels)
+        self.pos[i] = 0
+        self.running[i].zero_()
+
+    def vacate(self, i: int) -> None:
+        """A finished run's slot becomes padding: no data, no step."""
+        self.sizes[i], self.lr[i] = 0, 0.0
+        self.slots[i] = None
+
+
+class _CompiledStep:
+    """``torch.compile``-d step that falls back to the eager one for good if compiling
+    fails. Compiling happens at a call (the first for each shape), not at
+    ``torch.compile``; the step is pure, so a failed call has changed no state."""
+
+    def __init__(self, step):
+        self.eager, self.compiled, self.failed = step, torch.compile(step, dynamic=False), False
+
+    def __call__(self, *args):
+        if not self.failed:
+            try:
+                return self.compiled(*args)
+            except Exception as err:  # noqa: BLE001 (any compile failure: step eagerly)
+                log.warning("torch.compile of the packed step failed (%s: %s); stepping eagerly",
+                            type(err).__name__, err)
+                self.failed = True
+        return self.eager(*args)
+
+
+def _build_step(template, names, batch_size, options: PackOptions, device):
+    step = make_step(template, names, batch_size, options.amp, torch.device(device).type)
+    if options.compile:
+        try:
+            return _CompiledStep(step), options
+        except Exception as err:  # noqa: BLE001
+            log.warning("torch.compile of the packed step failed (%s); stepping eagerly", err)
+    return step, replace(options, compile=False)
+
+
 def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None = None,
-                 on_step=None) -> list[RunResult]:
+                 on_step=None, options: PackOptions | None = None) -> list[RunResult]:
     """Train ``specs`` (one pack key) together; returns results in the order of ``specs``.
-    With ``results_root``, each run checkpoints at ``paths.checkpoint`` under it."""
+    With ``results_root``, each run checkpoints at ``paths.checkpoint`` under it.
+    ``on_step(params, members)`` is called after every step with the stacked parameters
+    (leading axis: the bucket size) and the pack's members."""
     keys = {paths.pack_key(s) for s in specs}
     if len(keys) != 1:
         raise ValueError(f"a pack needs one architecture and batch size, got {sorted(keys)}")
     device, B = data.device, specs[0].batch_size
+    options = (options or PackOptions()).resolve(device)
     template = models.build(specs[0].model, specs[0].width, data.input_shape, data.num_classes).to(device)
     names = [k for k, _ in template.named_parameters()]
-    x_test, y_test = data.x_test[: specs[0].n_test], data.y_test[: specs[0].n_test]
+    evals = _Evaluations(template, data, specs[0].n_test if specs[0].n_test is not None else len(data.y_test))
 
     members = [_Member(s, data, _checkpoint(s, results_root)) for s in specs]
-
-    def loss_and_stats(params, x, y, mask):
-        out = functional_call(template, params, (x,))
-        ce = F.cross_entropy(out, y, reduction="none") * mask
-        loss = ce.sum() / mask.sum()
-        return loss, torch.stack([((out.argmax(1) != y).float() * mask).sum(), ce.sum().detach()])
-
-    step_grads = vmap(grad(loss_and_stats, has_aux=True))
-
-    def view(m: _Member):
-        return lambda x: functional_call(template, m.params, (x,))
-
-    def evaluators(m: _Member):
-        x, y = data.x_train[m.idx], m.labels
-        return (lambda: evaluate(view(m), x, y)), (lambda: evaluate(view(m), x_test, y_test))
-
-    # The pack's state, stacked over its active members.
     active = [m for m in members if not m.book.done]
     n_max = max((m.spec.N for m in active), default=1)
-    params = {k: torch.stack([m.params[k] for m in active]) for k in names} if active else {}
-    momentum = {k: torch.stack([m.momentum[k] for m in active]) for k in names} if active else {}
-    order = torch.zeros(len(active), n_max, dtype=torch.long, device=device)
-    labels = torch.zeros_like(order)
-    for i, m in enumerate(active):
-        order[i, : m.spec.N], labels[i, : m.spec.N] = m.next_epoch_order()
-    sizes = torch.tensor([m.spec.N for m in active], device=device)
-    lr = torch.tensor([m.spec.lr for m in active], device=device)
-    beta = torch.tensor([m.spec.momentum for m in active], device=device)
-    pos = torch.zeros(len(active), dtype=torch.long, device=device)
-    pos_host = [0] * len(active)  # the same positions on the host: finding epoch ends needs no device sync
-    running = torch.zeros(len(active), 2, device=device)  # per run: mistakes and summed loss this epoch
-    offsets = torch.arange(B, device=device)
+    step_fn, options = _build_step(template, names, B, options, device)
+    log.info("pack of %d runs (%d to train) on %s: compile %s, CUDA graph %s, bf16 autocast %s, min bucket %d",
+             len(members), len(active), device, options.compile, options.graph, options.amp, options.min_bucket)
 
+    def build(runs: list[_Member]) -> _PackState:
+        return _PackState(runs + [None] * (options.size(len(runs)) - len(runs)), names, n_max, device, step_fn,
+                          data, options)
+
+    state = build(active) if active else None
+    if state is not None:
+        for i, m in enumerate(state.slots):
+            if m is not None:
+                state.start_epoch(i, m)
+    t = 0
+    ends = {id(m): m.steps_per_epoch for m in active}  # the step count at which each run's epoch ends
+    next_end = min(ends.values(), default=0)
     while active:
-        local = pos[:, None] + offsets[None, :]
-        mask = local < sizes[:, None]
-        local = torch.where(mask, local, 0)
-        xb = data.x_train[order.gather(1, local)]                    # (runs, B, C, H, W)
-        grads, batch_stats = step_grads(params, xb, labels.gather(1, local), mask.float())
-        for k in names:
-            shape = (-1,) + (1,) * (params[k].dim() - 1)
-            momentum[k].mul_(beta.view(shape)).add_(grads[k])
-            params[k].sub_(lr.view(shape) * momentum[k])
-        running += batch_stats
-        pos += B
-        pos_host = [p + B for p in pos_host]
+        state.step()
+        t += 1
         if on_step is not None:
-            on_step(params, members)
-
-        ended = [i for i, m in enumerate(active) if pos_host[i] >= m.spec.N]
-        if not ended:
+            on_step(state.params, members)
+        if t < next_end:  # the host's whole work on most steps: one comparison
             continue
-        keep = []
-        for i, m in enumerate(active):
-            if i not in ended:
-                keep.append(i)
-                continue
-            m.params = {k: params[k][i] for k in names}
-            m.momentum = {k: momentum[k][i] for k in names}
-            mistakes, loss_sum = running[i].tolist()
-            m.book.end_epoch(int(round(mistakes)), loss_sum, *evaluators(m))
-            m.book.save(m.checkpoint, m.params, m.momentum, m.order)
-            if not m.book.done:
-                keep.append(i)
-                order[i, : m.spec.N], labels[i, : m.spec.N] = m.next_epoch_order()
-                pos[i], pos_host[i] = 0, 0
-                running[i] = 0.0
-        if len(keep) < len(active):  # finished runs leave the pack
-            sel = torch.tensor(keep, dtype=torch.long, device=device)
-            params = {k: v[sel].clone() for k, v in params.items()}
-            momentum = {k: v[sel].clone() for k, v in momentum.items()}
-            order, labels, sizes, lr, beta, pos, running = (t[sel] for t in (order, labels, sizes, lr, beta, pos, running))
-            active = [active[i] for i in keep]
-            pos_host = [pos_host[i] for i in keep]
+        ended = [i for i, m in enumerate(state.slots) if m is not None and ends[id(m)] == t]
+        stats = state.running[ended].tolist()                     # one read-back per epoch end
+        runs = [state.slots[i] for i in ended]
+        due = [r for r, m in enumerate(runs) if evaluation_due(m.book, round(stats[r][0]))]
+        slot_params = {k: v[ended] for k, v in state.params.items()}
+        known = dict(zip(due, evals([runs[r] for r in due], {k: v[due] for k, v in slot_params.items()})))
+        for r, (i, m) in enumerate(zip(ended, runs)):
+            m.params = {k: slot_params[k][r] for k in names}
+            m.momentum = {k: state.momentum[k][i].clone() for k in names}
+            mistakes, loss_sum = stats[r]
+            m.book.end_epoch(round(mistakes), loss_sum, *evals.closures(m, m.params, known.get(r)))
+            now = time.monotonic()
+            if m.book.done or now - m.saved_at >= options.checkpoint_s:
+                m.book.save(m.checkpoint, m.params, m.momentum, m.order)
+                m.saved_at = now
+            if m.book.done:
+                state.vacate(i)
+            else:
+                state.start_epoch(i, m)
+                ends[id(m)] = t + m.steps_per_epoch
+        active = [m for m in state.slots if m is not None]
+        next_end = min((ends[id(m)] for m in active), default=0)
+        if active and options.size(len(active)) < len(state.slots):   # finished runs leave the pack
+            for i, m in enumerate(state.slots):
+                if m is not None:  # the live state of a run that changes buffers
+                    m.params = {k: state.params[k][i] for k in names}
+                    m.momentum = {k: state.momentum[k][i] for k in names}
+            old = state
+            state = build(active)
+            for i, m in enumerate(state.slots):
+                if m is not None:
+                    j = old.slots.index(m)
+                    for f in _PackState.FIELDS:
+                        getattr(state, f)[i].copy_(getattr(old, f)[j][: getattr(state, f).shape[1]]
+                                                  if f in ("order", "labels") else getattr(old, f)[j])
+            del old
 
+    unfinished = [m for m in members if not m.book.rows or not m.book.rows[-1]["final"]]
+    final = dict(zip(map(id, unfinished), evals(unfinished, {k: torch.stack([m.params[k] for m in unfinished])
+                                                            for k in names}) if unfinished else []))
     results = []
     for m in members:
-        m.book.finish(*evaluators(m))
-        results.append(m.book.result(m.params, len(y_test), data.num_classes))
+        m.book.finish(*evals.closures(m, m.params, final.get(id(m))))
+        results.append(m.book.result(m.params, len(evals.y_test), data.num_classes))
     return results
 
 
 def train_runs(specs: list[RunSpec], data: Dataset, results_root: Path | None = None,
-               pack: bool = True) -> list[RunResult]:
+               pack: bool = True, options: PackOptions | None = None) -> list[RunResult]:
     """Train runs on one data set, packing those that can share a pass; results come back
     in the order of ``specs``."""
     groups: dict[str, list[int]] = {}
@@ -158,7 +475,7 @@ def train_runs(specs: list[RunSpec], data: Dataset, results_root: Path | None = 
     for members in groups.values():
         group = [specs[i] for i in members]
         if len(group) > 1:
-            out = train_packed(group, data, results_root)
+            out = train_packed(group, data, results_root, options=options)
         else:
             out = [train_run(group[0], data, _checkpoint(group[0], results_root))]
         for i, r in zip(members, out):

@@ -83,3 +83,22 @@ def check_fetched_data(plan, datasets, root="data/raw"):
 
 
 check_fetched_data(PLAN, config["datasets"])
+
+
+# One GPU job at a time (docs/PERFORMANCE.md, "One GPU job at a time"). When training runs
+# on CUDA, every training job declares resource gpu=1 and a local run offers gpu=1 unless
+# `--resources gpu=N` says otherwise: two packs on one GPU would only fight over it. On a
+# cluster (--jobs with an executor: _nodes is set) each job gets its own GPU: no limit here.
+import shutil  # noqa: E402
+
+
+def _trains_on_cuda():
+    device = str(config.get("device", "auto"))
+    if device == "auto":  # as deeptheory.run.resolve_device, without importing torch
+        return shutil.which("nvidia-smi") is not None  # the NVIDIA driver's tool: a GPU is here
+    return device.startswith("cuda")
+
+
+TRAIN_GPUS = max(1, train_resources("train_gpus", 0)) if _trains_on_cuda() else train_resources("train_gpus", 0)
+if TRAIN_GPUS and workflow.global_resources["_nodes"].value is None:
+    workflow.global_resources.setdefault("gpu", 1)

@@ -19,7 +19,7 @@ if not PACKED:
         threads: 1
         resources:
             mem_mb=train_resources("train_mem_mb", 4000),
-            gpu=train_resources("train_gpus", 0),
+            gpu=TRAIN_GPUS,
         log:
             "logs/train/{run}.log",
         conda:
@@ -43,7 +43,7 @@ else:
         threads: 1
         resources:
             mem_mb=train_resources("train_mem_mb", 4000),
-            gpu=train_resources("train_gpus", 0),
+            gpu=TRAIN_GPUS,
         log:
             "logs/train/{pack}.pack.log",
         conda:
