@@ -54,17 +54,22 @@ class Killed(Exception):
     pass
 
 
-def test_a_killed_pack_resumes_from_its_checkpoints(tiny, tmp_path):
-    straight = train_packed(MIXED, tiny)
+def kill_pack_at(step: int, tiny, root, specs=MIXED) -> None:
+    """Train ``specs`` packed, checkpointing under ``root``, and kill it after ``step`` steps."""
     steps = {"n": 0}
 
     def kill(params, members):
         steps["n"] += 1
-        if steps["n"] == 9:
+        if steps["n"] == step:
             raise Killed
 
     with pytest.raises(Killed):
-        train_packed(MIXED, tiny, results_root=tmp_path, on_step=kill)
+        train_packed(specs, tiny, results_root=root, on_step=kill)
+
+
+def test_a_killed_pack_resumes_from_its_checkpoints(tiny, tmp_path):
+    straight = train_packed(MIXED, tiny)
+    kill_pack_at(9, tiny, tmp_path)
     resumed = train_packed(MIXED, tiny, results_root=tmp_path)
     assert all(r.resumed_from_epoch >= 1 for r in resumed)
     for a, b in zip(straight, resumed):
@@ -95,16 +100,8 @@ def test_a_run_resumes_across_the_single_and_the_packed_path(tiny, tmp_path):
     np.testing.assert_allclose([r["train_loss"] for r in resumed.rows], [r["train_loss"] for r in straight.rows],
                                rtol=1e-4)
 
-    steps = {"n": 0}
-
-    def kill(params, members):
-        steps["n"] += 1
-        if steps["n"] == 9:
-            raise Killed
-
     other = tmp_path / "other"
-    with pytest.raises(Killed):
-        train_packed(MIXED, tiny, results_root=other, on_step=kill)
+    kill_pack_at(9, tiny, other)
     single = train_run(MIXED[1], tiny, checkpoint=paths.checkpoint(MIXED[1].run_id, other))
     assert single.resumed_from_epoch >= 1
     np.testing.assert_allclose([r["train_loss"] for r in single.rows],
@@ -201,15 +198,7 @@ def test_the_compiled_step_matches_the_single_run_path(tiny):
 def test_a_killed_bucketed_pack_resumes_after_it_shrank(tiny, tmp_path):
     """Killed at step 22, after the first run left and the pack went from 4 slots to 2 and 1."""
     straight = train_packed(MIXED, tiny)
-    steps = {"n": 0}
-
-    def kill(params, members):
-        steps["n"] += 1
-        if steps["n"] == 22:
-            raise Killed
-
-    with pytest.raises(Killed):
-        train_packed(MIXED, tiny, results_root=tmp_path, on_step=kill)
+    kill_pack_at(22, tiny, tmp_path)
     resumed = train_packed(MIXED, tiny, results_root=tmp_path)
     assert [r.resumed_from_epoch for r in resumed] == [5, 5, 6]
     for a, b in zip(straight, resumed):
