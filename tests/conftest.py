@@ -100,11 +100,12 @@ def make_sources(folder: Path) -> Path:
 
 
 def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    """The workflow on ``workdir`` with ``config``, its jobs importing this checkout's library."""
+    """The workflow on ``workdir`` with ``config``, its jobs importing this checkout's library.
+    ``args`` come before --configfile, which would read a target after it as a config file."""
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(config))
     env = dict(env or os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT / "src"), env.get("PYTHONPATH", "")] if p)
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
-                           "--directory", str(workdir), "--configfile", str(cfg), *args],
+                           "--directory", str(workdir), *args, "--configfile", str(cfg)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)

@@ -245,7 +245,7 @@ def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     a = audit.Audit(tmp_path, audit.load_config([tmp_path / "config.yaml"]))
     run = "cifar10/allconv5_w2_N60_natural_i1_s0_zero"
-    assert a.path_affects(tmp_path / "results" / "packs" / "cifar10" / "allconv5_w2_b32" / run / "model.pt") == [
+    assert a.path_affects(tmp_path / "results" / "packs" / "cifar10" / "allconv5_w2_b32" / "all" / run / "model.pt") == [
         "t3-err-vs-n", "claims table"]
     assert a.path_affects(tmp_path / "results" / "runs" / run / "metrics.csv") == ["t3-err-vs-n", "claims table"]
     assert a.path_affects(tmp_path / "results" / "t3-minnorm" / "table.md") == ["t3-minnorm"]

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from conftest import train_settings
-from deeptheory import atomic, fetch, manifest, runio
+from deeptheory import atomic, fetch, manifest, paths, runio
 from deeptheory.run import RunResult, load_checkpoint
 from deeptheory.spec import RunSpec
 from conftest import ROOT, make_sources, snakemake
@@ -104,10 +104,10 @@ def test_a_run_folder_without_provenance_is_not_done(tmp_path):
     result = RunResult(spec(), [{"epoch": 1, "train_err": 0.0, "final": True}], {}, 1.0)
     folder = tmp_path / "results" / "runs" / "tiny" / "r"
     runio.write_run(result, folder, profile="t", device="cpu", verified=None, engine="single")
-    assert runio.is_done(folder, spec())
-    assert not runio.is_done(folder, spec(lr=0.2))  # made from other settings
+    assert paths.is_done(folder, spec())
+    assert not paths.is_done(folder, spec(lr=0.2))  # made from other settings
     (folder / "provenance.json").unlink()           # as a kill between metrics and provenance leaves it
-    assert not runio.is_done(folder, spec())
+    assert not paths.is_done(folder, spec())
 
 
 def test_an_unknown_config_key_is_rejected_by_name(tmp_path):
@@ -171,5 +171,5 @@ def test_a_full_disk_stops_the_write_with_a_message_and_leaves_no_partial_file(t
     with pytest.raises(OSError, match="no space left on device while writing .*provenance.json"):
         runio.write_run(result, new, profile="t", device="cpu", verified=None, engine="single")
     monkeypatch.undo()
-    assert not runio.is_done(new, spec())
+    assert not paths.is_done(new, spec())
     assert not [p for p in new.iterdir() if p.name.endswith(".tmp")]

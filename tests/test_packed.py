@@ -1,6 +1,7 @@
 """The packed path trains many runs in one pass with the single-run path's semantics."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -74,6 +75,23 @@ def test_a_killed_pack_resumes_from_its_checkpoints(tiny, tmp_path):
     assert all(r.resumed_from_epoch >= 1 for r in resumed)
     for a, b in zip(straight, resumed):
         np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
+
+
+def test_a_pack_of_finished_runs_resumes_them_at_their_stop_without_a_step(tiny, tmp_path):
+    """train_pack keeps a finished run's checkpoint until the run is linked out of the pack:
+    a pack job killed after some runs finished trains them no further when rerun."""
+    straight = train_packed(MIXED, tiny, results_root=tmp_path)
+
+    def no_step(params, members):
+        raise AssertionError("a finished run took a step")
+
+    again = train_packed(MIXED, tiny, results_root=tmp_path, on_step=no_step)
+    for a, b in zip(straight, again):
+        assert b.resumed_from_epoch == a.rows[-1]["epoch"]
+        pd.testing.assert_frame_equal(pd.DataFrame(b.rows).drop(columns="wall_s"),
+                                      pd.DataFrame(a.rows).drop(columns="wall_s"))
+        for k in a.state_dict:
+            assert torch.equal(a.state_dict[k], b.state_dict[k])
 
 
 def test_train_runs_packs_what_shares_an_architecture(tiny):

@@ -142,34 +142,61 @@ def test_workflow_lints_clean():
 
 
 def packed_config(sources, n_grid=(30, 60)) -> dict:
+    """t3-err-vs-n (width 2, N in n_grid) and t3-err-vs-w (widths 2, 3 at N = 60), packed:
+    the two targets share the run of width 2 at N = 60."""
     cfg = tiny_config(sources, n_grid)
     tiny = cfg["profiles"]["tiny"]
-    tiny.update(pack=True, targets={"t3-err-vs-n": tiny["targets"]["t3-err-vs-n"]})
+    tiny.update(pack=True, targets={"t3-err-vs-n": tiny["targets"]["t3-err-vs-n"],
+                                    "t3-err-vs-w": {"dataset": "cifar10", "model": "allconv5", "widths": [2, 3],
+                                                    "N": [60], "labels": "natural"}})
     tiny.pop("synthetic")
     return cfg
 
 
-def test_packed_mode_trains_each_architecture_in_one_job_with_the_same_results(built, tmp_path):
+def trained(workdir: Path) -> list[str]:
+    """The run names of results/runs/, in order."""
+    return sorted(p.parent.name for p in (workdir / "results" / "runs").glob("*/*/provenance.json"))
+
+
+def pack_log(workdir: Path, job: str) -> str:
+    return (workdir / "logs" / "train" / f"{job}.pack.log").read_text()
+
+
+def test_packed_mode_trains_only_the_asked_targets_runs_in_one_job_per_architecture(built, tmp_path):
     workdir, sources, _ = built
-    result = snakemake(tmp_path, packed_config(sources), "--cores", "1")
+    n30, n60 = "allconv5_w2_N30_natural_i1_s0_zero", "allconv5_w2_N60_natural_i1_s0_zero"
+    w3 = "allconv5_w3_N60_natural_i1_s0_zero"
+    # One target asked for: only its runs train, those of width 2 in one job.
+    result = snakemake(tmp_path, packed_config(sources), "results/t3-err-vs-n/figure.png", "--cores", "1")
     assert result.returncode == 0, result.stdout[-3000:]
     counts = job_counts(result.stdout)
     assert counts["train_pack"] == 1 and counts["run_from_pack"] == 2 and "train" not in counts
-    for run in ["allconv5_w2_N30_natural_i1_s0_zero", "allconv5_w2_N60_natural_i1_s0_zero"]:
+    assert trained(tmp_path) == [n30, n60]
+    assert "2 runs, 2 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/t3-err-vs-n")
+    for run in [n30, n60]:  # the same numbers as the single-run path
         single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
         packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")
         assert list(packed["epoch"]) == list(single["epoch"])
         assert packed["train_loss"].to_numpy() == pytest.approx(single["train_loss"].to_numpy(), rel=1e-4)
-    # Snakemake knows every file the pack wrote: the pack's folder and each run's files.
+    # Then everything: only the run not yet trained trains; t3-err-vs-n is not built again.
+    result = snakemake(tmp_path, packed_config(sources), "--cores", "1")
+    assert result.returncode == 0, result.stdout[-3000:]
+    counts = job_counts(result.stdout)
+    assert counts["train_pack"] == 1 and counts["run_from_pack"] == 1 and counts["target"] == 1, counts
+    assert trained(tmp_path) == [n30, n60, w3]
+    assert "1 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w3_b32/all")
+    assert not list((tmp_path / "results" / "checkpoints").rglob("*.pt"))  # dropped once linked out
+    again = snakemake(tmp_path, packed_config(sources), "results/t3-err-vs-n/figure.png", "--cores", "1")
+    assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
+    # Snakemake knows every file the packs wrote: each run's files and the packs' folders.
     summary = snakemake(tmp_path, packed_config(sources), "--summary").stdout
-    assert "results/packs/cifar10/allconv5_w2_b32" in summary
+    assert "results/packs/cifar10/allconv5_w2_b32/t3-err-vs-n" in summary
     for name in ["metrics.csv", "model.pt", "provenance.json"]:
-        assert f"results/runs/cifar10/allconv5_w2_N30_natural_i1_s0_zero/{name}" in summary
-    # A new N in the grid reruns the pack, which trains only the new run.
+        assert f"results/runs/cifar10/{n30}/{name}" in summary
+    # A new N in the grid reruns width 2's pack, which trains only the new run.
     again = snakemake(tmp_path, packed_config(sources, n_grid=(30, 60, 90)), "--cores", "1")
     assert again.returncode == 0, again.stdout[-3000:]
-    log = (tmp_path / "logs" / "train" / "cifar10" / "allconv5_w2_b32.pack.log").read_text()
-    assert "3 runs, 1 to train" in log
+    assert "3 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/all")
     prov = json.loads((tmp_path / "results" / "runs" / "cifar10" / "allconv5_w2_N90_natural_i1_s0_zero" /
                        "provenance.json").read_text())
     assert prov["engine"] == "packed"

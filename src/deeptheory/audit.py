@@ -164,8 +164,8 @@ class Audit:
         parts = Path(self.rel(path)).parts
         if len(parts) >= 4 and parts[:2] == ("results", "runs"):
             return self.run_affects(f"{parts[2]}/{parts[3]}")
-        if len(parts) >= 7 and parts[:2] == ("results", "packs"):  # results/packs/<pack key>/<run id>/
-            return self.run_affects(f"{parts[4]}/{parts[5]}")
+        if len(parts) >= 8 and parts[:2] == ("results", "packs"):  # results/packs/<pack job>/<run id>/
+            return self.run_affects(f"{parts[5]}/{parts[6]}")
         if len(parts) == 2 and parts[1] in ("claims.csv", "claims.md"):
             return [CLAIMS_TABLE]
         if len(parts) >= 3 and parts[0] == "results" and (parts[1] in REGISTRY or parts[1] in self.target_prov):

@@ -7,7 +7,9 @@ no pandas, no matplotlib, no torch, so a dry run stays cheap.
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from . import paths
 from .spec import RunSpec, parse_stop
@@ -25,10 +27,53 @@ class Plan:
     targets: dict            # id -> its config entry (data-set and synthetic alike)
     runs: dict               # data-set target id -> list of RunSpec
     specs: dict              # run id -> RunSpec (a run two targets read appears once)
-    packs: dict              # pack key -> list of run ids
+    packs: dict              # pack key (paths.pack_key) -> list of run ids
 
     def runs_of(self, tid: str) -> list[RunSpec]:
         return self.runs.get(tid, [])
+
+    def readers(self, key: str) -> list[str]:
+        """The targets that read runs of pack key ``key``."""
+        return [tid for tid, specs in self.runs.items() if any(paths.pack_key(s) == key for s in specs)]
+
+
+# Packed mode trains, per pack key, only the runs of the targets asked for: a pack job is
+# named by its key and a label (paths.pack_job), so it is the same job in every process
+# that builds it, a cluster job included.
+def targets_asked(plan: Plan, asked) -> set:
+    """The data-set targets whose runs a Snakemake request needs. ``asked``: the files and
+    rules named on the command line (none: the default target). Anything but a target's own
+    files (results/<target>/...) asks for every target."""
+    found = set()
+    for item in asked:
+        parts = PurePath(os.path.relpath(item) if os.path.isabs(item) else item).parts
+        if len(parts) >= 2 and parts[0] == paths.RESULTS and parts[1] in plan.targets:
+            found |= {parts[1]} & set(plan.runs)   # a synthetic target reads no runs
+        else:
+            return set(plan.runs)
+    return found if asked else set(plan.runs)
+
+
+def pack_label(plan: Plan, key: str, targets: set) -> str:
+    """The label of the pack job that trains key's runs for ``targets``."""
+    readers = plan.readers(key)
+    wanted = [tid for tid in readers if tid in targets]
+    return paths.ALL if wanted == readers or not wanted else "+".join(sorted(wanted))
+
+
+def pack_members(plan: Plan, job: str) -> list[str]:
+    """The run ids a pack job trains (its key's runs that its label's targets read)."""
+    key, label = paths.split_pack_job(job)
+    if key not in plan.packs:
+        raise ConfigError(f"pack {job}: no run of profile {plan.profile!r} has pack key {key!r}")
+    if label == paths.ALL:
+        return plan.packs[key]
+    tids = label.split("+")
+    unknown = [t for t in tids if t not in plan.runs]
+    if unknown:
+        raise ConfigError(f"pack {job}: {unknown} are not data-set targets of profile {plan.profile!r}")
+    wanted = {s.run_id for t in tids for s in plan.runs_of(t)}
+    return [r for r in plan.packs[key] if r in wanted]
 
 
 def dataset_used(tcfg: dict, substitute: dict | None) -> str:

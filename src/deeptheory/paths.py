@@ -8,6 +8,7 @@ and the other way round.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .spec import RunSpec
@@ -24,10 +25,37 @@ def checkpoint(run_id: str, root: str | Path = RESULTS) -> Path:
     return Path(root) / "checkpoints" / f"{run_id}.pt"
 
 
+def is_done(folder: str | Path, spec: RunSpec) -> bool:
+    """A run whose outputs exist and were made from this very spec need not train again
+    (provenance is written last: a folder with it is complete)."""
+    prov = Path(folder) / "provenance.json"
+    if not (Path(folder) / "metrics.csv").exists() or not prov.exists():
+        return False
+    try:
+        return json.loads(prov.read_text())["config"]["spec"] == spec.to_dict()
+    except (ValueError, KeyError):
+        return False
+
+
 def pack_key(spec: RunSpec) -> str:
     """Runs with equal keys have equal layer shapes and minibatch size, so they can share a
-    packed pass. The key is also the pack's folder name under results/packs/."""
+    packed pass."""
     return f"{spec.dataset}/{spec.model}_w{spec.width}_b{spec.batch_size}"
+
+
+# A pack job trains the runs of one pack key that a set of targets read, named
+# "<pack key>/<label>": label "all" (every target of the profile) or the target ids joined
+# by "+" (deeptheory.grid.pack_label). Its folder is results/packs/<pack job>/.
+ALL = "all"
+
+
+def pack_job(key: str, label: str) -> str:
+    return f"{key}/{label}"
+
+
+def split_pack_job(job: str) -> tuple[str, str]:
+    key, label = job.rsplit("/", 1)
+    return key, label
 
 
 def pack_dir(key: str, root: str | Path = RESULTS) -> Path:

@@ -3,7 +3,6 @@ folder (``paths.run_dir``)."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
@@ -13,7 +12,6 @@ import pandas as pd
 from . import manifest, paths, provenance
 from .atomic import save_torch, write_csv, write_json
 from .run import RunResult
-from .spec import RunSpec
 
 
 def write_run(result: RunResult, folder: Path, *, profile: str, device, verified: Path, engine: str) -> None:
@@ -27,17 +25,6 @@ def write_run(result: RunResult, folder: Path, *, profile: str, device, verified
         device=device, wall_s=result.wall_s, data=provenance.data_checksums(verified),
         extra={"run_id": spec.run_id, "engine": engine, "resumed_from_epoch": result.resumed_from_epoch,
                "final": result.rows[-1]}))
-
-
-def is_done(folder: Path, spec: RunSpec) -> bool:
-    """A run whose outputs exist and were made from this very spec need not train again."""
-    prov = Path(folder) / "provenance.json"
-    if not (Path(folder) / "metrics.csv").exists() or not prov.exists():
-        return False
-    try:
-        return json.loads(prov.read_text())["config"]["spec"] == spec.to_dict()
-    except (ValueError, KeyError):
-        return False
 
 
 def link_run(src: Path, dst: Path) -> None:

@@ -25,7 +25,7 @@ wildcard_constraints:
     dataset="[a-z0-9-]+",
     run=RUN_ID_REGEX,
     target="|".join(TARGET_IDS),
-    pack="[a-z0-9-]+/[a-z0-9]+_w[0-9]+_b[0-9]+",
+    pack="[a-z0-9-]+/[a-z0-9]+_w[0-9]+_b[0-9]+/[a-z0-9+-]+",
 
 
 def spec_of(wildcards):
@@ -43,8 +43,46 @@ def run_data(wildcards):
     return data_of(spec_of(wildcards).dataset)
 
 
+def pack_members(wildcards):
+    try:
+        return grid.pack_members(PLAN, wildcards.pack)
+    except grid.ConfigError as err:
+        raise WorkflowError(str(err))
+
+
 def pack_data(wildcards):
-    return data_of(PLAN.specs[PLAN.packs[wildcards.pack][0]].dataset)
+    return data_of(PLAN.specs[pack_members(wildcards)[0]].dataset)
+
+
+_current_packs = {}
+
+
+def pack_is_current(job):
+    """Whether results/packs/<job>/ holds every run its job trains, each finished from the
+    current spec."""
+    if job not in _current_packs:
+        folder = paths.pack_dir(job)
+        try:
+            members = grid.pack_members(PLAN, job)
+        except grid.ConfigError:  # a folder of another profile's or an older layout
+            members = None
+        _current_packs[job] = bool(members) and all(paths.is_done(folder / r, PLAN.specs[r]) for r in members)
+    return _current_packs[job]
+
+
+def run_pack(wildcards):
+    """The pack folder a run's files come from (packed mode). A current pack folder that
+    holds the run stays its source, so asking again for a built target does nothing;
+    otherwise the pack job of the targets this command asks for, which trains only their
+    runs (deeptheory.grid.targets_asked)."""
+    spec = spec_of(wildcards)
+    key = paths.pack_key(spec)
+    for folder in sorted(paths.pack_dir(key).glob("*/")):
+        job = paths.pack_job(key, folder.name)
+        if paths.is_done(folder / spec.run_id, spec) and pack_is_current(job):
+            return str(folder)
+    asked = grid.targets_asked(PLAN, workflow.dag_settings.targets)
+    return str(paths.pack_dir(paths.pack_job(key, grid.pack_label(PLAN, key, asked))))
 
 
 def target_runs(wildcards):

@@ -1,6 +1,6 @@
-# Training: one job per run, or in packed mode one job per pack (runs of one architecture
-# and batch size, deeptheory.paths.pack_key). Either way every run's files end up in
-# results/runs/<run id>/, which is what targets read.
+# Training: one job per run, or in packed mode one job per pack (the runs of one
+# architecture and batch size that the targets asked for read, deeptheory.grid.pack_members).
+# Either way every run's files end up in results/runs/<run id>/, which is what targets read.
 
 
 if not PACKED:
@@ -37,7 +37,7 @@ else:
         output:
             directory("results/packs/{pack}"),
         params:
-            specs=lambda w: [PLAN.specs[r].to_dict() for r in PLAN.packs[w.pack]],
+            specs=lambda w: [PLAN.specs[r].to_dict() for r in pack_members(w)],
             device=config.get("device", "auto"),
             profile=config["profile"],
         threads: 1
@@ -54,7 +54,7 @@ else:
     # A run's files, taken from its pack's folder (hard links: no second copy on disk).
     rule run_from_pack:
         input:
-            lambda w: str(paths.pack_dir(paths.pack_key(spec_of(w)))),
+            run_pack,
         output:
             metrics="results/runs/{run}/metrics.csv",
             model="results/runs/{run}/model.pt",

@@ -25,7 +25,7 @@ pack = Path(sm.output[0])
 todo = []
 for s in specs:
     done = paths.run_dir(s.run_id)
-    if runio.is_done(done, s):
+    if paths.is_done(done, s):
         runio.link_run(done, pack / s.run_id)
     else:
         todo.append(s)
@@ -34,6 +34,8 @@ log.info("pack %s on %s: %d runs, %d to train", sm.wildcards.pack, device, len(s
 if todo:
     data = Dataset.load(specs[0].dataset, Path(sm.input.data), device)
     for result in train_runs(todo, data, results_root=paths.RESULTS, pack=True):
+        # Its checkpoint (at its stop) stays until run_from_pack has linked the run out: if
+        # this job is killed later, Snakemake clears the folder, and the rerun resumes the
+        # run at its stop instead of training it again.
         runio.write_run(result, pack / result.spec.run_id, profile=sm.params.profile, device=device,
                         verified=Path(sm.input.verified), engine="packed")
-        paths.checkpoint(result.spec.run_id).unlink(missing_ok=True)
