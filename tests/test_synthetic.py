@@ -58,6 +58,30 @@ def test_gdl_matches_the_boltzmann_distribution_of_a_double_well():
     assert abs(langevin.boltzmann_right_share(0.4, tilt=0.0) - 0.5) < 1e-9
 
 
+def test_gdl_on_torch_tensors_samples_the_same_boltzmann_share():
+    """The GPU path (torch tensors on the profile's device), run here on the CPU."""
+    exact = langevin.boltzmann_right_share(0.4)
+    got, se = langevin.sampled_right_share(0.4, eta=0.01, steps=3000, chains=1000, seed=0, device="cpu")
+    assert 0 < se < 0.02 and abs(got - exact) <= 3 * se
+
+
+@pytest.mark.parametrize("P", [langevin.TwoWells(), langevin.ValleyAndPoint()])
+def test_noiseless_chains_follow_the_same_path_as_arrays_and_as_tensors(P):
+    w0 = np.random.default_rng(1).uniform(0, P.box, (50, 3))
+    run = {dev: langevin.run_chains(P.grad, w0, 200, 0.5, 0.0, np.random.default_rng(2), box=P.box, device=dev)
+           for dev in (None, "cpu")}
+    np.testing.assert_allclose(run["cpu"], run[None], rtol=0, atol=1e-10)
+    shifts = np.random.default_rng(3).normal(0, 1.5, (16, 3))
+    full = {dev: langevin.run_chains(langevin.full_gradient(P, shifts), w0, 50, 0.5, 0.0, np.random.default_rng(2),
+                                     box=P.box, device=dev) for dev in (None, "cpu")}
+    np.testing.assert_allclose(full["cpu"], full[None], rtol=0, atol=1e-10)
+    # minibatch noise draws its own indices on each path; both keep the chains on the box
+    sgd = langevin.run_chains(None, w0, 50, 0.5, 0.1, np.random.default_rng(2), box=P.box, device="cpu",
+                              grad_noise=langevin.minibatch_gradient(P, shifts, 2))
+    assert sgd.shape == full[None].shape and ((0 <= sgd) & (sgd < P.box)).all()
+    assert langevin.chain_device("cuda:0") == "cuda:0" and langevin.chain_device("cpu") is None
+
+
 def test_share_with_error_uses_chain_means():
     flags = np.zeros((10, 4), bool)
     flags[:, :2] = True

@@ -5,6 +5,9 @@ All samplers run many independent chains at once (arrays of shape chains x D) on
 periodic box, the memos' setting: a torus keeps the weights bounded (memo073 section 3).
 GDL is w <- w - eta grad U(w) + sigma xi, whose stationary law is the Boltzmann
 distribution exp(-U/T) with T = sigma^2 / (2 eta).
+
+The chains are numpy arrays on the CPU, or torch tensors on a GPU when the profile's device
+is one (``chain_device``): the potentials' code serves both through ``_exp`` and ``_rowsum``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,26 @@ import numpy as np
 from scipy import integrate
 
 
-def wrap(d: np.ndarray, box: float) -> np.ndarray:
+def chain_device(device) -> str | None:
+    """Where chains run: a CUDA device as torch tensors, else None (numpy). On the CPU numpy
+    is as fast for these small arrays and keeps the numbers of earlier builds."""
+    return str(device) if str(device).startswith("cuda") else None
+
+
+def _is_tensor(x) -> bool:
+    return not isinstance(x, np.ndarray) and hasattr(x, "device")
+
+
+def _exp(x):
+    return x.exp() if _is_tensor(x) else np.exp(x)
+
+
+def _rowsum(x):
+    """Sum over the coordinates (axis 1), kept as a column."""
+    return x.sum(1, keepdim=True) if _is_tensor(x) else x.sum(1, keepdims=True)
+
+
+def wrap(d, box: float):
     """Shortest periodic displacement."""
     return (d + box / 2) % box - box / 2
 
@@ -32,12 +54,12 @@ class TwoWells:
 
     def U(self, w):
         da, db = wrap(w - self.a, self.box), wrap(w - self.b, self.box)
-        return 1 - np.exp(-(da**2).sum(1) / (2 * self.s_a**2)) - np.exp(-(db**2).sum(1) / (2 * self.s_b**2))
+        return 1 - _exp(-(da**2).sum(1) / (2 * self.s_a**2)) - _exp(-(db**2).sum(1) / (2 * self.s_b**2))
 
     def grad(self, w):
         da, db = wrap(w - self.a, self.box), wrap(w - self.b, self.box)
-        ga = np.exp(-(da**2).sum(1, keepdims=True) / (2 * self.s_a**2))
-        gb = np.exp(-(db**2).sum(1, keepdims=True) / (2 * self.s_b**2))
+        ga = _exp(-_rowsum(da**2) / (2 * self.s_a**2))
+        gb = _exp(-_rowsum(db**2) / (2 * self.s_b**2))
         return ga * da / self.s_a**2 + gb * db / self.s_b**2
 
     def in_flat(self, w):
@@ -58,13 +80,13 @@ class ValleyAndPoint:
 
     def U(self, w):
         dv, dp = wrap(w[:, 0] - self.v, self.box), wrap(w - self.p, self.box)
-        return 1 - np.exp(-dv**2 / (2 * self.s**2)) - np.exp(-(dp**2).sum(1) / (2 * self.s**2))
+        return 1 - _exp(-dv**2 / (2 * self.s**2)) - _exp(-(dp**2).sum(1) / (2 * self.s**2))
 
     def grad(self, w):
         dv = wrap(w[:, :1] - self.v, self.box)
         dp = wrap(w - self.p, self.box)
-        gv = np.exp(-(dv**2) / (2 * self.s**2))
-        gp = np.exp(-(dp**2).sum(1, keepdims=True) / (2 * self.s**2))
+        gv = _exp(-(dv**2) / (2 * self.s**2))
+        gp = _exp(-_rowsum(dp**2) / (2 * self.s**2))
         g = gp * dp / self.s**2
         g[:, :1] += gv * dv / self.s**2
         return g
@@ -75,23 +97,36 @@ class ValleyAndPoint:
 
 
 def run_chains(grad, w0: np.ndarray, steps: int, eta: float, sigma: float, rng, box: float | None = None,
-               record_every: int = 10, burn_in: float = 0.5, grad_noise=None):
-    """Noisy gradient descent on many chains; returns the recorded states after burn-in,
-    shape (records, chains, D). ``grad_noise(w, rng)``, if given, replaces the exact
-    gradient by a stochastic (minibatch) one."""
-    w = np.array(w0, dtype=float)
+               record_every: int = 10, burn_in: float = 0.5, grad_noise=None, device: str | None = None):
+    """Noisy gradient descent on many chains; returns the recorded states after burn-in as
+    a numpy array of shape (records, chains, D). ``grad_noise(w, rng)``, if given, replaces
+    the exact gradient by a stochastic (minibatch) one. With ``device`` (a torch device)
+    the chains are float64 tensors there, their noise drawn by a torch generator seeded
+    from ``rng``."""
+    if device is None:
+        w, normal = np.array(w0, dtype=float), rng.standard_normal
+    else:
+        import torch
+
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(rng.integers(2**62)))
+        w = torch.as_tensor(np.asarray(w0, dtype=float), device=device)
+        rng = gen  # what grad_noise draws from
+
+        def normal(shape):
+            return torch.randn(shape, generator=gen, device=device, dtype=w.dtype)
     keep_from = int(steps * burn_in)
     out = []
     for t in range(steps):
         g = grad(w) if grad_noise is None else grad_noise(w, rng)
         w = w - eta * g
         if sigma:
-            w = w + sigma * rng.standard_normal(w.shape)
+            w = w + sigma * normal(w.shape)
         if box is not None:
             w %= box
         if t >= keep_from and (t - keep_from) % record_every == 0:
-            out.append(w.copy())
-    return np.stack(out)
+            out.append(w.copy() if device is None else w.clone())
+    return np.stack(out) if device is None else torch.stack(out).cpu().numpy()
 
 
 WELL_LEVEL = 0.5  # a sample is in a well where U < 0.5, halfway between the minima (0) and the plateau (1)
@@ -128,9 +163,22 @@ def minibatch_gradient(potential, shifts: np.ndarray, batch: int):
     """SGD on U(w) = mean_i U0(w - z_i): each step averages the gradients of ``batch``
     randomly drawn data points z_i; the spread of the z_i is the minibatch noise."""
     def grad(w, rng):
-        idx = rng.integers(0, len(shifts), (len(w), batch))
-        return np.mean([potential.grad(w - shifts[idx[:, j]]) for j in range(batch)], axis=0)
+        z = _like(shifts, w)
+        if _is_tensor(w):
+            import torch
+            idx = torch.randint(0, len(z), (len(w), batch), generator=rng, device=w.device)
+        else:
+            idx = rng.integers(0, len(z), (len(w), batch))
+        return sum(potential.grad(w - z[idx[:, j]]) for j in range(batch)) / batch
     return grad
+
+
+def _like(a: np.ndarray, w):
+    """``a`` as an array of w's kind (a tensor on w's device when w is one)."""
+    if not _is_tensor(w):
+        return a
+    import torch
+    return torch.as_tensor(a, dtype=w.dtype, device=w.device)
 
 
 # --- a case with a known answer ---------------------------------------------------------
@@ -151,11 +199,12 @@ def boltzmann_right_share(T: float, tilt: float = 0.25, lim: float = 4.0) -> flo
     return right / (left + right)
 
 
-def sampled_right_share(T: float, eta: float, steps: int, chains: int, seed: int, tilt: float = 0.25):
+def sampled_right_share(T: float, eta: float, steps: int, chains: int, seed: int, tilt: float = 0.25,
+                        device: str | None = None):
     rng = np.random.default_rng(seed)
     sigma = np.sqrt(2 * eta * T)
     states = run_chains(lambda w: double_well_grad(w, tilt), np.zeros((chains, 1)), steps, eta, sigma, rng,
-                        record_every=20, burn_in=0.25)
+                        record_every=20, burn_in=0.25, device=device)
     return share_with_error(states[:, :, 0] > 0)
 
 
@@ -218,7 +267,8 @@ def full_gradient(potential, shifts: np.ndarray):
     """Gradient of U(w) = mean_i U0(w - z_i) over every data point: noiseless GD on the
     potential SGD samples minibatches of."""
     def grad(w):
-        k, (c, d) = len(shifts), w.shape
-        g = potential.grad((w[None] - shifts[:, None]).reshape(k * c, d))
+        z = _like(shifts, w)
+        k, (c, d) = len(z), w.shape
+        g = potential.grad((w[None] - z[:, None]).reshape(k * c, d))
         return g.reshape(k, c, d).mean(0)
     return grad

@@ -16,7 +16,7 @@ from . import Inputs, Outcome
 from ..synthetic import langevin
 
 
-def _shares(potential, dims, chains, steps, eta, sigma, seed, start=None):
+def _shares(potential, dims, chains, steps, eta, sigma, seed, start=None, device=None):
     """GDL chains at each D: sampled share of the wells' samples in the flat (degenerate)
     well with its standard error, plateau mass, moves between wells, and the exact
     Boltzmann values at T = sigma^2 / (2 eta)."""
@@ -26,7 +26,7 @@ def _shares(potential, dims, chains, steps, eta, sigma, seed, start=None):
         rng = np.random.default_rng([seed, D])
         w0 = (np.full((chains, D), float(start)) if start is not None
               else rng.uniform(0, potential.box, (chains, D)))
-        states = langevin.run_chains(potential.grad, w0, steps, eta, sigma, rng, box=potential.box)
+        states = langevin.run_chains(potential.grad, w0, steps, eta, sigma, rng, box=potential.box, device=device)
         in_well, in_flat = langevin.basins(potential, states)
         share, se = langevin.ratio_with_error(in_flat, in_well) if in_well.any() else (float("nan"), float("nan"))
         exact, plateau_exact = langevin.exact_shares(potential, D, T)
@@ -106,15 +106,16 @@ def langevin_dims_claims(m: dict, cfg: dict, tol) -> list[dict]:
 
 
 def langevin_dims(inp: Inputs) -> Outcome:
-    cfg, tol, seed = inp.cfg, inp.tol, inp.seed
+    cfg, tol, seed, dev = inp.cfg, inp.tol, inp.seed, langevin.chain_device(inp.device)
     P = langevin.TwoWells()
     eta, sigma = float(cfg["eta"]), float(cfg["sigma"])
-    memo, slices = _shares(P, cfg["dims"], cfg["chains"], cfg["steps"], eta, sigma, seed, start=cfg["start"])
+    memo, slices = _shares(P, cfg["dims"], cfg["chains"], cfg["steps"], eta, sigma, seed, start=cfg["start"], device=dev)
     f = cfg["fine"]
     fine_sigma = float(np.sqrt(2 * f["eta"] * sigma**2 / (2 * eta)))  # the same T at a finer step
-    fine, _ = _shares(P, cfg["dims"], f["chains"], f["steps"], float(f["eta"]), fine_sigma, seed + 1, start=cfg["start"])
+    fine, _ = _shares(P, cfg["dims"], f["chains"], f["steps"], float(f["eta"]), fine_sigma, seed + 1, start=cfg["start"],
+                      device=dev)
     ck = cfg["check"]
-    got, se = langevin.sampled_right_share(ck["T"], ck["eta"], ck["steps"], ck["chains"], seed)
+    got, se = langevin.sampled_right_share(ck["T"], ck["eta"], ck["steps"], ck["chains"], seed, device=dev)
     m = {"memo": memo.to_dict("records"), "fine": fine.to_dict("records"),
          "check": {"got": got, "se": se, "exact": langevin.boltzmann_right_share(ck["T"]), "T": ck["T"], "eta": ck["eta"]}}
     table = pd.concat([memo.assign(run="memo step"), fine.assign(run="fine step")], ignore_index=True)
@@ -147,7 +148,8 @@ def langevin_2d_claims(m: dict, cfg: dict, tol) -> list[dict]:
 def langevin_2d(inp: Inputs) -> Outcome:
     cfg, tol, seed = inp.cfg, inp.tol, inp.seed
     P = langevin.ValleyAndPoint()
-    table, slices = _shares(P, cfg["dims"], cfg["chains"], cfg["steps"], float(cfg["eta"]), float(cfg["sigma"]), seed)
+    table, slices = _shares(P, cfg["dims"], cfg["chains"], cfg["steps"], float(cfg["eta"]), float(cfg["sigma"]), seed,
+                            device=langevin.chain_device(inp.device))
     out = langevin_2d_claims({"rows": table.to_dict("records")}, cfg, tol)
     table = table.rename(columns={"share_flat": "share_degenerate"})
     return Outcome(table, out, _slice_figure(slices, P.box, [(P.v, "degenerate"), (P.p, "point")],
@@ -179,7 +181,7 @@ def sgd_claims(m: dict, cfg: dict, tol) -> list[dict]:
 
 
 def sgd_potential(inp: Inputs) -> Outcome:
-    cfg, tol, seed = inp.cfg, inp.tol, inp.seed
+    cfg, tol, seed, dev = inp.cfg, inp.tol, inp.seed, langevin.chain_device(inp.device)
     P = langevin.ValleyAndPoint()
     eta, sigma = float(cfg["eta"]), float(cfg["sigma"])
     rng = np.random.default_rng(seed)
@@ -188,11 +190,12 @@ def sgd_potential(inp: Inputs) -> Outcome:
     grad = langevin.minibatch_gradient(P, shifts, cfg["batch"])
     rows, states = [], {}
     final = langevin.run_chains(langevin.full_gradient(P, shifts), starts, cfg["gd_steps"], eta, 0.0, rng, box=P.box,
-                                record_every=1, burn_in=1 - 1 / cfg["gd_steps"])
+                                record_every=1, burn_in=1 - 1 / cfg["gd_steps"], device=dev)
     runs = {"GD": final}
     for method, noise in [("SGD", 0.0), ("SGDL", sigma)]:
         r = np.random.default_rng([seed, int(noise * 1000)])
-        runs[method] = langevin.run_chains(None, starts, cfg["steps"], eta, noise, r, box=P.box, grad_noise=grad)
+        runs[method] = langevin.run_chains(None, starts, cfg["steps"], eta, noise, r, box=P.box, grad_noise=grad,
+                                           device=dev)
     m = {}
     for method, s in runs.items():
         in_well, in_flat = langevin.basins(P, s)
