@@ -4,7 +4,7 @@ Runs where SLURM is installed (`sinfo` on PATH, Debian's slurm-wlm and munge) an
 process is root; skipped elsewhere, so CI on a plain machine skips it. About 4 minutes on
 2 cores. Select it alone with `python -m pytest -m slurm`; add `--slurmdbd` by hand
 (tests/slurm/run-local-cluster.sh --help). The full proof, the quick profile:
-`tests/slurm/run-local-cluster.sh` (about 20-30 minutes on 2 cores).
+`tests/slurm/run-local-cluster.sh` (about 12 minutes on 2 cores).
 """
 
 import re
