@@ -125,18 +125,25 @@ check_fetched_data(PLAN, config["datasets"])
 
 # One GPU job at a time (docs/PERFORMANCE.md, "One GPU job at a time"). When training runs
 # on CUDA, every training job declares resource gpu=1 and a local run offers gpu=1 unless
-# `--resources gpu=N` says otherwise: two packs on one GPU would only fight over it. On a
-# cluster (--jobs with an executor: _nodes is set) each job gets its own GPU: no limit here.
+# `--resources gpu=N` says otherwise: two packs on one GPU would only fight over it.
+# On a cluster (the main Snakemake with an executor's --jobs: _nodes is set; a job's own
+# Snakemake runs with --mode remote) each job gets its own GPU: no limit here. There the
+# machine that submits says nothing about the nodes, so `device: auto` means the CPU, and
+# the GPU path is the user's own `--config device=cuda`: training jobs then ask for one GPU
+# each (resource gpu, the SLURM executor's --gpus). The device lives in config, not in a
+# profile, because a profile's `config:` is dropped whenever the user passes --config.
 import shutil  # noqa: E402
+
+ON_CLUSTER = workflow.remote_exec or workflow.global_resources["_nodes"].value is not None
 
 
 def _trains_on_cuda():
     device = str(config.get("device", "auto"))
     if device == "auto":  # as deeptheory.run.resolve_device, without importing torch
-        return shutil.which("nvidia-smi") is not None  # the NVIDIA driver's tool: a GPU is here
+        return not ON_CLUSTER and shutil.which("nvidia-smi") is not None  # the NVIDIA driver's tool
     return device.startswith("cuda")
 
 
 TRAIN_GPUS = max(1, train_resources("train_gpus", 0)) if _trains_on_cuda() else train_resources("train_gpus", 0)
-if TRAIN_GPUS and workflow.global_resources["_nodes"].value is None:
+if TRAIN_GPUS and not ON_CLUSTER:
     workflow.global_resources.setdefault("gpu", 1)

@@ -40,6 +40,11 @@ rule target:
         device=config.get("device", "auto"),
         caption=target_caption,
     threads: 1
+    # A cluster job, not a local rule: synthetic targets compute (chains, small nets) for
+    # minutes; a data-set target only plots. It asks for no GPU (deeptheory.run.visible_device).
+    resources:
+        mem_mb=2000,
+        runtime=60,
     log:
         "logs/targets/{target}.log",
     conda:

@@ -1,6 +1,12 @@
 # Training: one job per run, or in packed mode one job per pack (the runs of one
 # architecture and batch size that the targets asked for read, deeptheory.grid.pack_members).
 # Either way every run's files end up in results/runs/<run id>/, which is what targets read.
+#
+# Every job asks for what it uses (config key `resources`, config/README.md): TRAIN_THREADS
+# cores (torch.set_num_threads follows them), memory and runtime (a SLURM job's --mem and
+# --time) and, on the GPU path, one GPU. They live here, not in profiles/slurm: a user's own
+# --set-resources replaces a profile's, but only overrides the keys it names of a rule's.
+TRAIN_THREADS = train_resources("train_threads", 1)
 
 
 if not PACKED:
@@ -16,9 +22,10 @@ if not PACKED:
             spec=lambda w: spec_of(w).to_dict(),
             device=config.get("device", "auto"),
             profile=config["profile"],
-        threads: 1
+        threads: TRAIN_THREADS
         resources:
-            mem_mb=train_resources("train_mem_mb", 4000),
+            mem_mb=train_resources("train_mem_mb", 16000 if TRAIN_GPUS else 2000),
+            runtime=train_resources("train_runtime", 240),
             gpu=TRAIN_GPUS,
         log:
             "logs/train/{run}.log",
@@ -40,9 +47,10 @@ else:
             specs=lambda w: [PLAN.specs[r].to_dict() for r in pack_members(w)],
             device=config.get("device", "auto"),
             profile=config["profile"],
-        threads: 1
+        threads: TRAIN_THREADS
         resources:
-            mem_mb=train_resources("train_mem_mb", 4000),
+            mem_mb=train_resources("train_mem_mb", 32000 if TRAIN_GPUS else 4000),
+            runtime=train_resources("train_runtime", 720),
             gpu=TRAIN_GPUS,
         log:
             "logs/train/{pack}.pack.log",

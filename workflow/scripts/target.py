@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 
 from deeptheory import claims, grid, logs, report
-from deeptheory.run import resolve_device
+from deeptheory.run import visible_device
 from deeptheory.targets import Inputs, get
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -19,7 +19,7 @@ inputs = Inputs(target=tid, cfg=cfg, tol=claims.Tolerances(sm.params.claims_cfg)
                 runs=pd.concat([pd.read_csv(p) for p in runs], ignore_index=True) if runs else None,
                 requested=sm.params.requested,
                 used=grid.dataset_used(cfg, sm.params.substitute) if sm.params.requested else None,
-                device=str(resolve_device(sm.params.device)))
+                device=str(visible_device(sm.params.device)))
 log.info("building %s from %d runs with %s", tid, len(runs), cfg)
 rows = report.build(get(tid), inputs, Path(sm.output.claims).parent, runs_read=runs,
                     config={"profile": sm.params.profile, "target": cfg, "claims": sm.params.claims_cfg,

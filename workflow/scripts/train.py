@@ -7,14 +7,14 @@ import torch
 from deeptheory import logs, paths, runio
 from deeptheory.datasets import Dataset
 from deeptheory.engine import train_run
-from deeptheory.run import resolve_device
+from deeptheory.run import job_device
 from deeptheory.spec import RunSpec
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 spec = RunSpec.from_dict(sm.params.spec)
 log = logs.setup(sm.log[0])  # engine lines carry the run id
 torch.set_num_threads(sm.threads)
-device = resolve_device(sm.params.device)
+device = job_device(sm.params.device, sm.resources.get("gpu", 0))
 log.info("run %s on %s: %s", spec.run_id, device, spec)
 
 data = Dataset.load(spec.dataset, Path(sm.input.data), device)

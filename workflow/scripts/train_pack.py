@@ -13,13 +13,13 @@ import torch
 from deeptheory import logs, paths, runio
 from deeptheory.datasets import Dataset
 from deeptheory.packed import train_runs
-from deeptheory.run import resolve_device
+from deeptheory.run import job_device
 from deeptheory.spec import RunSpec
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = logs.setup(sm.log[0])
 torch.set_num_threads(sm.threads)
-device = resolve_device(sm.params.device)
+device = job_device(sm.params.device, sm.resources.get("gpu", 0))
 specs = [RunSpec.from_dict(d) for d in sm.params.specs]
 pack = Path(sm.output[0])
 todo = []
