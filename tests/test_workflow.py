@@ -166,31 +166,35 @@ def test_packed_mode_trains_only_the_asked_targets_runs_in_one_job_per_architect
     workdir, sources, _ = built
     n30, n60 = "allconv5_w2_N30_natural_i1_s0_zero", "allconv5_w2_N60_natural_i1_s0_zero"
     w3 = "allconv5_w3_N60_natural_i1_s0_zero"
-    # One target asked for: only its runs train, those of width 2 in one job.
-    result = snakemake(tmp_path, packed_config(sources), "results/t3-err-vs-n/figure.png", "--cores", "1")
+    # One target asked for: only its runs train, one job per architecture; the run it
+    # shares with t3-err-vs-n trains in a pack of t3-err-vs-w's runs alone.
+    result = snakemake(tmp_path, packed_config(sources), "results/t3-err-vs-w/figure.png", "--cores", "1")
     assert result.returncode == 0, result.stdout[-3000:]
     counts = job_counts(result.stdout)
-    assert counts["train_pack"] == 1 and counts["run_from_pack"] == 2 and "train" not in counts
-    assert trained(tmp_path) == [n30, n60]
-    assert "2 runs, 2 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/t3-err-vs-n")
-    for run in [n30, n60]:  # the same numbers as the single-run path
-        single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
-        packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")
-        assert list(packed["epoch"]) == list(single["epoch"])
-        assert packed["train_loss"].to_numpy() == pytest.approx(single["train_loss"].to_numpy(), rel=1e-4)
-    # Then everything: only the run not yet trained trains; t3-err-vs-n is not built again.
+    assert counts["train_pack"] == 2 and counts["run_from_pack"] == 2 and "train" not in counts
+    assert trained(tmp_path) == [n60, w3]
+    assert "1 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/t3-err-vs-w")
+    assert "1 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w3_b32/all")
+    # Then everything: only the run not yet trained trains; t3-err-vs-w is not built again.
     result = snakemake(tmp_path, packed_config(sources), "--cores", "1")
     assert result.returncode == 0, result.stdout[-3000:]
     counts = job_counts(result.stdout)
     assert counts["train_pack"] == 1 and counts["run_from_pack"] == 1 and counts["target"] == 1, counts
     assert trained(tmp_path) == [n30, n60, w3]
-    assert "1 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w3_b32/all")
+    assert "2 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/all")
     assert not list((tmp_path / "results" / "checkpoints").rglob("*.pt"))  # dropped once linked out
-    again = snakemake(tmp_path, packed_config(sources), "results/t3-err-vs-n/figure.png", "--cores", "1")
-    assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
+    for run in [n30, n60]:  # the same numbers as the single-run path
+        single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
+        packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")
+        assert list(packed["epoch"]) == list(single["epoch"])
+        assert packed["train_loss"].to_numpy() == pytest.approx(single["train_loss"].to_numpy(), rel=1e-4)
+    # Built: asking again, for everything or for one target, does nothing.
+    for asked in [(), ("results/t3-err-vs-w/figure.png",)]:
+        again = snakemake(tmp_path, packed_config(sources), *asked, "-n")
+        assert "Nothing to be done" in again.stdout, again.stdout[-3000:]
     # Snakemake knows every file the packs wrote: each run's files and the packs' folders.
     summary = snakemake(tmp_path, packed_config(sources), "--summary").stdout
-    assert "results/packs/cifar10/allconv5_w2_b32/t3-err-vs-n" in summary
+    assert "results/packs/cifar10/allconv5_w2_b32/t3-err-vs-w" in summary
     for name in ["metrics.csv", "model.pt", "provenance.json"]:
         assert f"results/runs/cifar10/{n30}/{name}" in summary
     # A new N in the grid reruns width 2's pack, which trains only the new run.

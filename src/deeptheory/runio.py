@@ -27,9 +27,11 @@ def write_run(result: RunResult, folder: Path, *, profile: str, device, verified
                "final": result.rows[-1]}))
 
 
-def link_run(src: Path, dst: Path) -> None:
+def link_run(src: Path, dst: Path, stamp: bool = True) -> None:
     """Give a finished run's files a second name (a hard link, a copy across file systems),
-    provenance last, each stamped now: Snakemake dates an output by its mtime. Each name is
+    provenance last. With ``stamp`` each is dated now, for an output Snakemake dates by its
+    mtime (a hard link shares it with every other name of the file); a pack reusing a run
+    leaves it alone, or the targets that read the run would look stale. Each name is
     recorded in its folder's manifest with the checksum the source's manifest holds (the
     bytes are the same), computed when the source has none."""
     dst.mkdir(parents=True, exist_ok=True)
@@ -41,5 +43,6 @@ def link_run(src: Path, dst: Path) -> None:
             os.link(src / name, target)
         except OSError:
             shutil.copyfile(src / name, target)
-        os.utime(target)
+        if stamp:
+            os.utime(target)
         manifest.record(target, (known.get(name) or {}).get("sha256"))

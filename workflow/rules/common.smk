@@ -72,12 +72,12 @@ def pack_is_current(job):
 
 def run_pack(wildcards):
     """The pack folder a run's files come from (packed mode). A current pack folder that
-    holds the run stays its source, so asking again for a built target does nothing;
-    otherwise the pack job of the targets this command asks for, which trains only their
-    runs (deeptheory.grid.targets_asked)."""
+    holds the run stays its source, so asking again for a built target does nothing: the
+    oldest, as a later pack only linked the finished run in. Otherwise the pack job of the
+    targets this command asks for, which trains only their runs (grid.targets_asked)."""
     spec = spec_of(wildcards)
     key = paths.pack_key(spec)
-    for folder in sorted(paths.pack_dir(key).glob("*/")):
+    for folder in sorted(paths.pack_dir(key).glob("*/"), key=lambda f: f.stat().st_mtime):
         job = paths.pack_job(key, folder.name)
         if paths.is_done(folder / spec.run_id, spec) and pack_is_current(job):
             return str(folder)

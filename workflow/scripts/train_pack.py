@@ -26,7 +26,7 @@ todo = []
 for s in specs:
     done = paths.run_dir(s.run_id)
     if paths.is_done(done, s):
-        runio.link_run(done, pack / s.run_id)
+        runio.link_run(done, pack / s.run_id, stamp=False)
     else:
         todo.append(s)
 log.info("pack %s on %s: %d runs, %d to train", sm.wildcards.pack, device, len(specs), len(todo))
