@@ -162,8 +162,10 @@ def share_with_error(flags: np.ndarray) -> tuple[float, float]:
 def minibatch_gradient(potential, shifts: np.ndarray, batch: int):
     """SGD on U(w) = mean_i U0(w - z_i): each step averages the gradients of ``batch``
     randomly drawn data points z_i; the spread of the z_i is the minibatch noise."""
+    like = _like(shifts)
+
     def grad(w, rng):
-        z = _like(shifts, w)
+        z = like(w)
         if _is_tensor(w):
             import torch
             idx = torch.randint(0, len(z), (len(w), batch), generator=rng, device=w.device)
@@ -173,12 +175,19 @@ def minibatch_gradient(potential, shifts: np.ndarray, batch: int):
     return grad
 
 
-def _like(a: np.ndarray, w):
-    """``a`` as an array of w's kind (a tensor on w's device when w is one)."""
-    if not _is_tensor(w):
-        return a
-    import torch
-    return torch.as_tensor(a, dtype=w.dtype, device=w.device)
+def _like(a: np.ndarray):
+    """A function of w giving ``a`` as an array of w's kind: itself, or a tensor on w's
+    device, copied there once (not at every step)."""
+    copies = {}
+
+    def like(w):
+        if not _is_tensor(w):
+            return a
+        if w.device not in copies:
+            import torch
+            copies[w.device] = torch.as_tensor(a, dtype=w.dtype, device=w.device)
+        return copies[w.device]
+    return like
 
 
 # --- a case with a known answer ---------------------------------------------------------
@@ -266,8 +275,10 @@ def moves_per_chain(in_well: np.ndarray, in_flat: np.ndarray) -> np.ndarray:
 def full_gradient(potential, shifts: np.ndarray):
     """Gradient of U(w) = mean_i U0(w - z_i) over every data point: noiseless GD on the
     potential SGD samples minibatches of."""
+    like = _like(shifts)
+
     def grad(w):
-        z = _like(shifts, w)
+        z = like(w)
         k, (c, d) = len(z), w.shape
         g = potential.grad((w[None] - z[:, None]).reshape(k * c, d))
         return g.reshape(k, c, d).mean(0)
