@@ -1,6 +1,6 @@
 """profiles/slurm on a real one-node SLURM cluster: tests/slurm/run-local-cluster.sh --smoke.
 
-Runs where SLURM is installed (`sinfo` on PATH, Debian's slurm-wlm and munge) and this
+The cluster test runs where SLURM is installed (`sinfo` on PATH, Debian's slurm-wlm and munge) and this
 process is root; skipped elsewhere, so CI on a plain machine skips it. About 4 minutes on
 2 cores. Select it alone with `python -m pytest -m slurm`; add `--slurmdbd` by hand
 (tests/slurm/run-local-cluster.sh --help). The full proof, the quick profile:
@@ -16,12 +16,9 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent / "slurm" / "run-local-cluster.sh"
 
-pytestmark = [
-    pytest.mark.slurm,
-    pytest.mark.skipif(shutil.which("sinfo") is None, reason="SLURM not installed (apt-get install slurm-wlm munge)"),
-]
-
-
+# Only the cluster run needs SLURM; the dry-run and device tests below run everywhere (CI too).
+@pytest.mark.slurm
+@pytest.mark.skipif(shutil.which("sinfo") is None, reason="SLURM not installed (apt-get install slurm-wlm munge)")
 def test_profile_on_local_slurm(tmp_path):
     out = subprocess.run([str(SCRIPT), "--smoke", "--workdir", str(tmp_path)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True, timeout=1800)
