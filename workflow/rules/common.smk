@@ -54,20 +54,21 @@ def pack_data(wildcards):
     return data_of(PLAN.specs[pack_members(wildcards)[0]].dataset)
 
 
-_current_packs = {}
+_current_members = {}
 
 
-def pack_is_current(job):
-    """Whether results/packs/<job>/ holds every run its job trains, each finished from the
-    current spec."""
-    if job not in _current_packs:
-        folder = paths.pack_dir(job)
+def current_members(job):
+    """The runs of results/packs/<job>/ if it holds every run its job trains, each finished
+    from the current spec; else none. Read once per pack folder."""
+    if job not in _current_members:
         try:
             members = grid.pack_members(PLAN, job)
         except grid.ConfigError:  # a folder of another profile's or an older layout
-            members = None
-        _current_packs[job] = bool(members) and all(paths.is_done(folder / r, PLAN.specs[r]) for r in members)
-    return _current_packs[job]
+            members = []
+        folder = paths.pack_dir(job)
+        done = all(paths.is_done(folder / r, PLAN.specs[r]) for r in members)
+        _current_members[job] = frozenset(members if done else ())
+    return _current_members[job]
 
 
 def run_pack(wildcards):
@@ -78,8 +79,7 @@ def run_pack(wildcards):
     spec = spec_of(wildcards)
     key = paths.pack_key(spec)
     for folder in sorted(paths.pack_dir(key).glob("*/"), key=lambda f: f.stat().st_mtime):
-        job = paths.pack_job(key, folder.name)
-        if paths.is_done(folder / spec.run_id, spec) and pack_is_current(job):
+        if spec.run_id in current_members(paths.pack_job(key, folder.name)):
             return str(folder)
     asked = grid.targets_asked(PLAN, workflow.dag_settings.targets)
     return str(paths.pack_dir(paths.pack_job(key, grid.pack_label(PLAN, key, asked))))
