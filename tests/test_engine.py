@@ -104,7 +104,8 @@ def test_run_id_round_trip():
     s = spec(labels="random", init_scale=10.0, seed=2)
     assert s.run_id == "tiny/allconv5_w8_N200_random_i10_s2_e8"
     assert parse_run_id(s.run_id) == {"dataset": "tiny", "model": "allconv5", "width": 8, "N": 200,
-                                      "labels": "random", "init_scale": 10.0, "seed": 2, "stop": "e8"}
+                                      "labels": "random", "init_scale": 10.0, "seed": 2, "stop": "e8",
+                                      "noise": 0.0, "subset_seed": None}
 
 
 def test_loss_drop_reads_the_trend_of_the_last_fifth_not_two_noisy_epochs():
@@ -116,3 +117,21 @@ def test_loss_drop_reads_the_trend_of_the_last_fifth_not_two_noisy_epochs():
     assert abs(loss_drop_last_fifth(list(flat_but_noisy))) < 0.05
     assert loss_drop_last_fifth(list(falling)) == pytest.approx((window[0] - window[-1]) / window.mean())
     assert np.isnan(loss_drop_last_fifth([1.0, 0.9]))
+
+
+def test_run_options_enter_the_id_only_when_set():
+    plain = spec()
+    sgdl = spec(noise=0.001, subset_seed=0, seed=3)
+    assert plain.run_id == "tiny/allconv5_w8_N200_natural_i1_s0_e8"
+    assert sgdl.run_id == "tiny/allconv5_w8_N200_natural_i1_s3_e8_sgdl0.001_d0"
+    parsed = parse_run_id(sgdl.run_id)
+    assert parsed["noise"] == 0.001 and parsed["subset_seed"] == 0 and parsed["seed"] == 3
+    assert parse_run_id(plain.run_id)["noise"] == 0.0 and parse_run_id(plain.run_id)["subset_seed"] is None
+
+
+def test_subset_seed_fixes_the_subset_across_seeds(tiny):
+    from deeptheory.run import subset
+
+    a, b = spec(seed=1, subset_seed=0), spec(seed=2, subset_seed=0)
+    assert torch.equal(subset(a, tiny)[0], subset(b, tiny)[0])
+    assert not torch.equal(subset(spec(seed=1), tiny)[0], subset(spec(seed=2), tiny)[0])

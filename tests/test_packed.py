@@ -265,3 +265,29 @@ def test_checkpoints_can_be_spaced_in_time(tiny, tmp_path):
     assert [r.resumed_from_epoch for r in resumed] == [5, 0, 6]
     for a, b in zip(straight, resumed):
         np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-5)
+
+
+def test_sgdl_runs_pack_with_plain_ones_and_keep_their_single_run_numbers(tiny):
+    """SGDL (memo073 eq. 5) adds each run's own noise after its update: packed beside plain
+    SGD runs, every run matches its single-run training, and the noise changes the run."""
+    noisy = [spec(noise=0.01), spec(N=50, seed=1, noise=0.003, max_epochs=6)]
+    runs = noisy + [MIXED[2]]
+    packed = train_packed(runs, tiny, options=PackOptions(compile=False))
+    for s, b in zip(runs, packed):
+        a = train_run(s, tiny)
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-4)
+        for k in a.state_dict:
+            torch.testing.assert_close(b.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+    plain = train_run(spec(), tiny)
+    assert not torch.allclose(plain.state_dict["0.weight"], packed[0].state_dict["0.weight"], atol=1e-3)
+    assert packed[0].spec.run_id.endswith("_e5_sgdl0.01")
+
+
+def test_a_killed_sgdl_pack_resumes_with_the_same_noise(tiny, tmp_path):
+    runs = [spec(noise=0.01), spec(N=40, seed=2, noise=0.01)]
+    kill_pack_at(9, tiny, tmp_path, runs)
+    resumed = train_packed(runs, tiny, results_root=tmp_path)
+    for s, b in zip(runs, resumed):
+        assert b.resumed_from_epoch > 0
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows],
+                                   [r["train_loss"] for r in train_run(s, tiny).rows], rtol=1e-4)

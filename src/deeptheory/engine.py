@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from .datasets import Dataset
-from .run import ORDER, RunBook, RunResult, evaluate, initial_model, load_checkpoint, stream, training_subset
+from .run import (NOISE, ORDER, RunBook, RunResult, evaluate, initial_model, load_checkpoint, sgdl_noise, stream,
+                  training_subset)
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     model = initial_model(spec, data)
     opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
     order = stream(spec.seed, ORDER)
+    noise = stream(spec.seed, NOISE)
+    params = list(model.parameters())
+    n_params = sum(p.numel() for p in params)
 
     state = load_checkpoint(checkpoint, spec)
     if state is not None:
@@ -38,6 +42,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
         for name, p in model.named_parameters():
             opt.state[p]["momentum_buffer"] = state["momentum"][name].to(device)
         order.set_state(state["order"])
+        noise.set_state(state["noise"])
         log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
     book = RunBook(spec, state)
     eval_train = lambda: evaluate(model, x, y)  # noqa: E731
@@ -54,12 +59,17 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if spec.noise:  # SGDL (memo073 eq. 5): isotropic Gaussian of constant power on the update
+                with torch.no_grad():
+                    z = sgdl_noise(spec, noise, n_params)[0].to(device)
+                    for p, part in zip(params, z.split([p.numel() for p in params])):
+                        p.add_(part.view_as(p))
             wrong += (out.argmax(1) != y[idx]).sum().item()
             loss_sum += loss.item() * len(idx)
         model.eval()
         book.end_epoch(int(wrong), loss_sum, eval_train, eval_test)
         book.save(checkpoint, dict(model.named_parameters()),
-                  {n: opt.state[p]["momentum_buffer"] for n, p in model.named_parameters()}, order)
+                  {n: opt.state[p]["momentum_buffer"] for n, p in model.named_parameters()}, order, noise)
         if on_epoch_end is not None:
             on_epoch_end(book.epoch)
     book.finish(eval_train, eval_test)

@@ -30,6 +30,7 @@ The step is built for latency (docs/PERFORMANCE.md):
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -42,7 +43,7 @@ from torch.func import functional_call, grad, vmap
 from . import models, paths
 from .datasets import Dataset
 from .engine import train_run
-from .run import EVAL_CHUNK, ORDER, RunBook, RunResult, initial_model, load_checkpoint, stream, subset
+from .run import EVAL_CHUNK, NOISE, ORDER, RunBook, RunResult, initial_model, load_checkpoint, sgdl_noise, stream, subset
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class _Member:
         self.spec, self.checkpoint = spec, checkpoint
         self.idx, self.labels = subset(spec, data)
         self.order = stream(spec.seed, ORDER)
+        self.noise = stream(spec.seed, NOISE)
         self.params = {k: v.detach() for k, v in initial_model(spec, data).named_parameters()}
         self.momentum = {k: torch.zeros_like(v) for k, v in self.params.items()}
         state = load_checkpoint(checkpoint, spec)
@@ -124,6 +126,7 @@ class _Member:
             self.params = {k: v.to(data.device) for k, v in state["model"].items()}
             self.momentum = {k: v.to(data.device) for k, v in state["momentum"].items()}
             self.order.set_state(state["order"])
+            self.noise.set_state(state["noise"])
             log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
         self.book = RunBook(spec, state)
         self.steps_per_epoch = -(-spec.N // spec.batch_size)
@@ -132,6 +135,12 @@ class _Member:
     def next_epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         perm = torch.randperm(self.spec.N, generator=self.order).to(self.idx.device)
         return self.idx[perm], self.labels[perm]
+
+    def next_epoch_noise(self, n_params: int) -> torch.Tensor:
+        """The SGDL noise of every update of the coming epoch (zeros for plain SGD)."""
+        if not self.spec.noise:
+            return torch.zeros(self.steps_per_epoch, n_params)
+        return sgdl_noise(self.spec, self.noise, n_params, self.steps_per_epoch)
 
 
 def _checkpoint(spec: RunSpec, results_root: Path | None) -> Path | None:
@@ -246,12 +255,16 @@ def _loss_fn(template: torch.nn.Module, amp: bool, device_type: str):
     return loss_and_stats
 
 
-def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp: bool, device_type: str):
+def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp: bool, device_type: str,
+              shapes: dict | None = None):
     """The pure packed step: state tensors in, next state out (no in-place writes, so that
-    ``torch.compile`` sees one functional graph)."""
+    ``torch.compile`` sees one functional graph). With ``shapes`` (name -> parameter shape)
+    the step adds each run's SGDL noise of this update, row pos / batch_size of its epoch's
+    block ``noise`` (runs, steps, weights), after the update."""
     grads_of = vmap(grad(_loss_fn(template, amp, device_type), has_aux=True))
+    sizes_of = [math.prod(shapes[k]) for k in names] if shapes else None
 
-    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, pos, running, x_train):
+    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, pos, running, x_train, noise=None):
         offsets = torch.arange(batch_size, device=pos.device)
         local = pos[:, None] + offsets[None, :]
         mask = local < sizes[:, None]
@@ -259,10 +272,17 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
         xb = x_train[order.gather(1, local)]                       # (runs, B, C, H, W)
         grads, stats = grads_of(params, xb, labels.gather(1, local), mask.float())
         new_m, new_p = {}, {}
+        if sizes_of is not None:
+            # A vacated slot's pos runs on past its block: clamp (its noise row is zero).
+            row = (pos // batch_size).clamp(max=noise.shape[1] - 1)
+            rows = noise.gather(1, row[:, None, None].expand(-1, 1, noise.shape[2]))[:, 0]
+            parts = dict(zip(names, rows.split(sizes_of, dim=1)))
         for k in names:
             shape = (-1,) + (1,) * (params[k].dim() - 1)
             new_m[k] = momentum[k] * beta.view(shape) + grads[k]
             new_p[k] = params[k] - lr.view(shape) * new_m[k]
+            if sizes_of is not None:
+                new_p[k] = new_p[k] + parts[k].view(params[k].shape)
         return new_p, new_m, running + stats, pos + batch_size
 
     return step
@@ -274,7 +294,7 @@ class _PackState:
     FIELDS = ("order", "labels", "sizes", "lr", "beta", "pos", "running")
 
     def __init__(self, slots: list[_Member | None], names, n_max: int, device, step_fn, data: Dataset,
-                 options: PackOptions):
+                 options: PackOptions, sgdl: bool = False):
         self.slots, self.names, self.data = slots, names, data
         P = len(slots)
         real = [m for m in slots if m is not None]
@@ -289,6 +309,11 @@ class _PackState:
         self.beta = torch.zeros(P, device=device)
         self.pos = torch.zeros(P, dtype=torch.long, device=device)
         self.running = torch.zeros(P, 2, device=device)
+        # SGDL runs in the pack: each slot's noise for every update of its current epoch.
+        self.fields = self.FIELDS + (("noise",) if sgdl else ())
+        self.n_weights = sum(pad.params[k].numel() for k in names)
+        self.noise = (torch.zeros(P, -(-n_max // pad.spec.batch_size), self.n_weights, device=device)
+                      if sgdl else None)
         for i, m in enumerate(slots):
             if m is not None:
                 self.sizes[i], self.lr[i], self.beta[i] = m.spec.N, m.spec.lr, m.spec.momentum
@@ -297,11 +322,12 @@ class _PackState:
             self.graph = self._capture()
 
     def tensors(self) -> list[torch.Tensor]:
-        return [*self.params.values(), *self.momentum.values(), *(getattr(self, f) for f in self.FIELDS)]
+        return [*self.params.values(), *self.momentum.values(), *(getattr(self, f) for f in self.fields)]
 
     def _advance(self) -> None:
         new_p, new_m, running, pos = self.step_fn(self.params, self.momentum, self.order, self.labels, self.sizes,
-                                                  self.lr, self.beta, self.pos, self.running, self.data.x_train)
+                                                  self.lr, self.beta, self.pos, self.running, self.data.x_train,
+                                                  self.noise)
         torch._foreach_copy_([*self.params.values(), *self.momentum.values(), self.running, self.pos],
                              [*new_p.values(), *new_m.values(), running, pos])
 
@@ -340,10 +366,14 @@ class _PackState:
         self.labels[i, : m.spec.N].copy_(labels)
         self.pos[i] = 0
         self.running[i].zero_()
+        if self.noise is not None:
+            self.noise[i, : m.steps_per_epoch].copy_(m.next_epoch_noise(self.n_weights))
 
     def vacate(self, i: int) -> None:
-        """A finished run's slot becomes padding: no data, no step."""
+        """A finished run's slot becomes padding: no data, no step, no noise."""
         self.sizes[i], self.lr[i] = 0, 0.0
+        if self.noise is not None:
+            self.noise[i].zero_()
         self.slots[i] = None
 
 
@@ -366,8 +396,8 @@ class _CompiledStep:
         return self.eager(*args)
 
 
-def _build_step(template, names, batch_size, options: PackOptions, device):
-    step = make_step(template, names, batch_size, options.amp, torch.device(device).type)
+def _build_step(template, names, batch_size, options: PackOptions, device, shapes: dict | None = None):
+    step = make_step(template, names, batch_size, options.amp, torch.device(device).type, shapes)
     if options.compile:
         try:
             return _CompiledStep(step), options
@@ -394,13 +424,15 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
     members = [_Member(s, data, _checkpoint(s, results_root)) for s in specs]
     active = [m for m in members if not m.book.done]
     n_max = max((m.spec.N for m in active), default=1)
-    step_fn, options = _build_step(template, names, B, options, device)
+    sgdl = any(m.spec.noise for m in active)
+    shapes = {k: tuple(p.shape) for k, p in template.named_parameters()} if sgdl else None
+    step_fn, options = _build_step(template, names, B, options, device, shapes)
     log.info("pack of %d runs (%d to train) on %s: compile %s, CUDA graph %s, bf16 autocast %s, min bucket %d",
              len(members), len(active), device, options.compile, options.graph, options.amp, options.min_bucket)
 
     def build(runs: list[_Member]) -> _PackState:
         return _PackState(runs + [None] * (options.size(len(runs)) - len(runs)), names, n_max, device, step_fn,
-                          data, options)
+                          data, options, sgdl)
 
     state = build(active) if active else None
     if state is not None:
@@ -430,7 +462,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
             m.book.end_epoch(round(mistakes), loss_sum, *evals.closures(m, m.params, known.get(r)))
             now = time.monotonic()
             if m.book.done or now - m.saved_at >= options.checkpoint_s:
-                m.book.save(m.checkpoint, m.params, m.momentum, m.order)
+                m.book.save(m.checkpoint, m.params, m.momentum, m.order, m.noise)
                 m.saved_at = now
             if m.book.done:
                 state.vacate(i)
@@ -449,7 +481,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
             for i, m in enumerate(state.slots):
                 if m is not None:
                     j = old.slots.index(m)
-                    for f in _PackState.FIELDS:
+                    for f in state.fields:
                         getattr(state, f)[i].copy_(getattr(old, f)[j][: getattr(state, f).shape[1]]
                                                   if f in ("order", "labels") else getattr(old, f)[j])
             del old

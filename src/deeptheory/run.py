@@ -26,7 +26,7 @@ from .spec import RunSpec
 log = logging.getLogger(__name__)
 
 EVAL_CHUNK = 1000
-SUBSET, ORDER, LABELS = 1, 2, 3  # purposes of a run's random streams
+SUBSET, ORDER, LABELS, NOISE = 1, 2, 3, 4  # purposes of a run's random streams
 
 
 def stream(seed: int, purpose: int) -> torch.Generator:
@@ -43,7 +43,7 @@ def subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     n_total = len(data.y_train)
     if spec.N > n_total:
         raise ValueError(f"N = {spec.N} exceeds the {n_total} training images of {data.name}")
-    idx = torch.randperm(n_total, generator=stream(spec.seed, SUBSET))[: spec.N].to(data.device)
+    idx = torch.randperm(n_total, generator=stream(spec.data_seed, SUBSET))[: spec.N].to(data.device)
     y = data.y_train
     if spec.labels == "random":
         y = torch.randint(0, data.num_classes, (n_total,), generator=stream(spec.label_seed, LABELS)).to(data.device)
@@ -55,6 +55,14 @@ def subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
 def training_subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     idx, y = subset(spec, data)
     return data.x_train[idx], y
+
+
+def sgdl_noise(spec: RunSpec, gen: torch.Generator, n_params: int, steps: int = 1) -> torch.Tensor:
+    """The SGDL noise of ``steps`` consecutive updates (memo073 eq. 5), (steps, n_params):
+    standard deviation ``spec.noise`` per weight, in the order of the model's parameters.
+    One draw of n_params per update, on the CPU from the run's own NOISE stream, so the
+    single-run and the packed path add the same noise and a resumed run goes on with it."""
+    return torch.stack([torch.randn(n_params, generator=gen) for _ in range(steps)]) * spec.noise
 
 
 def initial_model(spec: RunSpec, data: Dataset) -> torch.nn.Module:
@@ -160,7 +168,8 @@ class RunBook:
         if not self.rows or not self.rows[-1]["final"]:
             self.record(eval_train(), eval_test(), True)
 
-    def save(self, path: Path | None, params: dict, momentum: dict, order: torch.Generator) -> None:
+    def save(self, path: Path | None, params: dict, momentum: dict, order: torch.Generator,
+             noise: torch.Generator) -> None:
         """One checkpoint format for the single-run and the packed path, at one path per run
         id (``paths.checkpoint``), so a run resumes under either."""
         if path is None:
@@ -168,8 +177,8 @@ class RunBook:
         save_torch(path, {"spec": self.spec.to_dict(), "epoch": self.epoch,
                           "model": {k: v.detach().cpu() for k, v in params.items()},
                           "momentum": {k: v.detach().cpu() for k, v in momentum.items()},
-                          "order": order.get_state(), "rows": self.rows, "loss_curve": self.loss_curve,
-                          "wall_s": self.wall})
+                          "order": order.get_state(), "noise": noise.get_state(), "rows": self.rows,
+                          "loss_curve": self.loss_curve, "wall_s": self.wall})
 
     def result(self, state_dict: dict, n_test: int, num_classes: int) -> RunResult:
         n_params = sum(v.numel() for v in state_dict.values())
@@ -199,7 +208,7 @@ def load_checkpoint(path, spec: RunSpec) -> dict | None:
     except Exception as err:  # noqa: BLE001 (any unreadable file means: no usable state)
         log.warning("%s: checkpoint %s does not load (%s); starting afresh", spec.run_id, path, err)
         return None
-    if state.get("spec") != spec.to_dict() or "momentum" not in state:
+    if state.get("spec") != spec.to_dict() or "momentum" not in state or "noise" not in state:
         log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
         return None
     return state

@@ -1,7 +1,9 @@
 """Run specs: everything that determines one training run, and its id on disk.
 
-The id carries the grid coordinates (data set, family, width, N, labels, init scale, seed)
-and the stopping rule, so a changed grid value adds or drops only the runs it touches. Settings shared by a whole
+The id carries the grid coordinates (data set, family, width, N, labels, init scale, seed),
+the stopping rule and the run options that differ from plain SGD on the seed's own subset
+(``opts``: SGDL noise, a subset drawn from another seed), so a changed grid value adds or
+drops only the runs it touches. Settings shared by a whole
 profile (learning rate, epochs, ...) are fields of the spec too, but not of the id: they
 travel to the jobs as Snakemake params, which rerun what they change.
 
@@ -16,10 +18,17 @@ import re
 from dataclasses import dataclass
 
 # The run id's format, and the pattern of each of its fields.
-RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}_{stop}"
+RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}_{stop}{opts}"
 RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+", "N": "[0-9]+",
                  "labels": "natural|random", "init": "[0-9.e+-]+", "seed": "[0-9]+",
-                 "stop": r"zero|zero\+[0-9]+|e[0-9]+"}
+                 "stop": r"zero|zero\+[0-9]+|e[0-9]+", "opts": r"(?:_sgdl[0-9.e+-]+)?(?:_d[0-9]+)?"}
+
+# Run options, each written into the id only when it is not the plain default, so the ids
+# of plain SGD runs read as they always did:
+#   _sgdl<s>   SGDL (memo073 eq. 5): after every SGD update, isotropic Gaussian noise of
+#              standard deviation s per weight (constant power: the same s at every step)
+#   _d<k>      the training subset is the one of seed k, not of the run's own seed (three
+#              minimizers of one training set from three inits and orders: memo073 eq. 15)
 
 # The stopping rule, as a target's config writes it (key ``stop``) and as the id carries it:
 #   zero     train until the training error is exactly 0, or the epoch cap
@@ -60,11 +69,24 @@ class RunSpec:
     past_zero: int = 0               # ... and this many epochs after it first is
     n_test: int | None = None        # evaluate on the first n_test test images; None: all
     eval_every: int = 5               # full train/test evaluation period, in epochs
+    noise: float = 0.0               # SGDL: sd of the Gaussian added to every weight after each update
+    subset_seed: int | None = None   # the seed whose subset the run trains on; None: its own seed
 
     @property
     def run_id(self) -> str:
         return RUN_ID.format(dataset=self.dataset, model=self.model, width=self.width, N=self.N,
-                             labels=self.labels, init=format_init(self.init_scale), seed=self.seed, stop=self.stop)
+                             labels=self.labels, init=format_init(self.init_scale), seed=self.seed, stop=self.stop,
+                             opts=self.opts)
+
+    @property
+    def opts(self) -> str:
+        return ((f"_sgdl{format_init(self.noise)}" if self.noise else "")
+                + (f"_d{self.subset_seed}" if self.subset_seed is not None else ""))
+
+    @property
+    def data_seed(self) -> int:
+        """The seed of the training subset (and nothing else)."""
+        return self.seed if self.subset_seed is None else self.subset_seed
 
     @property
     def stop(self) -> str:
@@ -96,5 +118,8 @@ def parse_run_id(run_id: str) -> dict:
     if not m:
         raise ValueError(f"not a run id: {run_id!r} (format {RUN_ID})")
     d = m.groupdict()
+    opts = re.match(r"(?:_sgdl(?P<noise>[0-9.e+-]+))?(?:_d(?P<subset>[0-9]+))?$", d["opts"])
     return {"dataset": d["dataset"], "model": d["model"], "width": int(d["width"]), "N": int(d["N"]),
-            "labels": d["labels"], "init_scale": float(d["init"]), "seed": int(d["seed"]), "stop": d["stop"]}
+            "labels": d["labels"], "init_scale": float(d["init"]), "seed": int(d["seed"]), "stop": d["stop"],
+            "noise": float(opts["noise"] or 0.0),
+            "subset_seed": int(opts["subset"]) if opts["subset"] is not None else None}
