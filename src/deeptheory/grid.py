@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from . import paths
@@ -28,9 +28,16 @@ class Plan:
     runs: dict               # data-set target id -> list of RunSpec
     specs: dict              # run id -> RunSpec (a run two targets read appears once)
     packs: dict              # pack key (paths.pack_key) -> list of run ids
+    units: dict = field(default_factory=dict)  # target with an analysis -> {unit id: [run ids]} (unit id: its first run's id)
 
     def runs_of(self, tid: str) -> list[RunSpec]:
         return self.runs.get(tid, [])
+
+    def unit_members(self, tid: str, unit: str) -> list[str]:
+        """The run ids of one analysis unit of target ``tid``."""
+        if unit not in self.units.get(tid, {}):
+            raise ConfigError(f"target {tid} of profile {self.profile!r} has no analysis unit {unit!r}")
+        return self.units[tid][unit]
 
     def readers(self, key: str) -> list[str]:
         """The targets that read runs of pack key ``key``."""
@@ -76,40 +83,80 @@ def pack_members(plan: Plan, job: str) -> list[str]:
     return [r for r in plan.packs[key] if r in wanted]
 
 
-def dataset_used(tcfg: dict, substitute: dict | None) -> str:
-    return (substitute or {}).get(tcfg["dataset"], tcfg["dataset"])
+def as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def dataset_used(tcfg: dict, substitute: dict | None):
+    """The data set trained on for a target's asked one (a list for a list)."""
+    used = [(substitute or {}).get(d, d) for d in as_list(tcfg["dataset"])]
+    return used if isinstance(tcfg["dataset"], list) else used[0]
 
 
 def check_grid(tid: str, tcfg: dict, profile_name: str) -> None:
     """A sweep varies one axis; the other must be a single value (the claims read it)."""
     sweep = get(tid).sweep
+    if sweep == "grid":
+        return
     fixed = "widths" if sweep == "N" else "N"
     if len(tcfg[fixed]) != 1:
         raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.{fixed} must hold one value "
                           f"(this target sweeps {sweep}), got {tcfg[fixed]}")
 
 
-def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, stop: str = "zero") -> RunSpec:
+def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, stop: str = "zero",
+             noise: float = 0.0, subset_seed: int | None = None) -> RunSpec:
     train = profile["train"]
     return RunSpec(dataset=dataset, model=model, width=int(width), N=int(N), labels=labels,
                    label_seed=int(profile["label_seed"]) if labels == "random" else 0, seed=int(seed),
                    init_scale=float(init_scale), lr=float(train["lr"]), momentum=float(train["momentum"]),
                    batch_size=int(train["batch_size"]), n_test=profile.get("n_test"),
-                   eval_every=int(train.get("eval_every", 5)), **parse_stop(stop, train["max_epochs"]))
+                   eval_every=int(train.get("eval_every", 5)), noise=float(noise), subset_seed=subset_seed,
+                   **parse_stop(stop, train["max_epochs"]))
+
+
+def seeds_of(tcfg: dict, profile: dict) -> list[tuple[int, int | None]]:
+    """(seed, subset seed) of each run at a grid point: the profile's seeds, or with
+    ``minimizers: k`` k seeds s .. s+k-1 per profile seed s, all on the subset of s."""
+    k = tcfg.get("minimizers")
+    if k is None:
+        return [(int(s), None) for s in profile["seeds"]]
+    # The first minimizer is the profile seed's own run (no subset option: the run other
+    # targets train at that grid point).
+    return [(int(s) + j, int(s) if j else None) for s in profile["seeds"] for j in range(int(k))]
 
 
 def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
               profile_name: str = "<profile>") -> list[RunSpec]:
     check_grid(tid, tcfg, profile_name)
-    ds = dataset_used(tcfg, substitute)
     stop = tcfg.get("stop", "zero")
     try:
         parse_stop(stop, 1)
     except ValueError as err:
         raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.stop: {err}") from None
-    return [spec_for(ds, tcfg["model"], w, n, tcfg["labels"], init, seed, profile, stop)
-            for w, n, init, seed in itertools.product(tcfg["widths"], tcfg["N"], tcfg.get("init_scales", [1.0]),
-                                                      profile["seeds"])]
+    specs = {}  # two asked data sets may stand for one used (offline): their runs are the same
+    for ds, w, n, labels, init, noise, (seed, sub) in itertools.product(
+            as_list(dataset_used(tcfg, substitute)), tcfg["widths"], tcfg["N"], as_list(tcfg["labels"]),
+            tcfg.get("init_scales", [1.0]), tcfg.get("noise", [0.0]), seeds_of(tcfg, profile)):
+        s = spec_for(ds, tcfg["model"], w, n, labels, init, seed, profile, stop, noise, sub)
+        specs.setdefault(s.run_id, s)
+    return list(specs.values())
+
+
+def analysis_units(tid: str, specs: list[RunSpec]) -> dict:
+    """The units of a target's analysis jobs, each named by its first run's id: one run
+    each, or (unit "seeds") the runs that differ only in seed."""
+    unit = get(tid).unit
+    if unit == "run":
+        return {s.run_id: [s.run_id] for s in specs}
+    if unit == "seeds":
+        groups: dict = {}
+        for s in sorted(specs, key=lambda s: s.seed):
+            key = (s.data_seed,) + tuple(sorted((k, v) for k, v in s.to_dict().items()
+                                                if k not in ("seed", "subset_seed")))
+            groups.setdefault(key, []).append(s.run_id)
+        return {ids[0]: ids for ids in groups.values()}
+    raise ValueError(f"target {tid}: unknown analysis unit {unit!r}")
 
 
 def plan(config: dict) -> Plan:
@@ -149,4 +196,5 @@ def plan(config: dict) -> Plan:
     packs = {}
     for run_id in sorted(specs):
         packs.setdefault(paths.pack_key(specs[run_id]), []).append(run_id)
-    return Plan(name, targets, runs, specs, packs)
+    units = {tid: analysis_units(tid, rs) for tid, rs in runs.items() if REGISTRY[tid].unit}
+    return Plan(name, targets, runs, specs, packs, units)

@@ -37,16 +37,19 @@ def caption(target: Target, inputs: Inputs, outcome: Outcome) -> str:
 
 
 def build(target: Target, inputs: Inputs, outdir: Path, *, config: dict, runs_read: list[str] = (),
-          data_checksums: dict | None = None) -> pd.DataFrame:
+          analyses_read: list[str] = (), data_checksums: dict | None = None) -> pd.DataFrame:
     """Build ``target`` from ``inputs`` and write its six files under ``outdir``; returns
-    its claim rows. Provenance is written last: a folder with provenance is complete."""
+    its claim rows. Provenance is written last: a folder with provenance is complete.
+    ``runs_read`` (metrics files) and ``analyses_read`` (analysis tables) are recorded with
+    their sha256, so the audit calls the target stale once either changed."""
     t0 = time.perf_counter()
     outcome = target.build(inputs)
     outdir = Path(outdir)
     text = caption(target, inputs, outcome)
     outcome.draw(text, outdir / OUTPUTS["png"], outdir / OUTPUTS["pdf"])
     table = outcome.table.copy()
-    table.insert(0, "dataset", inputs.used or "synthetic")
+    if "dataset" not in table.columns:  # a target over several data sets names each row's
+        table.insert(0, "dataset", inputs.used or "synthetic")
     table.insert(0, "target", target.id)
     write_table(table, outdir / OUTPUTS["table"], outdir / OUTPUTS["table_md"], text)
     rows = pd.DataFrame(outcome.claims, columns=CLAIM_COLUMNS)
@@ -59,7 +62,7 @@ def build(target: Target, inputs: Inputs, outdir: Path, *, config: dict, runs_re
     write_json(outdir / OUTPUTS["provenance"], provenance.record(
         config=config, seeds={"seed": inputs.seed}, device=inputs.device, wall_s=time.perf_counter() - t0,
         data=data_checksums or {}, extra={"target": target.id, "caption": text, "runs": list(runs_read),
-                                          "runs_sha256": {str(p): sha256_file(p) for p in runs_read},
+                                          "runs_sha256": {str(p): sha256_file(p) for p in [*runs_read, *analyses_read]},
                                           **outcome.extra}))
     return rows
 

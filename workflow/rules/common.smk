@@ -90,6 +90,28 @@ def target_runs(wildcards):
     return [str(paths.run_dir(s.run_id) / "metrics.csv") for s in PLAN.runs_of(wildcards.target)]
 
 
+def target_analyses(wildcards):
+    """A target with an analysis also reads each unit's table and arrays (rule analyze)."""
+    units = PLAN.units.get(wildcards.target, {})
+    return {"analyses": [str(paths.analysis(wildcards.target, u, ".csv")) for u in units],
+            "arrays": [str(paths.analysis(wildcards.target, u, ".npz")) for u in units]}
+
+
+def analysis_members(wildcards):
+    try:
+        return PLAN.unit_members(wildcards.target, wildcards.run)
+    except grid.ConfigError as err:
+        raise WorkflowError(str(err))
+
+
+def analysis_inputs(wildcards):
+    """One analysis job's runs (their weights and metrics) and their data set."""
+    members = analysis_members(wildcards)
+    return {"models": [str(paths.run_dir(r) / "model.pt") for r in members],
+            "metrics": [str(paths.run_dir(r) / "metrics.csv") for r in members],
+            **data_of(PLAN.specs[members[0]].dataset)}
+
+
 def target_caption(wildcards):
     """The target's caption text (workflow/report/<id>.rst), shown by the report."""
     return Path(workflow.source_path(f"../report/{wildcards.target}.rst")).read_text()

@@ -4,6 +4,7 @@
 
 rule target:
     input:
+        unpack(target_analyses),
         runs=target_runs,
     output:
         png=report(
@@ -34,7 +35,7 @@ rule target:
         target_cfg=lambda w: PLAN.targets[w.target],
         claims_cfg=config["claims"],
         seed=PROFILE["seeds"][0],
-        requested=lambda w: PLAN.targets[w.target].get("dataset"),
+        requested=lambda w: PLAN.targets[w.target].get("dataset"),  # a name, or a list of them
         substitute=SUBSTITUTE,
         profile=config["profile"],
         device=config.get("device", "auto"),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from deeptheory import claims, grid, logs, report
+from deeptheory import analyses, claims, grid, logs, report
 from deeptheory.run import visible_device
 from deeptheory.targets import Inputs, get
 
@@ -19,9 +19,14 @@ inputs = Inputs(target=tid, cfg=cfg, tol=claims.Tolerances(sm.params.claims_cfg)
                 runs=pd.concat([pd.read_csv(p) for p in runs], ignore_index=True) if runs else None,
                 requested=sm.params.requested,
                 used=grid.dataset_used(cfg, sm.params.substitute) if sm.params.requested else None,
-                device=str(visible_device(sm.params.device)))
+                device=str(visible_device(sm.params.device)),
+                analyses=pd.concat([pd.read_csv(p) for p in sm.input.analyses], ignore_index=True)
+                if sm.input.get("analyses") else None,
+                arrays={Path(p).relative_to(Path(p).parents[1]).with_suffix("").as_posix(): analyses.load_arrays(p)
+                        for p in sm.input.get("arrays", [])})
 log.info("building %s from %d runs with %s", tid, len(runs), cfg)
-rows = report.build(get(tid), inputs, Path(sm.output.claims).parent, runs_read=runs,
+rows = report.build(get(tid), inputs, Path(sm.output.claims).parent,
+                    runs_read=runs, analyses_read=list(sm.input.get("analyses", [])),
                     config={"profile": sm.params.profile, "target": cfg, "claims": sm.params.claims_cfg,
                             "substitute": sm.params.substitute})
 for r in rows.itertuples():

@@ -24,15 +24,26 @@ class Target:
     source: str             # where in the memos
     what: str               # one line for captions
     family: str             # module of deeptheory.targets that builds it
-    sweep: str | None = None  # data-set targets: the grid axis they vary ("N" or "width"); None: synthetic
+    sweep: str | None = None  # data-set targets: the grid axis they vary ("N", "width", or "grid": any of
+                              # widths x N x labels x ...); None: synthetic
+    # Data-set targets that analyse trained nets (rule analyze): the unit of one analysis job,
+    # "run" (each run alone) or "seeds" (the runs that differ only in seed, e.g. three
+    # minimizers of one training set); None: the target reads metrics only.
+    unit: str | None = None
 
     @property
     def trains(self) -> bool:
         return self.sweep is not None
 
+    def _module(self):
+        return importlib.import_module(f"{__name__}.{self.family}")
+
     def build(self, inputs: "Inputs") -> "Outcome":
-        module = importlib.import_module(f"{__name__}.{self.family}")
-        return module.BUILD[self.id](inputs)
+        return self._module().BUILD[self.id](inputs)
+
+    def analyze(self, runs: list, cfg: dict, seed: int) -> "Analysis":
+        """The analysis of one unit of trained runs (deeptheory.analyses.TrainedRun)."""
+        return self._module().ANALYZE[self.id](runs, cfg, seed)
 
 
 @dataclass(frozen=True)
@@ -45,13 +56,25 @@ class Inputs:
     requested: str | None = None  # data set the memo names; None for synthetic targets
     used: str | None = None       # data set trained on (differs offline)
     device: str = "cpu"
+    analyses: Any = None    # targets with an analysis: every row of their units' tables (a DataFrame, column unit)
+    arrays: dict = field(default_factory=dict)  # unit -> {name: array} the analysis kept (example images, ...)
 
     @property
     def data(self) -> str:
-        """The data set as captions and claim details name it."""
+        """The data set as captions and claim details name it (a list: each in turn)."""
         if self.used is None:
             return "synthetic, no data set"
-        return self.used if self.used == self.requested else f"{self.used} (standing in for {self.requested})"
+        asked = self.requested if isinstance(self.requested, list) else [self.requested]
+        used = self.used if isinstance(self.used, list) else [self.used]
+        return "; ".join(u if u == a else f"{u} (standing in for {a})" for u, a in zip(used, asked))
+
+
+@dataclass
+class Analysis:
+    """What an analysis job returns for one unit: a table (one row per measurement) and
+    arrays a figure needs whole (example images), saved beside it."""
+    table: Any
+    arrays: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +95,28 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
     Target("t3-err-vs-w", "memo073 Figs 3, 4", "train and test error vs W at fixed N", "sweeps", sweep="width"),
     Target("m100-err-vs-neurons", "memo100 Fig 4", "train and test error vs number of neurons", "sweeps",
            sweep="width"),
+    # memo073's evidence on trained nets (issue 11): curves from metrics rows ...
+    Target("t3-curves-by-n", "memo073 Figs 13, 14", "train and test error over epochs, one curve per N, a small "
+           "and a larger model", "curves", sweep="grid"),
+    Target("t3-gen-vs-w", "memo073 Fig 15", "generalization error (test - train) vs number of weights, one curve "
+           "per N, 30 epochs", "curves", sweep="grid"),
+    Target("t3-sgdl", "memo073 Fig 6, eq. 5", "SGD vs SGDL (SGD plus Gaussian noise of constant power): training "
+           "and validation curves", "curves", sweep="grid"),
+    # ... and analyses of the trained nets (rule analyze).
+    Target("t3-grad-hist", "memo073 Fig 5", "components of minibatch gradients at a late step: histograms and "
+           "normality", "landscape", sweep="grid", unit="run"),
+    Target("t3-landscape", "memo073 Figs 11, 12, eq. 15", "train error over the simplex of three SGD minimizers",
+           "landscape", sweep="grid", unit="seeds"),
+    Target("t3-flatness", "memo073 Table 1, eq. 16", "flatness radius along random unit directions, all parameters "
+           "and top layer", "landscape", sweep="grid", unit="run"),
+    Target("t3-norms", "memo073 Fig 16", "fan-in l1 norms of the weights per layer, natural vs random labels",
+           "robustness", sweep="grid", unit="run"),
+    Target("t3-margins", "memo073 Fig 17", "functional margins and l2 norm: natural vs random labels, init x1 vs "
+           "x10", "robustness", sweep="grid", unit="run"),
+    Target("t3-perturb", "memo073 Figs 19, 20, eq. 47", "training error under Gaussian input noise of size gamma, "
+           "natural vs random labels", "robustness", sweep="grid", unit="run"),
+    Target("slides-spectral-margin", "slides (Bartlett-Foster-Telgarsky)", "margins normalized by the product of "
+           "spectral norms, natural vs random labels", "robustness", sweep="grid", unit="run"),
     # Synthetic targets: no data set, their computation runs in the target's own job.
     Target("t3-langevin-dims", "memo073 Fig 7", "GDL on two equal-depth minima, one 2x flatter per dimension; "
            "histograms of w1 for D = 1..5", "potentials"),

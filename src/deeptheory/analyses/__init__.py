@@ -1,0 +1,67 @@
+"""Analyses of trained nets: what the memos measure on a net after training (gradients at
+a late step, the landscape around it, its norms and margins, its robustness).
+
+An analysis job (rule ``analyze``) loads the runs of one unit (``grid.analysis_units``):
+each run's weights from ``model.pt`` and the very training subset and labels it was
+trained on (``run.subset``, from its spec), and hands them to the target's analysis
+function (``ANALYZE[target id]`` in the target's family module), which returns an
+:class:`~deeptheory.targets.Analysis`: a table, and arrays a figure needs whole. The
+target then reads those tables, never the nets: its claims are plain functions of rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import models
+from ..datasets import Dataset
+from ..run import subset
+from ..spec import RunSpec
+
+
+@dataclass
+class TrainedRun:
+    spec: RunSpec
+    model: torch.nn.Module   # the trained weights, in eval mode, on the data's device
+    x: torch.Tensor          # the training subset it was trained on (normalised images) ...
+    y: torch.Tensor          # ... and the labels it was trained on (random ones for random labels)
+    x_test: torch.Tensor     # the test images it was evaluated on (first n_test)
+    y_test: torch.Tensor
+    data: Dataset            # the data set (normalisation: data.std, pixel scale)
+    metrics: pd.DataFrame    # its metrics.csv
+
+    @property
+    def params(self) -> dict[str, torch.Tensor]:
+        return dict(self.model.named_parameters())
+
+
+def load(folder: str | Path, data: Dataset) -> TrainedRun:
+    """A finished run (``paths.run_dir``) with its data, ready to analyse."""
+    folder = Path(folder)
+    saved = torch.load(folder / "model.pt", map_location="cpu", weights_only=False)
+    spec = RunSpec.from_dict(saved["spec"])
+    model = models.build(spec.model, spec.width, data.input_shape, data.num_classes)
+    model.load_state_dict(saved["state_dict"])
+    model = model.to(data.device).eval()
+    idx, y = subset(spec, data)
+    return TrainedRun(spec, model, data.x_train[idx], y, data.x_test[: spec.n_test], data.y_test[: spec.n_test],
+                      data, pd.read_csv(folder / "metrics.csv"))
+
+
+def save_arrays(path: str | Path, arrays: dict) -> None:
+    """The arrays of an analysis as one .npz (empty when it kept none), written atomically."""
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_arrays(path: str | Path) -> dict:
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}
