@@ -40,7 +40,7 @@ def test_a_pack_job_holds_exactly_the_asked_targets_runs_of_its_key(plan):
     assert set(both) == {s.run_id for t in ("t3-err-vs-n", "t3-err-vs-w") for s in plan.runs_of(t)
                          if paths.pack_key(s) == key}
     # a key read by one target only is that target's pack: "all"
-    only_w = "cifar10/allconv5_w32_b128"
+    only_w = "cifar10/allconv5_w3_b128"
     assert grid.pack_label(plan, only_w, {"t3-err-vs-w"}) == paths.ALL
     with pytest.raises(grid.ConfigError, match="not data-set targets"):
         grid.pack_members(plan, paths.pack_job(key, "t3-minnorm"))
