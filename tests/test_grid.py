@@ -44,3 +44,43 @@ def test_a_pack_job_holds_exactly_the_asked_targets_runs_of_its_key(plan):
     assert grid.pack_label(plan, only_w, {"t3-err-vs-w"}) == paths.ALL
     with pytest.raises(grid.ConfigError, match="not data-set targets"):
         grid.pack_members(plan, paths.pack_job(key, "t3-minnorm"))
+
+
+def test_comparisons_share_every_setting_but_the_one_they_vary(plan):
+    """memo073's comparisons hold everything else fixed: natural vs random labels, init x1 vs
+    x10, SGD vs SGDL are runs of one subset, seed and schedule, and they are the very runs
+    other targets train at that grid point."""
+    margins = {(s.labels, s.init_scale): s for s in plan.runs_of("t3-margins")}
+    assert set(margins) == {("natural", 1.0), ("random", 1.0), ("natural", 10.0), ("random", 10.0)}
+    fields = lambda s, *skip: {k: v for k, v in s.to_dict().items() if k not in skip}  # noqa: E731
+    assert fields(margins["natural", 1.0], "labels", "label_seed") == fields(margins["random", 1.0], "labels",
+                                                                               "label_seed")
+    assert fields(margins["natural", 1.0], "init_scale") == fields(margins["natural", 10.0], "init_scale")
+    shared = {s.run_id for s in plan.runs_of("t3-err-vs-n")} & {s.run_id for s in plan.runs_of("t3-margins")}
+    assert shared == {margins["natural", 1.0].run_id}
+    sgd, sgdl = sorted(plan.runs_of("t3-sgdl"), key=lambda s: s.noise)
+    assert sgd.noise == 0 and sgdl.noise > 0 and fields(sgd, "noise") == fields(sgdl, "noise")
+    assert sgdl.run_id == sgd.run_id + f"_sgdl{sgdl.noise:g}"
+
+
+def test_three_minimizers_share_one_training_set_and_form_one_unit(plan):
+    units = plan.units["t3-landscape"]
+    assert len(units) == 2 * 2 * 1 or len(units) == 2   # (data sets x labels); offline both sets are one
+    for lead, members in units.items():
+        specs = [plan.specs[r] for r in members]
+        assert lead == members[0] and [s.seed for s in specs] == [0, 1, 2]
+        assert {s.data_seed for s in specs} == {0} and specs[0].subset_seed is None
+        assert len({(s.dataset, s.labels) for s in specs}) == 1
+    assert all(members == [lead] for lead, members in plan.units["t3-flatness"].items())
+    assert "t3-err-vs-n" not in plan.units   # a target reading metrics only has no analysis jobs
+
+
+def test_two_asked_data_sets_standing_in_as_one_train_one_grid():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    offline = {**config, "substitute": {"cifar10": "fashion-mnist", "mnist": "fashion-mnist"},
+               "datasets": {**config["datasets"], "fashion-mnist": config["datasets"]["fashion-mnist"]}}
+    plan = grid.plan(offline)
+    landscape = plan.runs_of("t3-landscape")
+    assert len(landscape) == len({s.run_id for s in landscape}) == 2 * 3
+    assert {s.dataset for s in landscape} == {"fashion-mnist"}
+    assert grid.dataset_used(plan.targets["t3-landscape"], offline["substitute"]) == ["fashion-mnist"] * 2

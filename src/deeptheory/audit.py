@@ -166,6 +166,8 @@ class Audit:
             return self.run_affects(f"{parts[2]}/{parts[3]}")
         if len(parts) >= 8 and parts[:2] == ("results", "packs"):  # results/packs/<pack job>/<run id>/
             return self.run_affects(f"{parts[5]}/{parts[6]}")
+        if len(parts) >= 4 and parts[:2] == ("results", "analyses"):  # results/analyses/<target>/<unit>.csv
+            return [parts[2], CLAIMS_TABLE]
         if len(parts) == 2 and parts[1] in ("claims.csv", "claims.md"):
             return [CLAIMS_TABLE]
         if len(parts) >= 3 and parts[0] == "results" and (parts[1] in REGISTRY or parts[1] in self.target_prov):

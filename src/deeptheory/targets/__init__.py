@@ -117,6 +117,9 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
            "natural vs random labels", "robustness", sweep="grid", unit="run"),
     Target("slides-spectral-margin", "slides (Bartlett-Foster-Telgarsky)", "margins normalized by the product of "
            "spectral norms, natural vs random labels", "robustness", sweep="grid", unit="run"),
+    # memo100's data figure for its generalization argument (issue 12).
+    Target("m100-norm-loss", "memo100 Fig 3; memo090", "test vs train cross-entropy of nets fit from many inits, "
+           "raw and with each layer divided by its Frobenius norm", "normloss", sweep="grid", unit="run"),
     # Synthetic targets: no data set, their computation runs in the target's own job.
     Target("t3-langevin-dims", "memo073 Fig 7", "GDL on two equal-depth minima, one 2x flatter per dimension; "
            "histograms of w1 for D = 1..5", "potentials"),
