@@ -157,3 +157,45 @@ def test_trend(direction, ys, held):
 def test_a_threshold_missing_from_config_names_its_key():
     with pytest.raises(KeyError, match="claims.no_such_threshold"):
         C.Tolerances({}).no_such_threshold
+
+
+# t3-poly: the polynomial net against the three puzzles, by the ReLU net's own checks.
+POLY_CFG = {"widths": [8], "N": NS, "grids": [{"widths": [1, 2, 3, 4], "N": [1000]}]}
+
+
+def poly_runs(natural_train, natural_test, random_train, random_test, w_train, w_test):
+    nat = table("N", NS, natural_train, natural_test, n_params=W, labels="natural")
+    rnd = table("N", NS, random_train, random_test, n_params=W, labels="random")
+    for frame in (nat, rnd):
+        frame["width"] = 8
+    ws = [500, 900, 1100, 3000]
+    by_w = table("n_params", ws, w_train, w_test, N=1000, labels="natural")
+    by_w["width"] = [1, 2, 3, 4]
+    return pd.concat([nat, rnd, by_w], ignore_index=True)
+
+
+def poly_verdicts(runs):
+    rows = get("t3-poly").build(Inputs("t3-poly", POLY_CFG, TOL, runs=runs, requested="cifar10",
+                                       used="cifar10")).claims
+    return {r["id"].split(":", 1)[1]: r["held"] for r in rows}
+
+
+def test_poly_net_showing_the_three_puzzles_holds_every_check():
+    v = poly_verdicts(poly_runs([0, 0, 0, 0.05, 0.08, 0.10], [0.40, 0.33, 0.25, 0.20, 0.16, 0.14],
+                                [0, 0, 0, 0.4, 0.6, 0.8], [0.9] * 6,
+                                [0.3, 0.1, 0.0, 0.0], [0.40, 0.35, 0.30, 0.29]))
+    assert set(v) == {f"err-vs-n/{k}" for k in ("train-zero-below-W", "train-above-zero-from-2W", "test-falls",
+                                                "gap-small-at-largest-N")} | {
+        f"err-vs-n-random/{k}" for k in ("test-at-chance", "first-unfit-N-near-W", "train-near-chance-at-largest-N")
+    } | {f"err-vs-w/{k}" for k in ("train-zero-at-first-W-past-N", "train-zero-above-N", "test-no-rise-above-N")}
+    assert all(v.values()), v
+
+
+def test_poly_net_that_cannot_fit_fails_the_puzzles():
+    # A polynomial net that diverges or never fits: no zero train error below W, random labels
+    # never fit, the W sweep never reaches 0 and its test error rises.
+    v = poly_verdicts(poly_runs([0.5] * 6, [0.6] * 6, [0.9] * 6, [0.9] * 6,
+                                [0.5, 0.5, 0.5, 0.5], [0.50, 0.55, 0.60, 0.70]))
+    assert not v["err-vs-n/train-zero-below-W"] and not v["err-vs-n-random/first-unfit-N-near-W"]
+    assert not v["err-vs-w/train-zero-at-first-W-past-N"] and not v["err-vs-w/test-no-rise-above-N"]
+    assert not v["err-vs-n/test-falls"]

@@ -32,3 +32,18 @@ def test_init_is_seeded_and_scaled():
     for pa, pb, pc in zip(a.parameters(), b.parameters(), c.parameters()):
         assert torch.equal(pa, pb)
         torch.testing.assert_close(pc, 10 * pa)
+
+
+def test_the_polynomial_net_is_allconv5_with_a_degree_10_fit_of_relu():
+    """memo073 Fig 21: same architecture and weights, each ReLU replaced by its polynomial
+    fit; the fit is close to ReLU on its interval and a polynomial (not clipped) outside."""
+    x = torch.linspace(-models.POLY_INTERVAL, models.POLY_INTERVAL, 1001)
+    poly = models.PolyReLU()(x)
+    assert len(models.POLY_RELU) == models.POLY_DEGREE + 1
+    assert float((poly - torch.relu(x)).abs().max()) < 0.03 * models.POLY_INTERVAL
+    outside = torch.tensor([2.0 * models.POLY_INTERVAL])
+    assert float(models.PolyReLU()(outside)) > 10 * float(outside)
+    relu, polynet = models.build("allconv5", 4, (1, 28, 28), 10), models.build("polyconv5", 4, (1, 28, 28), 10)
+    assert models.n_params(relu) == models.n_params(polynet)
+    polynet.load_state_dict(relu.state_dict())
+    assert sum(isinstance(m, models.PolyReLU) for m in polynet.modules()) == 4

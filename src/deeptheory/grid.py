@@ -129,6 +129,11 @@ def seeds_of(tcfg: dict, profile: dict) -> list[tuple[int, int | None]]:
 def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
               profile_name: str = "<profile>") -> list[RunSpec]:
     check_grid(tid, tcfg, profile_name)
+    if "grids" in tcfg:  # further grids of the same target, each overriding some keys of the first
+        base = {k: v for k, v in tcfg.items() if k != "grids"}
+        specs = {s.run_id: s for g in [{}, *tcfg["grids"]]
+                 for s in run_specs(tid, {**base, **g}, profile, substitute, profile_name)}
+        return list(specs.values())
     stop = tcfg.get("stop", "zero")
     try:
         parse_stop(stop, 1)

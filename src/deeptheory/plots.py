@@ -21,25 +21,32 @@ def error_sweep(final: pd.DataFrame, x: str, xlabel: str, caption: str, out_png,
                 marker: float | None = None, marker_label: str = "", chance: float | None = None,
                 scales=("log",)) -> None:
     """One panel per x scale (memo073 Figs 3 and 4 are the same data on log and linear W)."""
+    fig, axes = panels(len(scales), 4.6, 3.6)
+    for ax, scale in zip(axes, scales):
+        sweep_panel(ax, final, x, xlabel, scale=scale, marker=marker, marker_label=marker_label, chance=chance)
+    save(fig, caption, out_png, out_pdf)
+
+
+def sweep_panel(ax, final: pd.DataFrame, x: str, xlabel: str, *, scale: str = "log", marker: float | None = None,
+                marker_label: str = "", chance: float | None = None, title: str | None = None) -> None:
+    """Train and test error against ``x`` (mean over seeds, sd band) on one axis."""
     long = final.melt(id_vars=[x], value_vars=["train_err", "test_err"], var_name="error", value_name="value")
     long["error"] = long["error"].map({"train_err": "train", "test_err": "test"})
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, axes = plt.subplots(1, len(scales), figsize=(4.6 * len(scales), 3.6), squeeze=False)
-    for ax, scale in zip(axes[0], scales):
-        sns.lineplot(data=long, x=x, y="value", hue="error", style="error", markers=True, dashes=False,
-                     errorbar="sd", ax=ax, palette={"train": "tab:blue", "test": "tab:red"})
-        ax.set_xscale(scale)
-        if scale == "log":
-            log_ticks(ax, sorted(final[x].unique()))
-        ax.set_xlabel(xlabel + (" (log scale)" if scale == "log" else ""))
-        ax.set_ylabel("classification error")
-        ax.set_ylim(-0.02, 1.0)
-        if marker is not None:
-            ax.axvline(marker, color="grey", ls="--", lw=1, label=marker_label)
-        if chance is not None:
-            ax.axhline(chance, color="black", ls=":", lw=1, label="chance")
-        ax.legend(fontsize=7)
-    save(fig, caption, out_png, out_pdf)
+    sns.lineplot(data=long, x=x, y="value", hue="error", style="error", markers=True, dashes=False,
+                 errorbar="sd", ax=ax, palette={"train": "tab:blue", "test": "tab:red"})
+    ax.set_xscale(scale)
+    if scale == "log":
+        log_ticks(ax, sorted(final[x].unique()))
+    ax.set_xlabel(xlabel + (" (log scale)" if scale == "log" else ""))
+    ax.set_ylabel("classification error")
+    ax.set_ylim(-0.02, 1.0)
+    if marker is not None:
+        ax.axvline(marker, color="grey", ls="--", lw=1, label=marker_label)
+    if chance is not None:
+        ax.axhline(chance, color="black", ls=":", lw=1, label="chance")
+    if title:
+        ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
 
 
 def log_ticks(ax, values) -> None:

@@ -117,6 +117,8 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
            "natural vs random labels", "robustness", sweep="grid", unit="run"),
     Target("slides-spectral-margin", "slides (Bartlett-Foster-Telgarsky)", "margins normalized by the product of "
            "spectral norms, natural vs random labels", "robustness", sweep="grid", unit="run"),
+    Target("t3-poly", "memo073 Figs 21-24", "the 5-layer all-conv net with ReLU replaced by a degree-10 "
+           "polynomial: error vs N (natural and random labels) and vs W", "sweeps", sweep="grid"),
     # memo100's data figure for its generalization argument (issue 12).
     Target("m100-norm-loss", "memo100 Fig 3; memo090", "test vs train cross-entropy of nets fit from many inits, "
            "raw and with each layer divided by its Frobenius norm", "normloss", sweep="grid", unit="run"),

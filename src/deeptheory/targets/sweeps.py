@@ -87,16 +87,13 @@ def err_vs_n_past_zero(inp: Inputs) -> Outcome:
     base = _err_vs_n_claims(inp.tol)
 
     def claims_of(final, pts, W):
-        return [{**c, "id": c["id"].replace("t3-err-vs-n:", "t3-err-vs-n-past-zero:")}
-                for c in base(final, pts, W)]
+        return _renamed(base(final, pts, W), "t3-err-vs-n:", "t3-err-vs-n-past-zero:")
     outcome = _n_sweep(inp, claims_of)
     outcome.setup += f"; trained {inp.cfg.get('stop', 'zero')} (epochs past zero training error)"
     return outcome
 
 
-def err_vs_n_random(inp: Inputs) -> Outcome:
-    tol = inp.tol
-
+def _err_vs_n_random_claims(tol):
     def claims_of(final, pts, W):
         num_classes = int(final["num_classes"].iloc[0])
         return [
@@ -107,17 +104,19 @@ def err_vs_n_random(inp: Inputs) -> Outcome:
             C.near_chance_at_largest_n("t3-err-vs-n-random:train-near-chance-at-largest-N",
                                        "train error rises toward chance for N > W", final, W, tol),
         ]
+    return claims_of
+
+
+def err_vs_n_random(inp: Inputs) -> Outcome:
     final = final_rows(inp)
-    return _n_sweep(inp, claims_of, chance=1 - 1 / int(final["num_classes"].iloc[0]))
+    return _n_sweep(inp, _err_vs_n_random_claims(inp.tol), chance=1 - 1 / int(final["num_classes"].iloc[0]))
 
 
 def _first_w_past_n(final, N):
     return N, f"W = N = {N:,}"
 
 
-def err_vs_w(inp: Inputs) -> Outcome:
-    tol = inp.tol
-
+def _err_vs_w_claims(tol):
     def claims_of(final, pts, N):
         return [
             C.fits_at_first_w_past_n("t3-err-vs-w:train-zero-at-first-W-past-N",
@@ -127,7 +126,54 @@ def err_vs_w(inp: Inputs) -> Outcome:
             C.beyond_threshold("t3-err-vs-w:test-no-rise-above-N", "test error does not rise for W > N", pts,
                                "n_params", "test_err", N, f"W >= N = {N}", "flat_or_falls", tol),
         ]
-    return _width_sweep(inp, claims_of, "n_params", "number of weights W", _first_w_past_n)
+    return claims_of
+
+
+def err_vs_w(inp: Inputs) -> Outcome:
+    return _width_sweep(inp, _err_vs_w_claims(inp.tol), "n_params", "number of weights W", _first_w_past_n)
+
+
+def _renamed(rows: list[dict], old: str, new: str) -> list[dict]:
+    return [{**c, "id": c["id"].replace(old, new, 1)} for c in rows]
+
+
+def poly(inp: Inputs) -> Outcome:
+    """memo073 Figs 22-24: the polynomial net (ReLU replaced by its degree-10 fit) against the
+    three puzzles, by the ReLU net's own checks: error vs N with natural labels (t3-err-vs-n)
+    and with random labels (t3-err-vs-n-random) at the first width, error vs W at the N of
+    the second grid (t3-err-vs-w). Each claim reads ``t3-poly:<the ReLU claim's target>/<name>``."""
+    from ..models import POLY_INTERVAL, POLY_RELU
+
+    tol, cfg, final = inp.tol, inp.cfg, final_rows(inp)
+    width, N0, w_grid = cfg["widths"][0], cfg["grids"][0]["N"][0], cfg["grids"][0]["widths"]
+    at_width = final[final["width"] == width]
+    natural, random = (at_width[at_width["labels"] == k].reset_index(drop=True) for k in ("natural", "random"))
+    by_w = final[(final["N"] == N0) & (final["labels"] == "natural") & final["width"].isin(w_grid)].reset_index(drop=True)
+    W = int(at_width["n_params"].iloc[0])
+    chance = 1 - 1 / int(final["num_classes"].iloc[0])
+    parts = {"natural": (natural, "N", C.by_point(natural, "N")), "random": (random, "N", C.by_point(random, "N")),
+             "width": (by_w, "n_params", C.by_point(by_w, "n_params"))}
+    claims = (_renamed(_err_vs_n_claims(tol)(natural, parts["natural"][2], W), "t3-err-vs-n:", "t3-poly:err-vs-n/")
+              + _renamed(_err_vs_n_random_claims(tol)(random, parts["random"][2], W), "t3-err-vs-n-random:",
+                         "t3-poly:err-vs-n-random/")
+              + _renamed(_err_vs_w_claims(tol)(by_w, parts["width"][2], N0), "t3-err-vs-w:", "t3-poly:err-vs-w/"))
+    table = pd.concat([pts.assign(sweep=name, labels="random" if name == "random" else "natural")
+                       for name, (_, _, pts) in parts.items()], ignore_index=True)
+    table["poly_interval"] = POLY_INTERVAL
+    table["poly_coefficients"] = " ".join(f"{c:.6g}" for c in POLY_RELU)
+
+    def draw(caption, png, pdf):
+        fig, axes = plots.panels(3, 4.4, 3.6)
+        plots.sweep_panel(axes[0], natural, "N", "training-set size N", marker=W, marker_label=f"N = W = {W:,}",
+                          title="natural labels")
+        plots.sweep_panel(axes[1], random, "N", "training-set size N", marker=W, marker_label=f"N = W = {W:,}",
+                          chance=chance, title="random labels")
+        plots.sweep_panel(axes[2], by_w, "n_params", "number of weights W", marker=N0,
+                          marker_label=f"W = N = {N0:,}", title=f"N = {N0:,}, natural labels")
+        plots.save(fig, caption, png, pdf)
+    return Outcome(table, claims, draw,
+                   f"model polyconv5 (allconv5, ReLU -> degree-{len(POLY_RELU) - 1} fit on [-{POLY_INTERVAL:g}, "
+                   f"{POLY_INTERVAL:g}]); W = {W:,} at width {width} for the N sweeps, N = {N0:,} for the W sweep")
 
 
 def _neurons_at_first_w_past_n(final, N):
@@ -155,4 +201,5 @@ BUILD = {
     "t3-err-vs-n-past-zero": err_vs_n_past_zero,
     "t3-err-vs-w": err_vs_w,
     "m100-err-vs-neurons": err_vs_neurons,
+    "t3-poly": poly,
 }
