@@ -1,0 +1,384 @@
+"""memo073's evidence on the landscape around SGD's minimizers, from trained nets:
+
+- t3-grad-hist (Fig 5): components of minibatch gradients at the final weights, their
+  histograms and how Gaussian they are; their mean is the full gradient, "empirically very
+  small".
+- t3-landscape (Figs 11, 12, eq. 15): training error over the simplex of three minimizers
+  of one training set; the flat low-error region is larger for natural labels.
+- t3-flatness (Table 1, eq. 16): the flatness radius along random unit directions, over all
+  parameters and over the top layer; larger for natural labels, printed beside the memo's.
+
+Each ANALYZE function measures one unit of nets (deeptheory.analyses.landscape); each BUILD
+function reads the units' tables only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import claims as C
+from .. import plots
+from ..analyses import landscape as L
+from . import Analysis, Inputs, Outcome
+
+LABELS = ("natural", "random")
+PARAM_SETS = ("all parameters", "top layer")
+
+
+def _as_list(v) -> list:
+    return list(v) if isinstance(v, (list, tuple)) else [v]
+
+
+def asked_and_used(inp: Inputs) -> list[tuple[str, str]]:
+    """(data set the memo names, data set trained on) for each data set of the target."""
+    return list(zip(_as_list(inp.requested), _as_list(inp.used)))
+
+
+def stands_for(inp: Inputs, used: str) -> list[str]:
+    return [a for a, u in asked_and_used(inp) if u == used]
+
+
+def _run_fields(run) -> dict:
+    s = run.spec
+    return {"dataset": s.dataset, "model": s.model, "width": s.width, "labels": s.labels, "N": s.N,
+            "n_params": sum(p.numel() for p in run.params.values()),
+            "seed": s.seed, "train_err_final": float(run.metrics["train_err"].iloc[-1])}
+
+
+def _setup(rows: pd.DataFrame, what: str) -> str:
+    W = ", ".join(f"{w:,}" for w in sorted(rows["n_params"].unique()))
+    return (f"model {', '.join(sorted(rows['model'].unique()))}, W = {W}, "
+            f"N = {', '.join(f'{n:,}' for n in sorted(rows['N'].unique()))}; {what}")
+
+
+# --- t3-grad-hist ---------------------------------------------------------------------------
+
+def grad_hist_analysis(runs, cfg: dict, seed: int) -> Analysis:
+    """Sampled minibatch gradients at the final weights: per chosen component its moments
+    and normality; the samples of ``shown`` components for histograms."""
+    (run,) = runs
+    gen = torch.Generator().manual_seed(int(seed))
+    params = L.weights(run.model)
+    W = sum(v.numel() for v in params.values())
+    comps = torch.randperm(W, generator=gen)[: int(cfg["components"])].numpy()
+    samples = L.minibatch_gradients(run.model, run.x, run.y, run.spec.batch_size, int(cfg["batches"]), gen)
+    samples = samples[:, torch.as_tensor(comps)].double().cpu().numpy()
+    full = L.full_gradient(run.model, run.x, run.y)[torch.as_tensor(comps)].double().cpu().numpy()
+    table = pd.DataFrame({"component": comps, "param": L.component_names(params, comps),
+                          **L.component_stats(samples), "full_gradient": full})
+    table = table.assign(**_run_fields(run), batch_size=min(run.spec.batch_size, run.spec.N),
+                         batches=int(cfg["batches"]))
+    # Histograms of components that move (a dead unit's weight has a gradient of 0 throughout).
+    shown = np.flatnonzero(table["sd"].to_numpy() > 0)[: int(cfg["shown"])]
+    return Analysis(table, {"samples": samples[:, shown], "components": comps[shown]})
+
+
+def _gaussian_claims(rows: pd.DataFrame, tol) -> list[dict]:
+    moving = rows[rows["sd"] > 0]
+    still = len(rows) - len(moving)
+    if moving.empty:
+        none = "no component with gradient spread > 0"
+        return [C.claim("t3-grad-hist:components-gaussian", "gradient components roughly Gaussian", False, none,
+                        "not testable: every sampled component is constant"),
+                C.claim("t3-grad-hist:mean-small", "mean of each component small against its spread", False, none,
+                        "not testable: every sampled component is constant")]
+    kurt = float(moving["excess_kurtosis"].abs().median())
+    skew = float(moving["skewness"].abs().median())
+    normal = float((moving["shapiro_p"] > tol.normality_alpha).mean())
+    ratio = float(moving["mean_over_sd"].median())
+    q90 = float(moving["mean_over_sd"].quantile(0.9))
+    n = f"{len(moving)} components ({still} constant ones left out)"
+    return [
+        C.claim("t3-grad-hist:components-gaussian", "gradient components roughly Gaussian", kurt <= tol.grad_kurtosis_max,
+                f"median |excess kurtosis| {kurt:.3f}, median |skewness| {skew:.3f} over {n}; {normal:.0%} have "
+                f"Shapiro-Wilk p > {tol.normality_alpha:g}",
+                f"fails if the median |excess kurtosis| exceeds grad_kurtosis_max = {tol.grad_kurtosis_max:g} "
+                f"(a Gaussian has 0, a Laplace 3, a uniform -1.2)"),
+        C.claim("t3-grad-hist:mean-small", "mean of each component small against its spread (the full gradient is "
+                "very small)", ratio <= tol.grad_mean_over_sd_max,
+                f"median |mean| / sd {ratio:.3f} (90th percentile {q90:.3f}) over {n}",
+                f"fails if the median |mean| / sd exceeds grad_mean_over_sd_max = {tol.grad_mean_over_sd_max:g}"),
+    ]
+
+
+def _draw_grad_hist(rows: pd.DataFrame, arrays: dict, tol):
+    unit = sorted(arrays)[0] if arrays else None
+
+    def draw(caption, png, pdf):
+        samples = arrays[unit]["samples"] if unit else np.zeros((0, 0))
+        comps = arrays[unit]["components"] if unit else []
+        names = rows[rows["unit"] == unit].set_index("component")["param"] if unit else {}
+        fig, axes = plots.panels(samples.shape[1] + 2, 2.6, 2.8)
+        for ax, col, comp in zip(axes, samples.T, comps):
+            ax.hist(col, bins=30, density=True, color="tab:blue", alpha=0.6)
+            mu, sd = col.mean(), col.std(ddof=1)
+            grid = np.linspace(col.min(), col.max(), 200)
+            ax.plot(grid, np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="tab:red",
+                    lw=1, label="Gaussian fit")
+            ax.axvline(0, color="black", lw=0.6, ls=":")
+            ax.set_title(f"{names[comp]}\nmean/sd {mu / sd:+.2f}", fontsize=7)
+            ax.set_xlabel("minibatch gradient component (loss per weight)", fontsize=7)
+            ax.set_ylabel("density")
+            ax.tick_params(labelsize=6)
+        moving = rows[rows["sd"] > 0]
+        kurt_ax, ratio_ax = axes[-2], axes[-1]
+        kurt_ax.hist(moving["excess_kurtosis"], bins=30, color="tab:green")
+        kurt_ax.axvline(0, color="black", lw=0.8)
+        for t in (-tol.grad_kurtosis_max, tol.grad_kurtosis_max):
+            kurt_ax.axvline(t, color="grey", ls="--", lw=0.8)
+        kurt_ax.set_xlabel("excess kurtosis per component")
+        kurt_ax.set_ylabel("components")
+        kurt_ax.set_title(f"normality over {len(moving)} components", fontsize=7)
+        ratio_ax.hist(moving["mean_over_sd"], bins=30, color="tab:purple")
+        ratio_ax.axvline(tol.grad_mean_over_sd_max, color="grey", ls="--", lw=0.8, label="claim threshold")
+        ratio_ax.set_xlabel("|mean| / sd per component")
+        ratio_ax.set_ylabel("components")
+        ratio_ax.legend(fontsize=6)
+        if len(axes) > 2:
+            axes[0].legend(fontsize=6)
+        plots.save(fig, caption, png, pdf)
+    return draw
+
+
+def grad_hist(inp: Inputs) -> Outcome:
+    rows = inp.analyses
+    setup = _setup(rows, f"{int(rows['batches'].iloc[0])} minibatches of {int(rows['batch_size'].iloc[0])} at the "
+                         f"final weights (final train err {rows['train_err_final'].max():.3f}), "
+                         f"{rows.groupby('unit').size().max()} random weight components per net, "
+                         f"{rows['unit'].nunique()} net(s)")
+    return Outcome(rows.reset_index(drop=True), _gaussian_claims(rows, inp.tol),
+                   _draw_grad_hist(rows, inp.arrays, inp.tol), setup)
+
+
+# --- t3-landscape ----------------------------------------------------------------------------
+
+def landscape_analysis(runs, cfg: dict, seed: int) -> Analysis:
+    """Training error and loss of w_lambda over the simplex grid of the unit's three
+    minimizers, on their common training subset with the labels they were trained on."""
+    if len(runs) != 3 or len({(r.spec.data_seed, r.spec.N, r.spec.labels) for r in runs}) != 1:
+        raise ValueError(f"t3-landscape needs three minimizers of one training set, got "
+                         f"{[r.spec.run_id for r in runs]}")
+    lead = runs[0]
+    lambdas = L.simplex_grid(int(cfg["grid"]))
+    loss, err = L.simplex_errors(lead.model, [L.weights(r.model) for r in runs], lambdas, lead.x, lead.y)
+    table = pd.DataFrame({"l1": lambdas[:, 0], "l2": lambdas[:, 1], "l3": lambdas[:, 2],
+                          "train_err": err.cpu().numpy(), "train_loss": loss.cpu().numpy()})
+    return Analysis(table.assign(**_run_fields(lead), seeds=",".join(str(r.spec.seed) for r in runs)))
+
+
+def flat_region(rows: pd.DataFrame, epsilon: float) -> pd.DataFrame:
+    """Per grid point: whether its train error is within epsilon of the mean train error of
+    its unit's three vertices (the minimizers themselves)."""
+    vertex = rows[rows[["l1", "l2", "l3"]].max(axis=1) == 1.0].groupby("unit")["train_err"].mean()
+    rows = rows.assign(vertex_err=rows["unit"].map(vertex))
+    return rows.assign(flat=(rows["train_err"] - rows["vertex_err"]).abs() <= epsilon)
+
+
+def flat_shares(points: pd.DataFrame) -> pd.DataFrame:
+    return points.groupby(["unit", "dataset", "labels"], as_index=False).agg(
+        share=("flat", "mean"), vertex_err=("vertex_err", "first"), points=("flat", "size"))
+
+
+LANDSCAPE_CLAIMS = {"cifar10": "t3-landscape:flatter-natural-cifar10", "mnist": "t3-landscape:flatter-natural-mnist"}
+
+
+def _mean_se(values: pd.Series) -> tuple[float, float]:
+    """Mean over minima and its standard error (0 for a single minimum)."""
+    n = len(values)
+    return float(values.mean()), float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
+
+def flatter_natural(asked: str, used: str, shares: pd.DataFrame, tol, same_as: list[str]) -> dict:
+    cid = LANDSCAPE_CLAIMS[asked]
+    text = f"{asked}: flat low-error region over the simplex larger for natural than for random labels"
+    sel = shares[shares["dataset"] == used]
+    nat, rnd = (sel[sel["labels"] == lab]["share"] for lab in LABELS)
+    shared = (f"; the same units as {', '.join(same_as)} (all stand in as {used}): not independent evidence"
+              if same_as else "")
+    if nat.empty or rnd.empty:
+        return C.claim(cid, text, False, f"{len(nat)} natural and {len(rnd)} random-label unit(s) on {used}",
+                       "not testable: needs units of both label kinds" + shared)
+    (mn, sn), (mr, sr) = _mean_se(nat), _mean_se(rnd)
+    need = max(tol.landscape_margin, tol.minima_se_k * np.hypot(sn, sr))
+    return C.claim(cid, text, mn - mr >= need,
+                   f"share of simplex within {tol.landscape_epsilon:g} of the vertices' train error: natural "
+                   f"{mn:.3f} ({len(nat)} unit(s)), random {mr:.3f} ({len(rnd)} unit(s)); difference {mn - mr:+.3f}",
+                   f"fails unless natural exceeds random by at least {need:.3f} (max of landscape_margin "
+                   f"{tol.landscape_margin:g} and minima_se_k {tol.minima_se_k:g} x standard error over units)" + shared)
+
+
+def simplex_xy(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The simplex embedded in the plane: w1 at (0, 0), w2 at (1, 0), w3 at (1/2, sqrt 3 / 2)."""
+    return (points["l2"] + points["l3"] / 2).to_numpy(), (points["l3"] * np.sqrt(3) / 2).to_numpy()
+
+
+def _draw_landscape(points: pd.DataFrame, inp: Inputs):
+    import matplotlib.tri as mtri
+
+    panels_of = [(d, lab) for d in dict.fromkeys(points["dataset"]) for lab in LABELS
+                 if ((points["dataset"] == d) & (points["labels"] == lab)).any()]
+
+    def draw(caption, png, pdf):
+        fig, axes = plots.panels(len(panels_of), 3.6, 3.4)
+        for ax, (d, lab) in zip(axes, panels_of):
+            sel = points[(points["dataset"] == d) & (points["labels"] == lab)]
+            mean = sel.groupby(["l1", "l2", "l3"], as_index=False)[["train_err", "flat"]].mean()
+            x, y = simplex_xy(mean)
+            tri = mtri.Triangulation(x, y)
+            filled = ax.tricontourf(tri, 1 - mean["train_err"], levels=np.linspace(0, 1, 21), cmap="viridis")
+            ax.tricontour(tri, mean["flat"].astype(float), levels=[0.5], colors="white", linewidths=0.8)
+            for (vx, vy), name in zip([(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)], ("w1", "w2", "w3")):
+                ax.annotate(name, (vx, vy), fontsize=7, ha="center", va="top" if vy == 0 else "bottom")
+            ax.set_aspect("equal")
+            ax.set_xlim(-0.08, 1.08)
+            ax.set_ylim(-0.1, 0.98)
+            ax.set_axis_off()
+            n_units = sel["unit"].nunique()
+            ax.set_title(f"{d} (for {', '.join(stands_for(inp, d))}), {lab} labels\n"
+                         f"{'mean of ' + str(n_units) + ' units; ' if n_units > 1 else ''}white: flat region "
+                         f"(within {inp.tol.landscape_epsilon:g})", fontsize=7)
+            fig.colorbar(filled, ax=ax, shrink=0.8, label="train accuracy")
+        plots.save(fig, caption, png, pdf)
+    return draw
+
+
+def landscape(inp: Inputs) -> Outcome:
+    rows = inp.analyses.drop_duplicates(["unit", "l1", "l2", "l3"])  # a unit two asked sets share counts once
+    points = flat_region(rows, inp.tol.landscape_epsilon)
+    x, y = simplex_xy(points)
+    points = points.assign(x=x, y=y).reset_index(drop=True)
+    shares = flat_shares(points)
+    claims = [flatter_natural(a, u, shares, inp.tol, [o for o in stands_for(inp, u) if o != a])
+              for a, u in asked_and_used(inp)]
+    grid = int(np.round(1 / points.loc[points["l1"] > 0, "l1"].min())) + 1
+    setup = _setup(points, f"{grid} grid points per edge ({points.groupby('unit').size().max()} on the simplex); "
+                           f"{shares['unit'].nunique()} distinct unit(s) of three minimizers (seeds "
+                           f"{points['seeds'].iloc[0]} on seed {points['seeds'].iloc[0].split(',')[0]}'s subset)")
+    return Outcome(points, claims, _draw_landscape(points, inp), setup, {"flat_shares": shares.to_dict("records")})
+
+
+# --- t3-flatness -----------------------------------------------------------------------------
+
+# memo073 Table 1 (mean +- sd of the flatness radius), as published: (data set, parameters, labels).
+PUBLISHED = {("mnist", "all parameters", "natural"): (45.4, 2.7), ("mnist", "all parameters", "random"): (6.9, 1.0),
+             ("mnist", "top layer", "natural"): (15.0, 1.7), ("mnist", "top layer", "random"): (3.0, 0.1),
+             ("cifar10", "all parameters", "natural"): (17.0, 2.4), ("cifar10", "all parameters", "random"): (5.7, 1.0),
+             ("cifar10", "top layer", "natural"): (19.5, 4.0), ("cifar10", "top layer", "random"): (12.1, 2.6)}
+
+
+def flatness_analysis(runs, cfg: dict, seed: int) -> Analysis:
+    """Flatness radius (eq. 16, I = training error) of one net along ``directions`` random
+    unit directions over all its parameters and over its top layer. The directions come
+    from ``seed`` alone, so nets of one architecture are probed along the same ones."""
+    (run,) = runs
+    params = L.weights(run.model)
+    gen = torch.Generator().manual_seed(int(seed))
+    count = int(cfg["directions"])
+    frames = []
+    for pset, names in zip(PARAM_SETS, (list(params), L.top_layer(params))):
+        dirs = L.unit_directions(params, names, count, gen)
+        radius, censored, base = L.flatness_radius(run.model, run.x, run.y, dirs, float(cfg["epsilon"]),
+                                                   float(cfg["r_max"]), float(cfg["r_tol"]))
+        frames.append(pd.DataFrame({"params": pset, "direction": np.arange(count), "radius": radius,
+                                    "censored": censored, "base_err": base,
+                                    "dims": sum(params[k].numel() for k in names)}))
+    table = pd.concat(frames, ignore_index=True)
+    return Analysis(table.assign(**_run_fields(run), epsilon=float(cfg["epsilon"]), r_max=float(cfg["r_max"])))
+
+
+def radius_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (data set, labels, parameter set): mean and sd of the radius over all directions,
+    and the standard error of the mean: over nets where there are several (minima differ
+    more than directions do), else over the directions of the one net."""
+    per_net = rows.groupby(["dataset", "labels", "params", "unit"])["radius"].mean()
+    out = rows.groupby(["dataset", "labels", "params"]).agg(
+        radius_mean=("radius", "mean"), radius_sd=("radius", "std"), directions=("radius", "size"),
+        nets=("unit", "nunique"), censored=("censored", "sum")).reset_index()
+    net_se = per_net.groupby(["dataset", "labels", "params"]).agg(lambda v: v.std(ddof=1) / np.sqrt(len(v)))
+    dir_se = out["radius_sd"] / np.sqrt(out["directions"])
+    out["radius_se"] = np.where(out["nets"] > 1, net_se.reindex(
+        pd.MultiIndex.from_frame(out[["dataset", "labels", "params"]])).to_numpy(), dir_se)
+    return out
+
+
+def flatness_table(inp: Inputs, cols: pd.DataFrame) -> pd.DataFrame:
+    """Our columns beside memo073 Table 1's, one row per (asked data set, parameters, labels)."""
+    rows = []
+    for asked, used in asked_and_used(inp):
+        for pset in PARAM_SETS:
+            for lab in LABELS:
+                ours = cols[(cols["dataset"] == used) & (cols["params"] == pset) & (cols["labels"] == lab)]
+                pub = PUBLISHED.get((asked, pset, lab), (np.nan, np.nan))
+                rows.append({"requested": asked, "dataset": used, "params": pset, "labels": lab,
+                             **(ours.iloc[0].drop(["dataset", "labels", "params"]).to_dict() if len(ours) else {}),
+                             "published_mean": pub[0], "published_sd": pub[1]})
+    return pd.DataFrame(rows)
+
+
+def natural_flatter(table: pd.DataFrame, inp: Inputs) -> dict:
+    cid, text = "t3-flatness:natural-flatter-every-column", ("flatness radius larger for natural than random labels "
+                                                              "in every column (data set x parameter set)")
+    k = inp.tol.minima_se_k
+    parts, ok, missing = [], [], []
+    for (asked, pset), col in table.groupby(["requested", "params"], sort=False):
+        nat, rnd = (col[col["labels"] == lab] for lab in LABELS)
+        if nat.empty or rnd.empty or nat["radius_mean"].isna().any() or rnd["radius_mean"].isna().any():
+            missing.append(f"{asked} {pset}")
+            continue
+        nat, rnd = nat.iloc[0], rnd.iloc[0]
+        need = k * np.hypot(nat["radius_se"], rnd["radius_se"])
+        ok.append(nat["radius_mean"] - rnd["radius_mean"] > need)
+        parts.append(f"{asked} {pset}: natural {nat['radius_mean']:.3f} vs random {rnd['radius_mean']:.3f} "
+                     f"(need > {need:.3f}; censored at r_max {int(nat['censored'])}/{int(rnd['censored'])})")
+    shared = [u for u in dict.fromkeys(table["dataset"]) if len(stands_for(inp, u)) > 1]
+    note = (f"; {', '.join(f'{u} stands in for ' + ' and '.join(stands_for(inp, u)) for u in shared)}: "
+            "their columns are the same nets") if shared else ""
+    if missing:
+        return C.claim(cid, text, False, "; ".join(parts) or "no column", f"not testable: no natural and random "
+                       f"radii for {', '.join(missing)}" + note)
+    return C.claim(cid, text, all(ok), "; ".join(parts),
+                   f"fails if in any column the natural-label mean radius exceeds the random one by no more than "
+                   f"minima_se_k = {k:g} standard errors of the difference" + note)
+
+
+def _draw_flatness(table: pd.DataFrame):
+    def draw(caption, png, pdf):
+        asked = list(dict.fromkeys(table["requested"]))
+        fig, axes = plots.panels(len(asked), 4.6, 3.6)
+        colors = {"natural": "tab:blue", "random": "tab:red"}
+        for ax, a in zip(axes, asked):
+            sel = table[table["requested"] == a]
+            for i, pset in enumerate(PARAM_SETS):
+                for j, lab in enumerate(LABELS):
+                    row = sel[(sel["params"] == pset) & (sel["labels"] == lab)]
+                    if row.empty:
+                        continue
+                    row = row.iloc[0]
+                    x = i * 2.5 + j
+                    ax.bar(x - 0.2, row.get("radius_mean", np.nan), 0.4, yerr=row.get("radius_sd", np.nan),
+                           color=colors[lab], capsize=2, label=f"ours, {lab}" if i == 0 else None)
+                    ax.bar(x + 0.2, row["published_mean"], 0.4, yerr=row["published_sd"], color="white",
+                           edgecolor=colors[lab], hatch="//", capsize=2,
+                           label=f"memo073 Table 1, {lab}" if i == 0 else None)
+            ax.set_xticks([0.5, 3.0], PARAM_SETS)
+            ax.set_ylabel("flatness radius r (weight-space distance)")
+            ax.set_title(f"{a} (ours on {sel['dataset'].iloc[0]}); bars: mean +- sd over directions", fontsize=7)
+            ax.legend(fontsize=6)
+        plots.save(fig, caption, png, pdf)
+    return draw
+
+
+def flatness(inp: Inputs) -> Outcome:
+    rows = inp.analyses
+    table = flatness_table(inp, radius_columns(rows))
+    setup = _setup(rows, f"{int(rows.groupby(['unit', 'params']).size().max())} random unit directions per net and "
+                         f"parameter set, epsilon {rows['epsilon'].iloc[0]:g} in train error, bisection on "
+                         f"[0, {rows['r_max'].iloc[0]:g}] to r_tol after a geometric scan (factor sqrt 2); "
+                         f"{rows['unit'].nunique()} net(s)")
+    return Outcome(table, [natural_flatter(table, inp)], _draw_flatness(table), setup)
+
+
+BUILD = {"t3-grad-hist": grad_hist, "t3-landscape": landscape, "t3-flatness": flatness}
+ANALYZE = {"t3-grad-hist": grad_hist_analysis, "t3-landscape": landscape_analysis, "t3-flatness": flatness_analysis}

@@ -1,0 +1,278 @@
+"""The landscape analyses (memo073 Fig 5, Figs 11-12, Table 1) on nets whose answer is
+known, their claims on rows where they hold and where they fail, and each target end to
+end: ANALYZE on small trained nets, then BUILD through report.build."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from deeptheory import claims as C
+from deeptheory import models, report
+from deeptheory.analyses import TrainedRun
+from deeptheory.analyses import landscape as L
+from deeptheory.engine import train_run
+from deeptheory.run import evaluate, initial_model, subset
+from deeptheory.spec import RunSpec
+from deeptheory.targets import Inputs, get
+from deeptheory.targets import landscape as T
+
+from conftest import config_claims, train_settings
+
+TOL = C.Tolerances(config_claims())
+
+
+def spec(seed=0, labels="natural", subset_seed=None, **kw) -> RunSpec:
+    return RunSpec(dataset="tiny", model="allconv5", width=2, N=60, labels=labels, seed=seed, n_test=50,
+                   subset_seed=subset_seed, **train_settings(batch_size=16, max_epochs=4, eval_every=2, **kw))
+
+
+def trained(s: RunSpec, data) -> TrainedRun:
+    """A net trained in the test, handed over as the analysis job would load it."""
+    result = train_run(s, data)
+    model = models.build(s.model, s.width, data.input_shape, data.num_classes)
+    model.load_state_dict(result.state_dict)
+    idx, y = subset(s, data)
+    return TrainedRun(s, model.eval(), data.x_train[idx], y, data.x_test[: s.n_test], data.y_test[: s.n_test], data,
+                      pd.DataFrame(result.rows))
+
+
+@pytest.fixture(scope="module")
+def nets(tiny):
+    """Three minimizers of one training set per label kind (seeds 0, 1, 2 on seed 0's subset)."""
+    return {lab: [trained(spec(s, lab, 0 if s else None), tiny) for s in range(3)] for lab in ("natural", "random")}
+
+
+# --- the computations -----------------------------------------------------------------------
+
+def test_mean_of_minibatch_gradients_is_the_full_gradient(tiny):
+    s = spec()
+    model = initial_model(s, tiny).eval()
+    x, y = tiny.x_train[:60], tiny.y_train[:60]
+    samples = L.minibatch_gradients(model, x, y, 16, 600, torch.Generator().manual_seed(0)).double()
+    full = L.full_gradient(model, x, y).double()
+    se = samples.std(0) / math.sqrt(len(samples))
+    moving = se > 0
+    assert samples.shape == (600, models.n_params(model))
+    assert ((samples.mean(0) - full).abs()[moving] <= 5 * se[moving] + 1e-6).all()
+    # One "minibatch" of the whole set is the full gradient itself.
+    whole = L.minibatch_gradients(model, x, y, 60, 1, torch.Generator().manual_seed(1))[0]
+    assert torch.allclose(whole, L.full_gradient(model, x, y), atol=1e-5)
+
+
+def test_component_stats_tell_gaussian_from_heavy_tails_and_skip_constant_components():
+    rng = np.random.default_rng(0)
+    samples = np.column_stack([rng.normal(2.0, 4.0, 2000), rng.laplace(0, 1, 2000), np.full(2000, 0.3)])
+    st = L.component_stats(samples)
+    assert abs(st["excess_kurtosis"][0]) < 0.3 and st["shapiro_p"][0] > 0.01
+    assert abs(st["mean_over_sd"][0] - 0.5) < 0.05
+    assert st["excess_kurtosis"][1] > 2 and st["shapiro_p"][1] < 1e-6
+    assert np.isnan([st[k][2] for k in ("excess_kurtosis", "skewness", "shapiro_p", "mean_over_sd")]).all()
+
+
+def test_simplex_grid_and_its_vertices_reproduce_the_minimizers_own_errors(nets):
+    lambdas = L.simplex_grid(5)
+    assert len(lambdas) == 15 and np.allclose(lambdas.sum(1), 1) and (lambdas >= 0).all()
+    runs = nets["natural"]
+    vertices = np.eye(3)
+    loss, err = L.simplex_errors(runs[0].model, [L.weights(r.model) for r in runs], vertices, runs[0].x, runs[0].y)
+    for i, r in enumerate(runs):
+        own_loss, own_err = evaluate(r.model, r.x, r.y)
+        assert err[i].item() == pytest.approx(own_err) and loss[i].item() == pytest.approx(own_loss, rel=1e-5)
+
+
+class Phase(nn.Module):
+    """Class 0 scores cos(a), class 1 scores 0: every example (label 0) is right while
+    cos(a) > 0. From a = 0 along d = +1 the error jumps to 1 at r = pi/2 and falls back to
+    0 at 3 pi/2: not monotone in r."""
+
+    def __init__(self, a=0.0):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor([a]))
+
+    def forward(self, x):
+        score = x[:, :1] * 0 + torch.cos(self.a)
+        return torch.cat([score, torch.zeros_like(score)], dim=1)
+
+
+class Margin(nn.Module):
+    """Class 0 scores w0, class 1 scores w1 (a linear net on inputs of 1): right while w0 > w1."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([1.0, -1.0]))
+
+    def forward(self, x):
+        return x[:, :1] * 0 + self.w
+
+
+def test_flatness_radius_is_the_first_crossing_of_a_non_monotone_error():
+    model, x, y = Phase(), torch.ones(10, 1), torch.zeros(10, dtype=torch.long)
+    dirs = {"a": torch.tensor([[1.0], [-1.0]])}
+    radius, censored, base = L.flatness_radius(model, x, y, dirs, 0.05, 100.0, 0.001)
+    # Plain bisection on [0, 100] would read cos(50) > 0 as "still flat" and end elsewhere.
+    assert base == 0 and not censored.any()
+    assert np.allclose(radius, math.pi / 2, atol=0.002)
+
+
+def test_flatness_radius_of_a_margin_and_a_direction_that_never_leaves_it():
+    model, x, y = Margin(), torch.ones(10, 1), torch.zeros(10, dtype=torch.long)
+    s = 1 / math.sqrt(2)
+    # Towards w1 > w0 the gap 2 closes at r = 2 / sqrt 2; the opposite way it only widens.
+    dirs = {"w": torch.tensor([[-s, s], [s, -s]])}
+    radius, censored, _ = L.flatness_radius(model, x, y, dirs, 0.05, 100.0, 0.001)
+    assert radius[0] == pytest.approx(math.sqrt(2), abs=0.002) and not censored[0]
+    assert radius[1] == 100.0 and censored[1]
+
+
+def test_directions_have_unit_norm_over_their_parameter_set_only(tiny):
+    params = L.weights(initial_model(spec(), tiny))
+    top = L.top_layer(params)
+    assert top == ["8.weight", "8.bias"]
+    dirs = L.unit_directions(params, top, 4, torch.Generator().manual_seed(0))
+    norms = torch.sqrt(sum((d.reshape(4, -1) ** 2).sum(1) for d in dirs.values()))
+    assert torch.allclose(norms, torch.ones(4))
+    assert all((dirs[k] == 0).all() for k in params if k not in top)
+
+
+# --- claims on rows -------------------------------------------------------------------------
+
+def grad_rows(kurtosis, ratio, n=50, constant=0):
+    rows = pd.DataFrame({"component": np.arange(n), "param": "0.weight", "sd": 1.0, "excess_kurtosis": kurtosis,
+                         "skewness": 0.1, "shapiro_p": 0.3, "mean_over_sd": ratio})
+    rows.loc[: constant - 1, ["sd"]] = 0.0
+    rows.loc[: constant - 1, ["excess_kurtosis", "skewness", "shapiro_p", "mean_over_sd"]] = np.nan
+    return rows
+
+
+def verdicts(rows):
+    return {r["id"].split(":")[1]: r["held"] for r in rows}
+
+
+def test_grad_hist_claims_hold_on_gaussian_components_with_small_means():
+    assert verdicts(T._gaussian_claims(grad_rows(0.2, 0.1), TOL)) == {"components-gaussian": True, "mean-small": True}
+
+
+def test_grad_hist_claims_fail_on_heavy_tails_and_large_means():
+    v = verdicts(T._gaussian_claims(grad_rows(3.0, 1.0, constant=5), TOL))
+    assert v == {"components-gaussian": False, "mean-small": False}
+    rows = T._gaussian_claims(grad_rows(0.0, 0.0, n=4, constant=4), TOL)
+    assert [r["held"] for r in rows] == [False, False] and all("not testable" in r["detail"] for r in rows)
+
+
+def simplex_rows(dataset, labels, flat_share, unit, grid=11):
+    """A unit whose vertices fit and whose first ``flat_share`` of grid points stay within
+    epsilon of them; the rest at chance."""
+    lam = L.simplex_grid(grid)
+    err = np.full(len(lam), 0.9)
+    vertex = lam.max(1) == 1
+    order = np.argsort(-lam.max(1), kind="stable")  # vertices first, then nearest the vertices
+    err[order[: max(int(flat_share * len(lam)), 3)]] = 0.0
+    err[vertex] = 0.0
+    return pd.DataFrame({"unit": unit, "l1": lam[:, 0], "l2": lam[:, 1], "l3": lam[:, 2], "train_err": err,
+                         "train_loss": err, "dataset": dataset, "labels": labels, "model": "allconv5", "N": 250,
+                         "n_params": 3000, "seeds": "0,1,2"})
+
+
+def landscape_inputs(rows, used=("cifar10", "mnist")):
+    return Inputs("t3-landscape", {}, TOL, requested=["cifar10", "mnist"], used=list(used), analyses=rows)
+
+
+def test_landscape_claims_hold_when_natural_labels_have_the_larger_flat_region():
+    rows = pd.concat([simplex_rows(d, lab, share, f"{d}/{lab}") for d in ("cifar10", "mnist")
+                      for lab, share in (("natural", 0.6), ("random", 0.1))])
+    out = T.landscape(landscape_inputs(rows))
+    assert verdicts(out.claims) == {"flatter-natural-cifar10": True, "flatter-natural-mnist": True}
+    assert set(out.table.columns) >= {"l1", "l2", "l3", "train_err", "train_loss", "flat", "x", "y"}
+
+
+def test_landscape_claims_fail_when_random_labels_are_as_flat_or_missing():
+    rows = pd.concat([simplex_rows("cifar10", "natural", 0.6, "c/n"), simplex_rows("cifar10", "random", 0.55, "c/r"),
+                      simplex_rows("mnist", "natural", 0.6, "m/n")])
+    out = {r["id"]: r for r in T.landscape(landscape_inputs(rows)).claims}
+    assert out["t3-landscape:flatter-natural-cifar10"]["held"] is False
+    assert "not testable" in out["t3-landscape:flatter-natural-mnist"]["detail"]
+
+
+def test_landscape_counts_a_unit_two_asked_sets_share_once_and_says_so():
+    rows = pd.concat([simplex_rows("fashion-mnist", lab, share, f"u/{lab}") for lab, share in
+                      (("natural", 0.6), ("random", 0.1))])
+    out = T.landscape(landscape_inputs(pd.concat([rows, rows]), used=("fashion-mnist", "fashion-mnist")))
+    assert len(out.table) == len(rows)
+    assert all(r["held"] and "not independent" in r["detail"] for r in out.claims)
+
+
+def radius_rows(radii: dict, nets=1, directions=10, sd=0.5):
+    """radii: (dataset, labels, params) -> mean radius; directions spread by +-sd."""
+    rows = []
+    for (d, lab, p), r in radii.items():
+        for net in range(nets):
+            for i in range(directions):
+                rows.append({"unit": f"{d}/{lab}/{net}", "dataset": d, "labels": lab, "params": p,
+                             "direction": i, "radius": r + sd * (1 if i % 2 else -1), "censored": False,
+                             "model": "allconv5", "N": 250, "n_params": 3000, "epsilon": 0.05, "r_max": 100.0})
+    return pd.DataFrame(rows)
+
+
+def flatness_inputs(rows):
+    return Inputs("t3-flatness", {}, TOL, requested=["cifar10", "mnist"], used=["cifar10", "mnist"], analyses=rows)
+
+
+def published_like(override=None):
+    radii = {(d, lab, p): {"natural": 10.0, "random": 3.0}[lab]
+             for d in ("cifar10", "mnist") for lab in ("natural", "random") for p in T.PARAM_SETS}
+    return {**radii, **(override or {})}
+
+
+def test_flatness_claim_holds_when_natural_labels_are_flatter_in_every_column():
+    out = T.flatness(flatness_inputs(radius_rows(published_like(), nets=2)))
+    assert verdicts(out.claims) == {"natural-flatter-every-column": True}
+    row = out.table[(out.table["requested"] == "mnist") & (out.table["params"] == "all parameters")
+                    & (out.table["labels"] == "natural")].iloc[0]
+    assert row["published_mean"] == 45.4 and row["published_sd"] == 2.7 and row["radius_mean"] == 10.0
+
+
+def test_flatness_claim_fails_when_one_column_is_within_the_spread_or_missing():
+    close = published_like({("mnist", "random", "top layer"): 9.9})
+    assert verdicts(T.flatness(flatness_inputs(radius_rows(close))).claims) == {"natural-flatter-every-column": False}
+    missing = {k: v for k, v in published_like().items() if k != ("cifar10", "random", "top layer")}
+    (row,) = T.flatness(flatness_inputs(radius_rows(missing))).claims
+    assert row["held"] is False and "not testable" in row["detail"]
+
+
+# --- each target end to end -----------------------------------------------------------------
+
+def build(tid, tmp_path, units: dict, cfg: dict, requested, used):
+    results = {u: get(tid).analyze(runs, cfg, 0) for u, runs in units.items()}
+    inputs = Inputs(tid, {"analysis": cfg}, TOL, requested=requested, used=used,
+                    analyses=pd.concat([r.table.assign(unit=u) for u, r in results.items()], ignore_index=True),
+                    arrays={u: r.arrays for u, r in results.items()})
+    rows = report.build(get(tid), inputs, tmp_path, config={})
+    assert all((tmp_path / name).exists() for name in report.OUTPUTS.values())
+    return rows, pd.read_csv(tmp_path / "table.csv")
+
+
+def test_grad_hist_end_to_end(nets, tmp_path):
+    run = nets["natural"][0]
+    rows, table = build("t3-grad-hist", tmp_path, {run.spec.run_id: [run]},
+                        {"batches": 40, "components": 12, "shown": 2}, "cifar10", "tiny")
+    assert len(table) == 12 and set(rows["id"]) == {"t3-grad-hist:components-gaussian", "t3-grad-hist:mean-small"}
+
+
+def test_landscape_end_to_end(nets, tmp_path):
+    units = {runs[0].spec.run_id: runs for runs in nets.values()}
+    rows, table = build("t3-landscape", tmp_path, units, {"grid": 5}, ["cifar10", "mnist"], ["tiny", "tiny"])
+    assert len(table) == 2 * 15 and len(rows) == 2
+    vertex = table[table["l1"] == 1.0].set_index("labels")["train_err"]
+    assert vertex["natural"] == pytest.approx(nets["natural"][0].metrics["train_err"].iloc[-1])
+
+
+def test_flatness_end_to_end(nets, tmp_path):
+    units = {r.spec.run_id: [r] for r in (nets["natural"][0], nets["random"][0])}
+    rows, table = build("t3-flatness", tmp_path, units, {"directions": 3, "epsilon": 0.05, "r_max": 100.0,
+                                                         "r_tol": 0.01}, ["cifar10", "mnist"], ["tiny", "tiny"])
+    assert len(table) == 8 and list(rows["id"]) == ["t3-flatness:natural-flatter-every-column"]
+    assert table["radius_mean"].between(0, 100).all()
