@@ -38,6 +38,15 @@ def tiny_config(sources: Path, n_grid=(30, 60)) -> dict:
                                 "labels": "natural"},
                 "m100-err-vs-neurons": {"dataset": "fashion-mnist", "model": "cnn5", "widths": [1, 2],
                                         "N": [60], "labels": "natural"},
+                # Targets that analyse trained nets (rule analyze): a unit of three minimizers, and
+                # units of one run over two asked data sets; SGD vs SGDL from metrics.
+                "t3-landscape": {"dataset": "cifar10", "model": "allconv5", "widths": [2], "N": [30],
+                                 "labels": ["natural", "random"], "minimizers": 3, "analysis": {"grid": 5}},
+                "t3-flatness": {"dataset": ["cifar10", "mnist"], "model": "allconv5", "widths": [2], "N": [30],
+                                "labels": ["natural", "random"],
+                                "analysis": {"directions": 2, "epsilon": 0.05, "r_max": 100.0, "r_tol": 0.01}},
+                "t3-sgdl": {"dataset": "cifar10", "model": "allconv5", "widths": [2], "N": [60], "labels": "natural",
+                            "noise": [0.0, 0.001], "stop": "e3"},
             },
             "synthetic": {"t3-minnorm": {"n": 5, "d": 12, "steps": 2000, "batch": 1}},
         }},
@@ -71,7 +80,8 @@ def built(tmp_path_factory):
 
 def test_dag_builds_every_target_with_claims_and_provenance(built):
     workdir, _, result = built
-    targets = ["t3-err-vs-n", "t3-err-vs-n-random", "t3-err-vs-w", "m100-err-vs-neurons", "t3-minnorm"]
+    targets = ["t3-err-vs-n", "t3-err-vs-n-random", "t3-err-vs-w", "m100-err-vs-neurons", "t3-minnorm",
+               "t3-landscape", "t3-flatness", "t3-sgdl"]
     for t in targets:
         for name in ["figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv"]:
             assert (workdir / "results" / t / name).stat().st_size > 0, (t, name)
@@ -84,7 +94,17 @@ def test_dag_builds_every_target_with_claims_and_provenance(built):
     assert set(table["dataset"]) == {"fashion-mnist"}  # mnist was substituted
 
     runs = sorted((workdir / "results" / "runs").glob("*/*/provenance.json"))
-    assert len(runs) == 8  # 2 + 2 + 2 + 2: no two targets share a run on this grid
+    # 2 + 2 + 2 + 2 for the sweeps; t3-landscape adds 4 minimizers to the N = 30 runs it shares
+    # with the N sweeps, t3-flatness 2 on mnist's stand-in, t3-sgdl 2 (30 epochs: none shared).
+    assert len(runs) == 8 + 4 + 2 + 2
+    units = sorted(p.relative_to(workdir / "results" / "analyses") for p in
+                   (workdir / "results" / "analyses").rglob("*.csv"))
+    assert [str(u) for u in units if u.parts[0] == "t3-landscape"] == [
+        "t3-landscape/cifar10/allconv5_w2_N30_natural_i1_s0_zero.csv",
+        "t3-landscape/cifar10/allconv5_w2_N30_random_i1_s0_zero.csv"]
+    assert len([u for u in units if u.parts[0] == "t3-flatness"]) == 4
+    assert set(pd.read_csv(workdir / "results" / "t3-flatness" / "table.csv")["dataset"]) == {"cifar10",
+                                                                                               "fashion-mnist"}
     prov = json.loads(runs[0].read_text())
     for key in ["config", "seeds", "code", "data", "versions", "device", "wall_s"]:
         assert key in prov
