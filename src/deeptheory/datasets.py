@@ -54,6 +54,8 @@ class Dataset:
         self.device = torch.device(device)
         mean = torch.as_tensor(arrays["mean"]).view(1, -1, 1, 1)
         std = torch.as_tensor(arrays["std"]).view(1, -1, 1, 1)
+        # The normalisation, per channel: pixel (in [0, 1]) = x * std + mean.
+        self.mean, self.std = mean.to(self.device), std.to(self.device)
 
         def prep(x):
             return ((torch.as_tensor(x).float() / 255.0 - mean) / std).to(self.device)

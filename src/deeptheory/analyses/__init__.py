@@ -32,7 +32,7 @@ class TrainedRun:
     y: torch.Tensor          # ... and the labels it was trained on (random ones for random labels)
     x_test: torch.Tensor     # the test images it was evaluated on (first n_test)
     y_test: torch.Tensor
-    data: Dataset            # the data set (normalisation: data.std, pixel scale)
+    data: Dataset            # the data set (pixel in [0, 1] = x * data.std + data.mean)
     metrics: pd.DataFrame    # its metrics.csv
 
     @property
