@@ -51,6 +51,15 @@ def test_a_finished_run_leaves_the_pack_without_changing_the_others(tiny):
                                rtol=1e-4)
 
 
+def assert_matches_single_runs(specs, packed, tiny) -> None:
+    """Each packed result has its single-run training's losses and final weights."""
+    for s, b in zip(specs, packed):
+        a = train_run(s, tiny)
+        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-4)
+        for k in a.state_dict:
+            torch.testing.assert_close(b.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+
+
 class Killed(Exception):
     pass
 
@@ -205,12 +214,7 @@ def test_bf16_autocast_trains_close_to_fp32(tiny):
 def test_the_compiled_step_matches_the_single_run_path(tiny):
     """torch.compile on the CPU (about 30 s of warm-up): two runs of 20 steps each."""
     pair = [MIXED[0], spec(seed=5, lr=0.05, labels="random", label_seed=1)]
-    packed = train_packed(pair, tiny, options=PackOptions(compile=True))
-    for s, b in zip(pair, packed):
-        a = train_run(s, tiny)
-        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-4)
-        for k in a.state_dict:
-            torch.testing.assert_close(b.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+    assert_matches_single_runs(pair, train_packed(pair, tiny, options=PackOptions(compile=True)), tiny)
 
 
 def test_a_killed_bucketed_pack_resumes_after_it_shrank(tiny, tmp_path):
@@ -273,11 +277,7 @@ def test_sgdl_runs_pack_with_plain_ones_and_keep_their_single_run_numbers(tiny):
     noisy = [spec(noise=0.01), spec(N=50, seed=1, noise=0.003, max_epochs=6)]
     runs = noisy + [MIXED[2]]
     packed = train_packed(runs, tiny, options=PackOptions(compile=False))
-    for s, b in zip(runs, packed):
-        a = train_run(s, tiny)
-        np.testing.assert_allclose([r["train_loss"] for r in b.rows], [r["train_loss"] for r in a.rows], rtol=1e-4)
-        for k in a.state_dict:
-            torch.testing.assert_close(b.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+    assert_matches_single_runs(runs, packed, tiny)
     plain = train_run(spec(), tiny)
     assert not torch.allclose(plain.state_dict["0.weight"], packed[0].state_dict["0.weight"], atol=1e-3)
     assert packed[0].spec.run_id.endswith("_e5_sgdl0.01")
