@@ -42,7 +42,8 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
         for name, p in model.named_parameters():
             opt.state[p]["momentum_buffer"] = state["momentum"][name].to(device)
         order.set_state(state["order"])
-        noise.set_state(state["noise"])
+        if "noise" in state:  # plain SGD draws none: a checkpoint from before SGDL has no state for it
+            noise.set_state(state["noise"])
         log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
     book = RunBook(spec, state)
     eval_train = lambda: evaluate(model, x, y)  # noqa: E731

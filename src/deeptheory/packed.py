@@ -126,7 +126,8 @@ class _Member:
             self.params = {k: v.to(data.device) for k, v in state["model"].items()}
             self.momentum = {k: v.to(data.device) for k, v in state["momentum"].items()}
             self.order.set_state(state["order"])
-            self.noise.set_state(state["noise"])
+            if "noise" in state:  # plain SGD draws none: a checkpoint from before SGDL has no state for it
+                self.noise.set_state(state["noise"])
             log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
         self.book = RunBook(spec, state)
         self.steps_per_epoch = -(-spec.N // spec.batch_size)

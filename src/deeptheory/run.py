@@ -208,7 +208,7 @@ def load_checkpoint(path, spec: RunSpec) -> dict | None:
     except Exception as err:  # noqa: BLE001 (any unreadable file means: no usable state)
         log.warning("%s: checkpoint %s does not load (%s); starting afresh", spec.run_id, path, err)
         return None
-    if state.get("spec") != spec.to_dict() or "momentum" not in state or "noise" not in state:
+    if state.get("spec") != spec.to_dict() or "momentum" not in state or (spec.noise and "noise" not in state):
         log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
         return None
     return state
