@@ -105,7 +105,7 @@ def test_run_id_round_trip():
     assert s.run_id == "tiny/allconv5_w8_N200_random_i10_s2_e8"
     assert parse_run_id(s.run_id) == {"dataset": "tiny", "model": "allconv5", "width": 8, "N": 200,
                                       "labels": "random", "init_scale": 10.0, "seed": 2, "stop": "e8",
-                                      "noise": 0.0, "subset_seed": None}
+                                      "noise": 0.0, "subset_seed": None, "recipe": None}
 
 
 def test_loss_drop_reads_the_trend_of_the_last_fifth_not_two_noisy_epochs():
@@ -127,6 +127,35 @@ def test_run_options_enter_the_id_only_when_set():
     parsed = parse_run_id(sgdl.run_id)
     assert parsed["noise"] == 0.001 and parsed["subset_seed"] == 0 and parsed["seed"] == 3
     assert parse_run_id(plain.run_id)["noise"] == 0.0 and parse_run_id(plain.run_id)["subset_seed"] is None
+
+
+def test_a_recipe_enters_the_id_by_name_and_sets_its_schedule(tiny):
+    zhang = spec(recipe="zhang", lr=0.01, lr_decay=0.95, weight_decay=5e-4, seed=1, subset_seed=0)
+    assert zhang.run_id.endswith("_e8_d0_rzhang") and parse_run_id(zhang.run_id)["recipe"] == "zhang"
+    assert [zhang.lr_at(e) for e in (0, 1, 2)] == pytest.approx([0.01, 0.0095, 0.009025])
+
+
+def test_weight_decay_and_an_lr_schedule_change_the_run_as_torch_sgd_does(tiny):
+    """One epoch of full-batch steps by hand (torch SGD's weight decay, lr x decay^epoch)
+    gives the engine's weights."""
+    s = spec(N=32, batch_size=32, max_epochs=3, lr=0.05, lr_decay=0.5, weight_decay=0.01, momentum=0.9)
+    from deeptheory.run import ORDER, initial_model, stream, training_subset
+    import torch.nn.functional as F
+    model = initial_model(s, tiny)
+    x, y = training_subset(s, tiny)
+    order = stream(s.seed, ORDER)
+    buf = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for epoch in range(3):
+        perm = torch.randperm(s.N, generator=order)
+        model.zero_grad()
+        F.cross_entropy(model(x[perm]), y[perm]).backward()
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                buf[n] = 0.9 * buf[n] + p.grad + 0.01 * p
+                p -= 0.05 * 0.5 ** epoch * buf[n]
+    result = train_run(s, tiny)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(result.state_dict[n], p.detach(), rtol=1e-4, atol=1e-6)
 
 
 def test_subset_seed_fixes_the_subset_across_seeds(tiny):

@@ -84,3 +84,20 @@ def test_two_asked_data_sets_standing_in_as_one_train_one_grid():
     assert len(landscape) == len({s.run_id for s in landscape}) == 2 * 3
     assert {s.dataset for s in landscape} == {"fashion-mnist"}
     assert grid.dataset_used(plan.targets["t3-landscape"], offline["substitute"]) == ["fashion-mnist"] * 2
+
+
+def test_a_recipe_overrides_the_profile_train_settings_for_its_runs_only():
+    profile = {"seeds": [0], "label_seed": 0, "n_test": None,
+               "train": {"lr": 0.05, "momentum": 0.9, "batch_size": 128, "max_epochs": 300},
+               "recipes": {"gd": {"lr": 0.1, "momentum": 0.0, "batch_size": "full"},
+                           "zhang": {"lr": 0.01, "lr_decay": 0.95, "weight_decay": 5e-4}}}
+    tcfg = {"dataset": "cifar10", "model": "cnn3", "widths": [8], "N": [500], "labels": "natural",
+            "recipe": [None, "gd", "zhang"]}
+    plain, gd, zhang = grid.run_specs("m100-norm-loss", tcfg, profile)
+    assert (plain.recipe, plain.lr, plain.batch_size, plain.lr_decay) == (None, 0.05, 128, 1.0)
+    assert (gd.lr, gd.momentum, gd.batch_size, gd.max_epochs) == (0.1, 0.0, 500, 300)   # full batch: N
+    assert (zhang.lr, zhang.lr_decay, zhang.weight_decay, zhang.momentum) == (0.01, 0.95, 5e-4, 0.9)
+    assert len({plain.run_id, gd.run_id, zhang.run_id}) == 3 and gd.run_id.endswith("_rgd")
+    assert paths.pack_key(gd) != paths.pack_key(plain)   # a full batch is its own minibatch size
+    with pytest.raises(grid.ConfigError, match=r"recipe 'sgd'.*profiles.quick.recipes"):
+        grid.run_specs("m100-norm-loss", {**tcfg, "recipe": "sgd"}, profile, profile_name="quick")

@@ -30,7 +30,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     x, y = training_subset(spec, data)
     x_test, y_test = data.x_test[: spec.n_test], data.y_test[: spec.n_test]
     model = initial_model(spec, data)
-    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum)
+    opt = torch.optim.SGD(model.parameters(), lr=spec.lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     order = stream(spec.seed, ORDER)
     noise = stream(spec.seed, NOISE)
     params = list(model.parameters())
@@ -51,6 +51,8 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
 
     while not book.done:
         model.train()
+        for group in opt.param_groups:  # a schedule is a function of the epoch alone, so a resume sets it too
+            group["lr"] = spec.lr_at(book.epoch)
         perm = torch.randperm(spec.N, generator=order).to(device)
         wrong = loss_sum = 0.0
         for i in range(0, spec.N, spec.batch_size):

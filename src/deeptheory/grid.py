@@ -104,14 +104,31 @@ def check_grid(tid: str, tcfg: dict, profile_name: str) -> None:
                           f"(this target sweeps {sweep}), got {tcfg[fixed]}")
 
 
+def training_settings(profile: dict, recipe: str | None, profile_name: str = "<profile>") -> dict:
+    """The profile's default ``train`` settings, or those of its recipe ``recipe`` (a named
+    set of overrides: a target's own optimizer, schedule or plain GD)."""
+    if recipe is None:
+        return dict(profile["train"])
+    recipes = profile.get("recipes") or {}
+    if recipe not in recipes:
+        raise ConfigError(f"a target names recipe {recipe!r}, which config key profiles.{profile_name}.recipes "
+                          f"lacks (it has: {', '.join(recipes) or 'none'})")
+    return {**profile["train"], **recipes[recipe]}
+
+
 def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, stop: str = "zero",
-             noise: float = 0.0, subset_seed: int | None = None) -> RunSpec:
-    train = profile["train"]
+             noise: float = 0.0, subset_seed: int | None = None, recipe: str | None = None,
+             profile_name: str = "<profile>") -> RunSpec:
+    train = training_settings(profile, recipe, profile_name)
+    # "full": plain gradient descent, one batch of the whole training subset per step
+    batch = int(N) if train["batch_size"] == "full" else int(train["batch_size"])
     return RunSpec(dataset=dataset, model=model, width=int(width), N=int(N), labels=labels,
                    label_seed=int(profile["label_seed"]) if labels == "random" else 0, seed=int(seed),
                    init_scale=float(init_scale), lr=float(train["lr"]), momentum=float(train["momentum"]),
-                   batch_size=int(train["batch_size"]), n_test=profile.get("n_test"),
+                   batch_size=batch, n_test=profile.get("n_test"),
                    eval_every=int(train.get("eval_every", 5)), noise=float(noise), subset_seed=subset_seed,
+                   recipe=recipe, lr_decay=float(train.get("lr_decay", 1.0)),
+                   weight_decay=float(train.get("weight_decay", 0.0)),
                    **parse_stop(stop, train["max_epochs"]))
 
 
@@ -140,10 +157,11 @@ def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = Non
     except ValueError as err:
         raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.stop: {err}") from None
     specs = {}  # two asked data sets may stand for one used (offline): their runs are the same
-    for ds, w, n, labels, init, noise, (seed, sub) in itertools.product(
+    for ds, w, n, labels, init, noise, recipe, (seed, sub) in itertools.product(
             as_list(dataset_used(tcfg, substitute)), tcfg["widths"], tcfg["N"], as_list(tcfg["labels"]),
-            tcfg.get("init_scales", [1.0]), tcfg.get("noise", [0.0]), seeds_of(tcfg, profile)):
-        s = spec_for(ds, tcfg["model"], w, n, labels, init, seed, profile, stop, noise, sub)
+            tcfg.get("init_scales", [1.0]), tcfg.get("noise", [0.0]), as_list(tcfg.get("recipe")),
+            seeds_of(tcfg, profile)):
+        s = spec_for(ds, tcfg["model"], w, n, labels, init, seed, profile, stop, noise, sub, recipe, profile_name)
         specs.setdefault(s.run_id, s)
     return list(specs.values())
 

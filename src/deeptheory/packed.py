@@ -265,7 +265,7 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
     grads_of = vmap(grad(_loss_fn(template, amp, device_type), has_aux=True))
     sizes_of = [math.prod(shapes[k]) for k in names] if shapes else None
 
-    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, pos, running, x_train, noise=None):
+    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, wd, pos, running, x_train, noise=None):
         offsets = torch.arange(batch_size, device=pos.device)
         local = pos[:, None] + offsets[None, :]
         mask = local < sizes[:, None]
@@ -280,7 +280,8 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
             parts = dict(zip(names, rows.split(sizes_of, dim=1)))
         for k in names:
             shape = (-1,) + (1,) * (params[k].dim() - 1)
-            new_m[k] = momentum[k] * beta.view(shape) + grads[k]
+            # torch SGD's order: weight decay joins the gradient before the momentum buffer
+            new_m[k] = momentum[k] * beta.view(shape) + grads[k] + wd.view(shape) * params[k]
             new_p[k] = params[k] - lr.view(shape) * new_m[k]
             if sizes_of is not None:
                 new_p[k] = new_p[k] + parts[k].view(params[k].shape)
@@ -292,7 +293,7 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
 class _PackState:
     """The pack's tensors at one bucket size, and the step that advances them in place."""
 
-    FIELDS = ("order", "labels", "sizes", "lr", "beta", "pos", "running")
+    FIELDS = ("order", "labels", "sizes", "lr", "beta", "wd", "pos", "running")
 
     def __init__(self, slots: list[_Member | None], names, n_max: int, device, step_fn, data: Dataset,
                  options: PackOptions, sgdl: bool = False):
@@ -308,6 +309,7 @@ class _PackState:
         self.sizes = torch.zeros(P, dtype=torch.long, device=device)
         self.lr = torch.zeros(P, device=device)
         self.beta = torch.zeros(P, device=device)
+        self.wd = torch.zeros(P, device=device)
         self.pos = torch.zeros(P, dtype=torch.long, device=device)
         self.running = torch.zeros(P, 2, device=device)
         # SGDL runs in the pack: each slot's noise for every update of its current epoch.
@@ -317,7 +319,7 @@ class _PackState:
                       if sgdl else None)
         for i, m in enumerate(slots):
             if m is not None:
-                self.sizes[i], self.lr[i], self.beta[i] = m.spec.N, m.spec.lr, m.spec.momentum
+                self.sizes[i], self.beta[i], self.wd[i] = m.spec.N, m.spec.momentum, m.spec.weight_decay
         self.step_fn, self.options, self.graph = step_fn, options, None
         if options.graph:
             self.graph = self._capture()
@@ -327,7 +329,7 @@ class _PackState:
 
     def _advance(self) -> None:
         new_p, new_m, running, pos = self.step_fn(self.params, self.momentum, self.order, self.labels, self.sizes,
-                                                  self.lr, self.beta, self.pos, self.running, self.data.x_train,
+                                                  self.lr, self.beta, self.wd, self.pos, self.running, self.data.x_train,
                                                   self.noise)
         torch._foreach_copy_([*self.params.values(), *self.momentum.values(), self.running, self.pos],
                              [*new_p.values(), *new_m.values(), running, pos])
@@ -366,13 +368,14 @@ class _PackState:
         self.order[i, : m.spec.N].copy_(order)
         self.labels[i, : m.spec.N].copy_(labels)
         self.pos[i] = 0
+        self.lr[i] = m.spec.lr_at(m.book.epoch)
         self.running[i].zero_()
         if self.noise is not None:
             self.noise[i, : m.steps_per_epoch].copy_(m.next_epoch_noise(self.n_weights))
 
     def vacate(self, i: int) -> None:
         """A finished run's slot becomes padding: no data, no step, no noise."""
-        self.sizes[i], self.lr[i] = 0, 0.0
+        self.sizes[i], self.lr[i], self.wd[i] = 0, 0.0, 0.0
         if self.noise is not None:
             self.noise[i].zero_()
         self.slots[i] = None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}_{stop}{opts}"
 RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+", "N": "[0-9]+",
                  "labels": "natural|random", "init": "[0-9.e+-]+", "seed": "[0-9]+",
-                 "stop": r"zero|zero\+[0-9]+|e[0-9]+", "opts": r"(?:_sgdl[0-9.e+-]+)?(?:_d[0-9]+)?"}
+                 "stop": r"zero|zero\+[0-9]+|e[0-9]+", "opts": r"(?:_sgdl[0-9.e+-]+)?(?:_d[0-9]+)?(?:_r[a-z0-9]+)?"}
 
 # Run options, each written into the id only when it is not the plain default, so the ids
 # of plain SGD runs read as they always did:
@@ -29,6 +29,9 @@ RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+
 #              standard deviation s per weight (constant power: the same s at every step)
 #   _d<k>      the training subset is the one of seed k, not of the run's own seed (three
 #              minimizers of one training set from three inits and orders: memo073 eq. 15)
+#   _r<name>   training settings from the profile's recipe <name> (config key
+#              profiles.<profile>.recipes), not its default `train`: the id names the recipe,
+#              its values travel as spec fields like the default's
 
 # The stopping rule, as a target's config writes it (key ``stop``) and as the id carries it:
 #   zero     train until the training error is exactly 0, or the epoch cap
@@ -71,6 +74,9 @@ class RunSpec:
     eval_every: int = 5               # full train/test evaluation period, in epochs
     noise: float = 0.0               # SGDL: sd of the Gaussian added to every weight after each update
     subset_seed: int | None = None   # the seed whose subset the run trains on; None: its own seed
+    recipe: str | None = None        # the profile's named training settings these come from; None: its `train`
+    lr_decay: float = 1.0            # the learning rate of epoch e (from 0) is lr x lr_decay^e
+    weight_decay: float = 0.0        # torch SGD's: weight_decay x weight added to every gradient
 
     @property
     def run_id(self) -> str:
@@ -81,7 +87,12 @@ class RunSpec:
     @property
     def opts(self) -> str:
         return ((f"_sgdl{format_init(self.noise)}" if self.noise else "")
-                + (f"_d{self.subset_seed}" if self.subset_seed is not None else ""))
+                + (f"_d{self.subset_seed}" if self.subset_seed is not None else "")
+                + (f"_r{self.recipe}" if self.recipe is not None else ""))
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (0 is the first)."""
+        return self.lr * self.lr_decay ** epoch
 
     @property
     def data_seed(self) -> int:
@@ -118,8 +129,9 @@ def parse_run_id(run_id: str) -> dict:
     if not m:
         raise ValueError(f"not a run id: {run_id!r} (format {RUN_ID})")
     d = m.groupdict()
-    opts = re.match(r"(?:_sgdl(?P<noise>[0-9.e+-]+))?(?:_d(?P<subset>[0-9]+))?$", d["opts"])
+    opts = re.match(r"(?:_sgdl(?P<noise>[0-9.e+-]+))?(?:_d(?P<subset>[0-9]+))?(?:_r(?P<recipe>[a-z0-9]+))?$",
+                    d["opts"])
     return {"dataset": d["dataset"], "model": d["model"], "width": int(d["width"]), "N": int(d["N"]),
             "labels": d["labels"], "init_scale": float(d["init"]), "seed": int(d["seed"]), "stop": d["stop"],
             "noise": float(opts["noise"] or 0.0),
-            "subset_seed": int(opts["subset"]) if opts["subset"] is not None else None}
+            "subset_seed": int(opts["subset"]) if opts["subset"] is not None else None, "recipe": opts["recipe"]}
