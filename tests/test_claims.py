@@ -73,6 +73,17 @@ def test_runs_still_falling_at_the_cap_do_not_count_as_unable_to_fit():
 def test_fit_status():
     final = table("N", [1, 2, 3], [0.0, 0.2, 0.2], [0.5] * 3, falling=[0.9, 0.01, 0.2])
     assert list(C.fit_status(final, TOL)) == ["interpolated", "levelled", "not converged"]
+    final["diverged"] = [False, True, False]
+    assert list(C.fit_status(final, TOL)) == ["interpolated", "diverged", "not converged"]
+
+
+def test_a_diverged_run_does_not_count_as_unable_to_fit():
+    """A run whose loss overflowed stopped with a high train error that says nothing about
+    W: "does not fit past 2 W" leaves it out, and is not testable on it alone."""
+    final = table("N", NS, [0, 0, 0, 0.05, 0.9, 0.9], [0.40, 0.33, 0.25, 0.20, 0.9, 0.9], n_params=W)
+    final["diverged"] = [False] * 4 + [True, True]
+    row = {r["id"]: r for r in analyse("t3-err-vs-n", final)}["t3-err-vs-n:train-above-zero-from-2W"]
+    assert row["held"] is False and "not testable" in row["detail"] and "(diverged)" in row["detail"]
 
 
 def test_past_zero_variant_reads_the_same_checks_under_its_own_ids():

@@ -164,3 +164,13 @@ def test_subset_seed_fixes_the_subset_across_seeds(tiny):
     a, b = spec(seed=1, subset_seed=0), spec(seed=2, subset_seed=0)
     assert torch.equal(subset(a, tiny)[0], subset(b, tiny)[0])
     assert not torch.equal(subset(spec(seed=1), tiny)[0], subset(spec(seed=2), tiny)[0])
+
+
+def test_a_run_whose_loss_overflows_stops_marked_diverged(tiny):
+    """A learning rate far too large for the net: the loss goes non-finite, the run stops at
+    that epoch instead of training NaN weights to its cap, and its rows say so."""
+    s = spec(lr=1e6, max_epochs=50, eval_every=10)
+    result = train_run(s, tiny)
+    last = result.rows[-1]
+    assert last["diverged"] and last["final"] and last["epoch"] < 50
+    assert not any(r["diverged"] for r in train_run(spec(max_epochs=2), tiny).rows)

@@ -1,5 +1,7 @@
 """The packed path trains many runs in one pass with the single-run path's semantics."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -297,11 +299,13 @@ def test_recipes_pack_with_plain_runs_and_keep_their_single_run_numbers(tiny, tm
     """Weight decay and a per-epoch lr schedule are per run in a pack, and a resumed run
     picks its schedule up at its epoch."""
     runs = [spec(weight_decay=0.01, lr_decay=0.8, recipe="wd"), spec(N=50, seed=1, lr_decay=0.5, recipe="decay"),
-            MIXED[2]]
+            spec(N=40, seed=2, lr=0.5, grad_clip=0.3, recipe="clip"), MIXED[2]]
     packed = train_packed(runs, tiny, options=PackOptions(compile=False))
     assert_matches_single_runs(runs, packed, tiny)
-    kill_pack_at(9, tiny, tmp_path, runs[:2])
-    for s, b in zip(runs, train_packed(runs[:2], tiny, results_root=tmp_path)):
+    clipped, unclipped = packed[2], train_run(replace(runs[2], grad_clip=0.0), tiny)
+    assert not torch.allclose(clipped.state_dict["0.weight"], unclipped.state_dict["0.weight"], atol=1e-3)
+    kill_pack_at(9, tiny, tmp_path, runs[:3])
+    for s, b in zip(runs, train_packed(runs[:3], tiny, results_root=tmp_path)):
         assert b.resumed_from_epoch > 0
         np.testing.assert_allclose([r["train_loss"] for r in b.rows],
                                    [r["train_loss"] for r in train_run(s, tiny).rows], rtol=1e-4)

@@ -134,22 +134,30 @@ def beyond_threshold(cid, text, points: pd.DataFrame, x: str, col: str, threshol
 
 # --- fitting, where it bites: at W ------------------------------------------------------
 
+# Runs whose end says nothing about whether the net can fit the data: left out of the claims
+# that read "does not fit", and counted.
+UNSETTLED = ("not converged", "diverged")
+
+
 def fit_status(final: pd.DataFrame, tol: Tolerances) -> pd.Series:
     """Per run: 'interpolated' (train error exactly 0), 'levelled' (stopped at its cap with
     the loss no longer falling by more than ``still_falling`` over its last fifth of
-    epochs) or 'not converged' (still falling: it says nothing about whether it could fit)."""
+    epochs), 'not converged' (still falling: it says nothing about whether it could fit) or
+    'diverged' (its loss became non-finite and training stopped)."""
     drop = final["loss_drop_last_fifth"].astype(float).fillna(float("inf"))
-    status = np.where(final["train_err"] == 0, "interpolated",
-                      np.where(drop > tol.still_falling, "not converged", "levelled"))
+    diverged = final["diverged"].fillna(False).astype(bool) if "diverged" in final else False
+    status = np.where(diverged, "diverged", np.where(final["train_err"] == 0, "interpolated",
+                      np.where(drop > tol.still_falling, "not converged", "levelled")))
     return pd.Series(status, index=final.index)
 
 
 def _excluded(sel: pd.DataFrame, status: pd.Series) -> str:
-    out = sel[status.loc[sel.index] == "not converged"]
+    out = sel[status.loc[sel.index].isin(UNSETTLED)]
     if out.empty:
         return "no run excluded"
-    return (f"{len(out)} run(s) left out as not converged (loss still falling > still_falling at the cap): "
-            + ", ".join(f"N={n} W={w}" for n, w in zip(out["N"], out["n_params"])))
+    return (f"{len(out)} run(s) left out as not converged (loss still falling > still_falling at the cap) "
+            f"or diverged (loss not finite): "
+            + ", ".join(f"N={n} W={w} ({st})" for n, w, st in zip(out["N"], out["n_params"], status.loc[out.index])))
 
 
 def does_not_fit(cid, text, final: pd.DataFrame, where: pd.Series, where_text: str, tol: Tolerances) -> dict:
@@ -157,7 +165,7 @@ def does_not_fit(cid, text, final: pd.DataFrame, where: pd.Series, where_text: s
     ``train_zero``; runs still falling at their cap are left out and counted."""
     status = fit_status(final, tol)
     sel = final[where]
-    used = sel[status.loc[sel.index] != "not converged"]
+    used = sel[~status.loc[sel.index].isin(UNSETTLED)]
     if used.empty:
         return claim(cid, text, False, f"no converged run with {where_text} ({len(sel)} in the grid)",
                      f"not testable on this grid: needs a converged run with {where_text}; {_excluded(sel, status)}")
@@ -173,7 +181,7 @@ def first_unfit_near_w(cid, text, final: pd.DataFrame, W: int, tol: Tolerances) 
     [W / fit_boundary_factor, fit_boundary_factor x W]."""
     f = tol.fit_boundary_factor
     status = fit_status(final, tol)
-    used = final[status != "not converged"]
+    used = final[~status.isin(UNSETTLED)]
     pts = used.groupby("N")["train_err"].mean().sort_index()
     unfit = pts[pts > tol.train_zero]
     lo, hi = W / f, W * f
@@ -194,7 +202,7 @@ def near_chance_at_largest_n(cid, text, final: pd.DataFrame, W: int, tol: Tolera
     n_max = int(final["N"].max())
     chance = 1 - 1 / int(final["num_classes"].iloc[0])
     need = tol.fit_boundary_factor * W
-    at = final[(final["N"] == n_max) & (status != "not converged")]
+    at = final[(final["N"] == n_max) & ~status.isin(UNSETTLED)]
     bar = tol.chance_fraction * chance
     if n_max < need or at.empty:
         why = f"largest N = {n_max} < {need:.0f}" if n_max < need else "its runs did not converge"

@@ -61,6 +61,8 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             loss = F.cross_entropy(out, y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if spec.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, spec.grad_clip)
             opt.step()
             if spec.noise:  # SGDL (memo073 eq. 5): isotropic Gaussian of constant power on the update
                 with torch.no_grad():

@@ -128,7 +128,7 @@ def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, 
                    batch_size=batch, n_test=profile.get("n_test"),
                    eval_every=int(train.get("eval_every", 5)), noise=float(noise), subset_seed=subset_seed,
                    recipe=recipe, lr_decay=float(train.get("lr_decay", 1.0)),
-                   weight_decay=float(train.get("weight_decay", 0.0)),
+                   weight_decay=float(train.get("weight_decay", 0.0)), grad_clip=float(train.get("grad_clip", 0.0)),
                    **parse_stop(stop, train["max_epochs"]))
 
 

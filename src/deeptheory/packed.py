@@ -265,13 +265,17 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
     grads_of = vmap(grad(_loss_fn(template, amp, device_type), has_aux=True))
     sizes_of = [math.prod(shapes[k]) for k in names] if shapes else None
 
-    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, wd, pos, running, x_train, noise=None):
+    def step(params: dict, momentum: dict, order, labels, sizes, lr, beta, wd, clip, pos, running, x_train,
+             noise=None):
         offsets = torch.arange(batch_size, device=pos.device)
         local = pos[:, None] + offsets[None, :]
         mask = local < sizes[:, None]
         local = torch.where(mask, local, 0)
         xb = x_train[order.gather(1, local)]                       # (runs, B, C, H, W)
         grads, stats = grads_of(params, xb, labels.gather(1, local), mask.float())
+        # Gradient-norm clipping per run, as torch.nn.utils.clip_grad_norm_ (clip 0: none)
+        norm = torch.stack([g.flatten(1).square().sum(1) for g in grads.values()]).sum(0).sqrt()
+        scale = torch.where(clip > 0, (clip / (norm + 1e-6)).clamp(max=1.0), torch.ones_like(norm))
         new_m, new_p = {}, {}
         if sizes_of is not None:
             # A vacated slot's pos runs on past its block: clamp (its noise row is zero).
@@ -281,7 +285,7 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
         for k in names:
             shape = (-1,) + (1,) * (params[k].dim() - 1)
             # torch SGD's order: weight decay joins the gradient before the momentum buffer
-            new_m[k] = momentum[k] * beta.view(shape) + grads[k] + wd.view(shape) * params[k]
+            new_m[k] = momentum[k] * beta.view(shape) + grads[k] * scale.view(shape) + wd.view(shape) * params[k]
             new_p[k] = params[k] - lr.view(shape) * new_m[k]
             if sizes_of is not None:
                 new_p[k] = new_p[k] + parts[k].view(params[k].shape)
@@ -293,7 +297,7 @@ def make_step(template: torch.nn.Module, names: list[str], batch_size: int, amp:
 class _PackState:
     """The pack's tensors at one bucket size, and the step that advances them in place."""
 
-    FIELDS = ("order", "labels", "sizes", "lr", "beta", "wd", "pos", "running")
+    FIELDS = ("order", "labels", "sizes", "lr", "beta", "wd", "clip", "pos", "running")
 
     def __init__(self, slots: list[_Member | None], names, n_max: int, device, step_fn, data: Dataset,
                  options: PackOptions, sgdl: bool = False):
@@ -310,6 +314,7 @@ class _PackState:
         self.lr = torch.zeros(P, device=device)
         self.beta = torch.zeros(P, device=device)
         self.wd = torch.zeros(P, device=device)
+        self.clip = torch.zeros(P, device=device)
         self.pos = torch.zeros(P, dtype=torch.long, device=device)
         self.running = torch.zeros(P, 2, device=device)
         # SGDL runs in the pack: each slot's noise for every update of its current epoch.
@@ -320,6 +325,7 @@ class _PackState:
         for i, m in enumerate(slots):
             if m is not None:
                 self.sizes[i], self.beta[i], self.wd[i] = m.spec.N, m.spec.momentum, m.spec.weight_decay
+                self.clip[i] = m.spec.grad_clip
         self.step_fn, self.options, self.graph = step_fn, options, None
         if options.graph:
             self.graph = self._capture()
@@ -329,7 +335,8 @@ class _PackState:
 
     def _advance(self) -> None:
         new_p, new_m, running, pos = self.step_fn(self.params, self.momentum, self.order, self.labels, self.sizes,
-                                                  self.lr, self.beta, self.wd, self.pos, self.running, self.data.x_train,
+                                                  self.lr, self.beta, self.wd, self.clip, self.pos, self.running,
+                                                  self.data.x_train,
                                                   self.noise)
         torch._foreach_copy_([*self.params.values(), *self.momentum.values(), self.running, self.pos],
                              [*new_p.values(), *new_m.values(), running, pos])

@@ -101,6 +101,8 @@ def loss_drop_last_fifth(curve: list[float]) -> float:
     if len(curve) < 5:
         return float("nan")
     window = np.asarray(curve[-max(2, len(curve) // 5):], float)
+    if not np.isfinite(window).all():  # a diverged run has no trend to read
+        return float("nan")
     mean = float(window.mean())
     if mean <= 0:
         return 0.0
@@ -129,6 +131,7 @@ class RunBook:
         self.done = bool(self.rows) and self.rows[-1]["final"] or self.epoch >= spec.epoch_cap
         # The epoch the training error was first found exactly 0 (its rows say so on resume).
         self.zero_epoch = next((r["epoch"] for r in self.rows if r["train_err"] == 0.0), None)
+        self.diverged = any(r.get("diverged", False) for r in self.rows)
 
     @property
     def wall(self) -> float:
@@ -138,7 +141,7 @@ class RunBook:
         row = {"epoch": self.epoch, "train_loss": train[0], "train_err": train[1], "test_loss": test[0],
                "test_err": test[1], "interpolated": train[1] == 0.0, "final": final,
                "first_zero_epoch": self.zero_epoch, "loss_drop_last_fifth": loss_drop_last_fifth(self.loss_curve),
-               "wall_s": self.wall}
+               "diverged": self.diverged, "wall_s": self.wall}
         self.rows.append(row)
         log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
                  self.spec.epoch_cap, train[0], train[1], test[1])
@@ -151,6 +154,13 @@ class RunBook:
         cap = spec.epoch_cap
         stop_due = self.zero_epoch is not None and self.epoch >= self.zero_epoch + spec.past_zero
         maybe_fit = spec.stop_at_zero and self.zero_epoch is None and wrong == 0
+        # A non-finite loss (activations that overflow: the polynomial net's x^10 outside its
+        # fit interval) leaves weights that cannot recover: the run stops, marked diverged.
+        self.diverged = not np.isfinite(loss_sum)
+        if self.diverged:
+            self.done = True
+            self.record(eval_train(), eval_test(), True)
+            return True
         if maybe_fit or stop_due or self.epoch % spec.eval_every == 0 or self.epoch == cap:
             train = eval_train()
             if spec.stop_at_zero and self.zero_epoch is None and train[1] == 0.0:

@@ -77,6 +77,7 @@ class RunSpec:
     recipe: str | None = None        # the profile's named training settings these come from; None: its `train`
     lr_decay: float = 1.0            # the learning rate of epoch e (from 0) is lr x lr_decay^e
     weight_decay: float = 0.0        # torch SGD's: weight_decay x weight added to every gradient
+    grad_clip: float = 0.0           # > 0: rescale a minibatch gradient whose norm (all weights) exceeds this to it
 
     @property
     def run_id(self) -> str:

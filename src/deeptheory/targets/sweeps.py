@@ -26,9 +26,9 @@ def _setup(final: pd.DataFrame, fixed: str) -> str:
 
 
 def _with_fit_status(final: pd.DataFrame, pts: pd.DataFrame, x: str, tol) -> pd.DataFrame:
-    """Per grid point: how many runs interpolated, levelled off, or were still falling."""
+    """Per grid point: how many runs interpolated, levelled off, were still falling, or diverged."""
     status = C.fit_status(final, tol)
-    counts = pd.crosstab(final[x], status).reindex(columns=["interpolated", "levelled", "not converged"],
+    counts = pd.crosstab(final[x], status).reindex(columns=["interpolated", "levelled", "not converged", "diverged"],
                                                     fill_value=0)
     return pts.drop(columns=["interpolated"]).merge(
         counts.rename(columns={"not converged": "not_converged"}), left_on=x, right_index=True)
