@@ -83,7 +83,9 @@ def test_a_diverged_run_does_not_count_as_unable_to_fit():
     final = table("N", NS, [0, 0, 0, 0.05, 0.9, 0.9], [0.40, 0.33, 0.25, 0.20, 0.9, 0.9], n_params=W)
     final["diverged"] = [False] * 4 + [True, True]
     row = {r["id"]: r for r in analyse("t3-err-vs-n", final)}["t3-err-vs-n:train-above-zero-from-2W"]
-    assert row["held"] is False and "not testable" in row["detail"] and "(diverged)" in row["detail"]
+    assert row["held"] is False and "not testable" in row["detail"] and "2 diverged run(s) left out" in row["detail"]
+    # No other check reads them either: test error "falls" on the settled runs alone.
+    assert {r["id"]: r for r in analyse("t3-err-vs-n", final)}["t3-err-vs-n:test-falls"]["held"] is True
 
 
 def test_past_zero_variant_reads_the_same_checks_under_its_own_ids():
@@ -210,3 +212,17 @@ def test_poly_net_that_cannot_fit_fails_the_puzzles():
     assert not v["err-vs-n/train-zero-below-W"] and not v["err-vs-n-random/first-unfit-N-near-W"]
     assert not v["err-vs-w/train-zero-at-first-W-past-N"] and not v["err-vs-w/test-no-rise-above-N"]
     assert not v["err-vs-n/test-falls"]
+
+
+def test_poly_runs_that_diverged_are_counted_and_read_by_no_check():
+    runs = poly_runs([0, 0, 0, 0.05, 0.08, 0.10], [0.40, 0.33, 0.25, 0.20, 0.16, 0.14],
+                     [0, 0, 0, 0.4, 0.6, 0.8], [0.9] * 6, [0.3, 0.1, 0.0, 0.0], [0.40, 0.35, 0.30, 0.29])
+    runs["diverged"] = runs["labels"].eq("random")            # every random-label run overflowed
+    out = get("t3-poly").build(Inputs("t3-poly", POLY_CFG, TOL, runs=runs, requested="cifar10", used="cifar10"))
+    rows = {r["id"].split(":", 1)[1]: r for r in out.claims}
+    random = [r for k, r in rows.items() if k.startswith("err-vs-n-random/")]
+    assert len(random) == 3 and all(not r["held"] and "all 6 run(s) of this sweep diverged" in r["measured"]
+                                    for r in random)
+    assert all(r["held"] for k, r in rows.items() if not k.startswith("err-vs-n-random/"))
+    counts = out.table[out.table["sweep"] == "random"]
+    assert counts["diverged"].sum() == 6 and counts["train_err"].isna().all()

@@ -166,6 +166,25 @@ def test_subset_seed_fixes_the_subset_across_seeds(tiny):
     assert not torch.equal(subset(spec(seed=1), tiny)[0], subset(spec(seed=2), tiny)[0])
 
 
+def test_plain_gradient_descent_trains_checkpoints_and_resumes(tiny, tmp_path):
+    """Momentum 0 and one batch of the whole subset (recipe batch_size: full): torch keeps no
+    momentum buffer, and the checkpoint still holds one (zeros) for the packed path."""
+    s = spec(N=32, batch_size=32, momentum=0.0, max_epochs=4, eval_every=1)
+    straight = train_run(s, tiny)
+    ckpt = tmp_path / "run.pt"
+
+    def kill_after_two(epoch):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(s, tiny, checkpoint=ckpt, on_epoch_end=kill_after_two)
+    resumed = train_run(s, tiny, checkpoint=ckpt)
+    assert resumed.resumed_from_epoch == 2
+    assert [r["train_loss"] for r in resumed.rows] == [r["train_loss"] for r in straight.rows]
+    assert straight.rows[-1]["train_loss"] < straight.rows[0]["train_loss"]
+
+
 def test_a_run_whose_loss_overflows_stops_marked_diverged(tiny):
     """A learning rate far too large for the net: the loss goes non-finite, the run stops at
     that epoch instead of training NaN weights to its cap, and its rows say so."""

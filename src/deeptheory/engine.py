@@ -74,7 +74,9 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
         model.eval()
         book.end_epoch(int(wrong), loss_sum, eval_train, eval_test)
         book.save(checkpoint, dict(model.named_parameters()),
-                  {n: opt.state[p]["momentum_buffer"] for n, p in model.named_parameters()}, order, noise)
+                  # plain GD (momentum 0) keeps no buffer: its momentum is zero
+                  {n: opt.state[p].get("momentum_buffer", torch.zeros_like(p)) for n, p in model.named_parameters()},
+                  order, noise)
         if on_epoch_end is not None:
             on_epoch_end(book.epoch)
     book.finish(eval_train, eval_test)

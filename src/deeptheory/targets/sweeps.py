@@ -20,6 +20,29 @@ def final_rows(inp: Inputs) -> pd.DataFrame:
     return runs[runs["final"].astype(bool)].reset_index(drop=True)
 
 
+def diverged(final: pd.DataFrame) -> pd.Series:
+    """The runs whose loss went non-finite (metrics written before the rule have no column)."""
+    if "diverged" not in final:
+        return pd.Series(False, index=final.index)
+    return final["diverged"].fillna(False).astype(bool)
+
+
+def settled(final: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose end says something about the net: a diverged run's errors are those of
+    overflowed weights, so no check reads them (the table counts them)."""
+    return final[~diverged(final)].reset_index(drop=True)
+
+
+def with_diverged_noted(claims: list[dict], final: pd.DataFrame) -> list[dict]:
+    out = final[diverged(final)]
+    if out.empty:
+        return claims
+    note = (f"; {len(out)} diverged run(s) left out (loss not finite): "
+            + ", ".join(f"N={r.N} W={r.n_params}" + (f" {r.labels}" if "labels" in out else "")
+                        for r in out.itertuples()))
+    return [{**c, "detail": c["detail"] + note} for c in claims]
+
+
 def _setup(final: pd.DataFrame, fixed: str) -> str:
     return (f"model {final['model'].iloc[0]}; {fixed}; {final['seed'].nunique()} seed(s), "
             f"final rows of {len(final)} runs")
@@ -30,36 +53,40 @@ def _with_fit_status(final: pd.DataFrame, pts: pd.DataFrame, x: str, tol) -> pd.
     status = C.fit_status(final, tol)
     counts = pd.crosstab(final[x], status).reindex(columns=["interpolated", "levelled", "not converged", "diverged"],
                                                     fill_value=0)
+    # outer: a grid point whose runs all diverged has no errors, but keeps its row and counts
     return pts.drop(columns=["interpolated"]).merge(
-        counts.rename(columns={"not converged": "not_converged"}), left_on=x, right_index=True)
+        counts.rename(columns={"not converged": "not_converged"}), left_on=x, right_index=True, how="outer")
 
 
 def _n_sweep(inp: Inputs, claims_of, chance: float | None = None) -> Outcome:
-    final = final_rows(inp)
-    W = int(final["n_params"].iloc[0])
+    every = final_rows(inp)
+    final = settled(every)
+    W = int(every["n_params"].iloc[0])
     pts = C.by_point(final, "N")
-    table = _with_fit_status(final, pts, "N", inp.tol)
+    table = _with_fit_status(every, pts, "N", inp.tol)
     table.insert(1, "N_over_W", table["N"] / W)
 
     def draw(caption, png, pdf):
         plots.error_sweep(final, "N", "training-set size N", caption, png, pdf, marker=W,
                           marker_label=f"N = W = {W:,}", chance=chance)
-    return Outcome(table, claims_of(final, pts, W), draw, _setup(final, f"W = {W:,} weights"))
+    return Outcome(table, with_diverged_noted(claims_of(final, pts, W), every), draw,
+                   _setup(every, f"W = {W:,} weights"))
 
 
 def _width_sweep(inp: Inputs, claims_of, x: str, xlabel: str, marker_of) -> Outcome:
-    final = final_rows(inp)
-    N = int(final["N"].iloc[0])
+    every = final_rows(inp)
+    final = settled(every)
+    N = int(every["N"].iloc[0])
     pts = C.by_point(final, "n_params")
-    pts.insert(0, "width", final.groupby("n_params")["width"].first().reindex(pts["n_params"]).values)
-    table = _with_fit_status(final, pts, "n_params", inp.tol)
+    pts.insert(0, "width", every.groupby("n_params")["width"].first().reindex(pts["n_params"]).values)
+    table = _with_fit_status(every, pts, "n_params", inp.tol)
     table.insert(2, "W_over_N", table["n_params"] / N)
     marker, marker_label = marker_of(final, N)
 
     def draw(caption, png, pdf):
         plots.error_sweep(final, x, xlabel, caption, png, pdf, marker=marker, marker_label=marker_label,
                           scales=("log", "linear") if x == "n_params" else ("log",))
-    return Outcome(table, claims_of(final, pts, N), draw, _setup(final, f"N = {N:,}"))
+    return Outcome(table, with_diverged_noted(claims_of(final, pts, N), every), draw, _setup(every, f"N = {N:,}"))
 
 
 def _err_vs_n_claims(tol):
@@ -137,28 +164,42 @@ def _renamed(rows: list[dict], old: str, new: str) -> list[dict]:
     return [{**c, "id": c["id"].replace(old, new, 1)} for c in rows]
 
 
+def _part_claims(claims_of, final: pd.DataFrame, every: pd.DataFrame, x: str, ref, old: str, new: str) -> list[dict]:
+    """One sweep's claims under t3-poly's ids; if every run of the sweep diverged, each of
+    them is not testable (the diverged rows only name the claims)."""
+    if final.empty:
+        return [{**c, "held": False, "measured": f"not testable: all {len(every)} run(s) of this sweep diverged",
+                 "detail": "needs runs whose loss stayed finite"}
+                for c in _renamed(claims_of(every, C.by_point(every, x), ref), old, new)]
+    return with_diverged_noted(_renamed(claims_of(final, C.by_point(final, x), ref), old, new), every)
+
+
 def poly(inp: Inputs) -> Outcome:
     """memo073 Figs 22-24: the polynomial net (ReLU replaced by its degree-10 fit) against the
     three puzzles, by the ReLU net's own checks: error vs N with natural labels (t3-err-vs-n)
     and with random labels (t3-err-vs-n-random) at the first width, error vs W at the N of
-    the second grid (t3-err-vs-w). Each claim reads ``t3-poly:<the ReLU claim's target>/<name>``."""
+    the first of ``grids`` (t3-err-vs-w). Each claim reads ``t3-poly:<the ReLU claim's target>/<name>``.
+    Runs that diverged are counted in the table and read by no check."""
     from ..models import POLY_INTERVAL, POLY_RELU
 
-    tol, cfg, final = inp.tol, inp.cfg, final_rows(inp)
+    tol, cfg, every = inp.tol, inp.cfg, final_rows(inp)
     width, N0, w_grid = cfg["widths"][0], cfg["grids"][0]["N"][0], cfg["grids"][0]["widths"]
-    at_width = final[final["width"] == width]
-    natural, random = (at_width[at_width["labels"] == k].reset_index(drop=True) for k in ("natural", "random"))
-    by_w = final[(final["N"] == N0) & (final["labels"] == "natural") & final["width"].isin(w_grid)].reset_index(drop=True)
-    W = int(at_width["n_params"].iloc[0])
-    chance = 1 - 1 / int(final["num_classes"].iloc[0])
-    parts = {"natural": (natural, "N", C.by_point(natural, "N")), "random": (random, "N", C.by_point(random, "N")),
-             "width": (by_w, "n_params", C.by_point(by_w, "n_params"))}
-    claims = (_renamed(_err_vs_n_claims(tol)(natural, parts["natural"][2], W), "t3-err-vs-n:", "t3-poly:err-vs-n/")
-              + _renamed(_err_vs_n_random_claims(tol)(random, parts["random"][2], W), "t3-err-vs-n-random:",
-                         "t3-poly:err-vs-n-random/")
-              + _renamed(_err_vs_w_claims(tol)(by_w, parts["width"][2], N0), "t3-err-vs-w:", "t3-poly:err-vs-w/"))
-    table = pd.concat([pts.assign(sweep=name, labels="random" if name == "random" else "natural")
-                       for name, (_, _, pts) in parts.items()], ignore_index=True)
+    sweeps = {"natural": (every["width"] == width) & (every["labels"] == "natural"),
+              "random": (every["width"] == width) & (every["labels"] == "random"),
+              "width": (every["N"] == N0) & (every["labels"] == "natural") & every["width"].isin(w_grid)}
+    rows = {k: every[sel].reset_index(drop=True) for k, sel in sweeps.items()}
+    natural, random, by_w = (settled(rows[k]) for k in ("natural", "random", "width"))
+    W = int(every.loc[every["width"] == width, "n_params"].iloc[0])
+    chance = 1 - 1 / int(every["num_classes"].iloc[0])
+    claims = (_part_claims(_err_vs_n_claims(tol), natural, rows["natural"], "N", W, "t3-err-vs-n:", "t3-poly:err-vs-n/")
+              + _part_claims(_err_vs_n_random_claims(tol), random, rows["random"], "N", W, "t3-err-vs-n-random:",
+                             "t3-poly:err-vs-n-random/")
+              + _part_claims(_err_vs_w_claims(tol), by_w, rows["width"], "n_params", N0, "t3-err-vs-w:",
+                             "t3-poly:err-vs-w/"))
+    x_of = {"natural": "N", "random": "N", "width": "n_params"}
+    table = pd.concat([_with_fit_status(rows[k], C.by_point(settled(rows[k]), x_of[k]), x_of[k], tol)
+                       .assign(sweep=k, labels="random" if k == "random" else "natural") for k in rows],
+                      ignore_index=True)
     table["poly_interval"] = POLY_INTERVAL
     table["poly_coefficients"] = " ".join(f"{c:.6g}" for c in POLY_RELU)
 
