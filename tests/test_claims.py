@@ -107,6 +107,10 @@ def test_err_vs_n_random_holds_and_fails():
     bad = table("N", NS, [0.4, 0.5, 0.5, 0.3, 0.3, 0.3], [0.60, 0.91, 0.89, 0.90, 0.90, 0.90], n_params=W)
     v = verdicts(analyse("t3-err-vs-n-random", bad))
     assert v == {"test-at-chance": False, "first-unfit-N-near-W": False, "train-near-chance-at-largest-N": False}
+    # Every run still falling at the cap: nothing says where fitting stops.
+    falling = table("N", NS, [0.05] * 6, [0.90] * 6, n_params=W, falling=[0.5] * 6)
+    row = {r["id"]: r for r in analyse("t3-err-vs-n-random", falling)}["t3-err-vs-n-random:first-unfit-N-near-W"]
+    assert row["held"] is False and row["measured"].startswith("not testable: no converged run")
     # Fitting everything, even at 4 W, also breaks "first leaves 0 near W".
     late = table("N", NS, [0] * 6, [0.90] * 6, n_params=W)
     assert verdicts(analyse("t3-err-vs-n-random", late))["first-unfit-N-near-W"] is False

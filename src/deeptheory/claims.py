@@ -185,6 +185,10 @@ def first_unfit_near_w(cid, text, final: pd.DataFrame, W: int, tol: Tolerances) 
     pts = used.groupby("N")["train_err"].mean().sort_index()
     unfit = pts[pts > tol.train_zero]
     lo, hi = W / f, W * f
+    if pts.empty:
+        return claim(cid, text, False, f"not testable: no converged run ({len(final)} in the grid)",
+                     f"needs converged runs to find the first N with train err > {tol.train_zero}; "
+                     f"{_excluded(final, status)}")
     if unfit.empty:
         return claim(cid, text, False, f"train err <= {tol.train_zero} at every converged N up to {pts.index.max()}",
                      f"fails unless the first N with train err > {tol.train_zero} lies in [{lo:.0f}, {hi:.0f}]; "
