@@ -11,6 +11,13 @@
   no pooling, and a linear layer; bias in the first layer only.
 - ``polyconv5``: memo073 Figs 21-24, ``allconv5`` with every ReLU replaced by its degree-10
   polynomial fit (:data:`POLY_RELU`): a polynomial network of the same architecture.
+- ``convnet``, ``localnet``, ``fcnet``: slides-locality, convolutional vs locally connected vs
+  fully connected nets of one depth (``deeptheory.locality``).
+- ``hcnn``, ``hcnnu``, ``hcnnwn``, ``hcnnbn``: m90-normalization, a bias-free homogeneous
+  ReLU CNN plain, from an unbalanced init, weight- and batch-normalized
+  (``deeptheory.normalization``).
+- ``mlp``, ``alexnet``, ``inception``, ``wrn``, ``cudaconvnet``, ``resnet``: t3-archs and
+  slides-zhang-table, Zhang et al.'s (2017) CIFAR-10 architectures (``deeptheory.archs``).
 """
 
 from __future__ import annotations
@@ -21,14 +28,21 @@ import numpy as np
 import torch
 from torch import nn
 
-FAMILIES = ("allconv5", "cnn5", "cnn3", "polyconv5")
+from . import archs, locality, normalization
+from .locality import LocallyConnected2d
+
+FAMILIES = ("allconv5", "cnn5", "cnn3", "polyconv5", *locality.BUILDERS, *normalization.BUILDERS,
+            *archs.BUILDERS)
 
 # memo073 section 9.10: "all the RELU's replaced by a univariate polynomial approximation of
-# degree 10". Ours: the least-squares fit of max(x, 0) at 2,001 Chebyshev points of [-4, 4]
-# (max error 0.116, at 0). The interval covers the pre-activations of these nets at init
-# (standardised inputs, default init: unit-order values that shrink with depth); outside it
-# the polynomial grows like x^10, which is the polynomial net's own behaviour, not clipped.
-POLY_INTERVAL = 4.0
+# degree 10". Ours: the least-squares fit of max(x, 0) at 2,001 Chebyshev points of [-12, 12]
+# (max error 0.347, at 0: p(0) = 0.347, a smooth ReLU). The memo gives no interval. A
+# narrower one fits ReLU better near 0 but leaves the pre-activations SGD reaches: outside
+# it the polynomial grows like x^10 (the fit on [-4, 4] gives p(8) = 6,071) and the next
+# layer overflows; with [-4, 4] every quick run but one diverged within 26 epochs, with
+# [-8, 8] a run at N = 4,000 did by epoch 3 (docs/CATALOG.md, t3-poly). Not clipped: the
+# polynomial is the net's own activation everywhere.
+POLY_INTERVAL = 12.0
 POLY_DEGREE = 10
 _nodes = np.cos(np.linspace(0.0, np.pi, 2001)) * POLY_INTERVAL
 POLY_RELU = tuple(float(c) for c in np.polynomial.polynomial.polyfit(_nodes, np.maximum(_nodes, 0.0), POLY_DEGREE))
@@ -86,7 +100,8 @@ def polyconv5(width: int, input_shape, num_classes: int) -> nn.Sequential:
     return allconv5(width, input_shape, num_classes, activation=PolyReLU)
 
 
-_BUILDERS = {"allconv5": allconv5, "cnn5": cnn5, "cnn3": cnn3, "polyconv5": polyconv5}
+_BUILDERS = {"allconv5": allconv5, "cnn5": cnn5, "cnn3": cnn3, "polyconv5": polyconv5, **locality.BUILDERS,
+             **normalization.BUILDERS, **archs.BUILDERS}
 
 
 def build(family: str, width: int, input_shape, num_classes: int) -> nn.Module:
@@ -101,7 +116,10 @@ def n_params(model: nn.Module) -> int:
 
 def n_neurons(family: str, width: int) -> int:
     """Hidden units counted as channels, the x axis of memo100 Fig 4."""
-    return {"allconv5": 4 * width, "cnn5": 6 * width, "cnn3": 2 * width, "polyconv5": 4 * width}[family]
+    return {"allconv5": 4 * width, "cnn5": 6 * width, "cnn3": 2 * width, "polyconv5": 4 * width,
+            **{f: locality.DEPTH * width for f in locality.BUILDERS},
+            **{f: 2 * width for f in normalization.BUILDERS},
+            **{f: archs.n_neurons(f, width) for f in archs.BUILDERS}}[family]
 
 
 @torch.no_grad()
@@ -110,13 +128,19 @@ def init_params(model: nn.Module, seed: int, scale: float = 1.0) -> None:
     times ``scale`` (memo073 Fig 17 compares init x1 with x10).
 
     Drawing from a per-run generator, not the global one, keeps a run's init the same
-    whether it trains alone or packed with others.
+    whether it trains alone or packed with others. A model with a ``finish_init`` method
+    finishes its own init after the draws (``deeptheory.normalization``: balanced or
+    unbalanced layer norms, weight-normalization gains).
     """
     gen = torch.Generator().manual_seed(int(seed))
     for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            fan_in = module.weight[0].numel()
+        if isinstance(module, (nn.Conv2d, nn.Linear, LocallyConnected2d)):
+            # A locally connected layer's weight[0] is every filter of one position: its
+            # unit's fan-in is one filter, as for the convolution it unshares.
+            fan_in = module.fan_in if isinstance(module, LocallyConnected2d) else module.weight[0].numel()
             bound = scale / math.sqrt(fan_in)
             module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 * bound - bound)
             if module.bias is not None:
                 module.bias.copy_(torch.rand(module.bias.shape, generator=gen) * 2 * bound - bound)
+    if hasattr(model, "finish_init"):
+        model.finish_init()

@@ -73,3 +73,91 @@ def train_homogeneous(X, y, widths: list[int], loss: str, steps: int, eta: float
             for W, g in zip(weights, grads):
                 W -= eta * g
     return records
+
+
+# --- memo090: plain GD vs weight and batch normalization (m90-normalization) -------------------
+
+NORMALIZATIONS = ("plain", "wn", "bn")
+BN_EPS = 1e-5  # added to a unit's batch mean square, as torch's BatchNorm adds it to the variance
+
+
+def normalized_params(weights, method: str, x) -> dict:
+    """The trained parameters of ``method`` from the weights of :func:`relu_net`, each
+    starting as the plain net of ``weights``: plain, the W_k themselves; ``wn``, V_k = W_k and
+    one gain g_k = |W_k|_F per layer (W_k = g_k V_k / |V_k|_F); ``bn``, V_k = W_k and a scale
+    gamma per hidden unit, the batch RMS of its pre-activation on ``x`` (so that gamma / sigma
+    = 1, see :func:`normalized_forward`)."""
+    leaf = lambda t: t.detach().clone().requires_grad_()  # noqa: E731
+    if method == "plain":
+        return {"W": [leaf(W) for W in weights]}
+    if method == "wn":
+        return {"V": [leaf(W) for W in weights], "g": [leaf(W.norm().reshape(1)) for W in weights]}
+    if method == "bn":
+        gammas, h = [], x
+        with torch.no_grad():
+            for W in weights[:-1]:
+                z = h @ W.T
+                gammas.append(torch.sqrt((z ** 2).mean(0) + BN_EPS))
+                h = torch.relu(z)
+        return {"V": [leaf(W) for W in weights], "gamma": [leaf(g) for g in gammas]}
+    raise ValueError(f"method must be one of {NORMALIZATIONS}, not {method!r}")
+
+
+def normalized_forward(params: dict, method: str, x) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """f(x) and the weight matrix each layer applies: plain W_k; WN g_k V_k / |V_k|_F;
+    BN-like, for the batch ``x``, diag(gamma / sigma) V_k with sigma the batch RMS of each
+    unit's pre-activation (no centring, so the net stays bias-free and homogeneous: with the
+    batch's statistics frozen it is the plain net of these weights), the read-out V_L as it is."""
+    if method == "plain":
+        return forward(params["W"], x), list(params["W"])
+    if method == "wn":
+        eff = [g * V / V.norm() for V, g in zip(params["V"], params["g"])]
+        return forward(eff, x), eff
+    eff, h = [], x
+    for V, gamma in zip(params["V"][:-1], params["gamma"]):
+        z = h @ V.T
+        scale = gamma / torch.sqrt((z ** 2).mean(0) + BN_EPS)
+        eff.append(scale[:, None] * V)
+        h = torch.relu(z * scale)
+    eff.append(params["V"][-1])
+    return (h @ eff[-1].T).squeeze(-1), eff
+
+
+def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: float, seed: int = 0,
+                     unbalance: float = 1.0, points: int = 80) -> list[dict]:
+    """Full-batch GD on the exponential loss of the deep homogeneous ReLU net of
+    :func:`relu_net`, plain or normalized (:func:`normalized_params`), from a balanced init
+    (every |W_k|_F the layers' mean, as :func:`rescale`) whose first layer is then scaled by
+    ``unbalance`` and last by 1 / ``unbalance`` (the same function). Records at log-spaced
+    steps: loss, train error, margin, normalized margin min_i y_i f(x_i) / prod_k |W_k|_F of
+    the effective weights, and squared norms of the effective weights (``sq_eff_k``) and of
+    the trained tensors (``sq_w_k``: W_k or V_k; ``sq_g_k``: g_k^2 of WN)."""
+    x = torch.as_tensor(X, dtype=torch.float64)
+    yt = torch.as_tensor(y, dtype=torch.float64)
+    weights = relu_net(widths, seed, 1.0)
+    L = len(weights)
+    rescale(weights, balanced=True, layer_scales=[unbalance] + [1.0] * (L - 2) + [1.0 / unbalance])
+    params = normalized_params(weights, method, x)
+    leaves = [t for group in params.values() for t in group]
+    tensors = params["W"] if method == "plain" else params["V"]
+    marks, records = log_times(steps, points) | {0}, []
+    for t in range(steps + 1):
+        out, eff = normalized_forward(params, method, x)
+        m = yt * out
+        value = torch.exp(-m).mean()
+        if t in marks:
+            with torch.no_grad():
+                sq_eff = [float((W ** 2).sum()) for W in eff]
+                row = {"step": t, "loss": float(value), "train_err": float((m <= 0).double().mean()),
+                       "margin": float(m.min()), "normalized_margin": float(m.min()) / float(np.prod(np.sqrt(sq_eff)))}
+                row.update({f"sq_eff_{k + 1}": s for k, s in enumerate(sq_eff)})
+                row.update({f"sq_w_{k + 1}": float((T ** 2).sum()) for k, T in enumerate(tensors)})
+                row.update({f"sq_g_{k + 1}": float(g ** 2) for k, g in enumerate(params.get("g", []))})
+                records.append(row)
+        if t == steps:
+            break
+        grads = torch.autograd.grad(value, leaves)
+        with torch.no_grad():
+            for p, g in zip(leaves, grads):
+                p -= eta * g
+    return records

@@ -122,6 +122,19 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
     # memo100's data figure for its generalization argument (issue 12).
     Target("m100-norm-loss", "memo100 Fig 3; memo090", "test vs train cross-entropy of nets fit from many inits, "
            "raw and with each layer divided by its Frobenius norm", "normloss", sweep="grid", unit="run"),
+    # The slides' CIFAR evidence for locality (issue 12): three families against parameter count.
+    Target("slides-locality", 'slides "Locality of constituent functions is key: CIFAR"; memo100 section 1.A',
+           "test error vs parameters of a convolutional, a locally connected and a fully connected net of one "
+           "depth", "locality", sweep="grid"),
+    # memo090's normalization claims (issue 12): trained CNNs, analysed per net, and a synthetic deep net in the build.
+    Target("m90-normalization", "memo090 abstract; memo100 sections 3.D-3.F", "plain GD vs weight and batch "
+           "normalization, balanced vs unbalanced init: normalized margin and layer norms of a homogeneous CNN and a "
+           "deep ReLU net on separable data", "normalization", sweep="grid", unit="run"),
+    # Zhang et al.'s CIFAR-10 architectures with the regularizers off (issue 12), as two sources show them.
+    Target("t3-archs", "memo073 Table 2, section 6.2", "parameter count, train and test accuracy of MLP 1x512, "
+           "AlexNet, Inception and a Wide ResNet, all regularizers off", "archs", sweep="grid"),
+    Target("slides-zhang-table", 'slides "Why big models generalize well?"', "CudaConvNet with and without "
+           "regularization, MicroInception, ResNet: parameters, p/n, train loss, test error", "archs", sweep="grid"),
     # Synthetic targets: no data set, their computation runs in the target's own job.
     Target("t3-langevin-dims", "memo073 Fig 7", "GDL on two equal-depth minima, one 2x flatter per dimension; "
            "histograms of w1 for D = 1..5", "potentials"),

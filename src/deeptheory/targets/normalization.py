@@ -1,0 +1,271 @@
+"""m90-normalization (memo090 abstract; memo100 sections 3.D-3.F): plain gradient descent
+against weight normalization (WN) and batch normalization (BN), from balanced and
+unbalanced layer inits, in two settings.
+
+- Setting A, "cnn": the bias-free homogeneous ReLU CNNs of ``deeptheory.normalization``
+  (families hcnn, hcnnu, hcnnwn, hcnnbn) trained by the engine with full-batch GD (the
+  recipe the config names) for one step count; each net analysed alone (``ANALYZE``,
+  ``deeptheory.analyses.normalization``): its normalized margin on its training subset and
+  its squared layer norms at init and at the end.
+- Setting B, "deep": a deep homogeneous ReLU net on linearly separable data
+  (``synthetic.nets.train_normalized``), plain GD vs WN vs a BN-like per-unit normalization,
+  balanced vs unbalanced init, computed in the build from the target's ``synthetic`` entry.
+
+Claims (docs/CATALOG.md), in each setting: (a) WN and BN reach a larger normalized margin
+than plain GD after the same number of GD steps; (b) under plain GD the differences of the
+squared layer norms stay constant, so a balanced init stays balanced and an unbalanced one
+unbalanced. Each claim's rule is a pure function of measurement dicts, so tests can feed
+it numbers that break it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .. import claims as C
+from .. import plots
+from ..analyses import normalization as NA
+from ..synthetic import linear, nets
+from . import Analysis, Inputs, Outcome
+from .homogeneous import balance_measurements
+
+TID = "m90-normalization"
+# Setting A: the family of each (method, init) of the grid.
+CNN = {("plain", "balanced"): "hcnn", ("plain", "unbalanced"): "hcnnu", ("wn", "balanced"): "hcnnwn",
+       ("bn", "balanced"): "hcnnbn"}
+METHOD_NAMES = {"plain": "plain GD", "wn": "weight norm", "bn": "batch norm"}
+INITS = ("balanced", "unbalanced")
+
+
+def analyze(runs, cfg: dict, seed: int) -> Analysis:
+    return Analysis(NA.table(runs))
+
+
+# --- measurements --------------------------------------------------------------------------
+
+def layer_count(row, prefix: str) -> int:
+    return sum(1 for k in row.index if k.startswith(prefix) and k.endswith("_init"))
+
+
+def cnn_nets(analyses: pd.DataFrame) -> pd.DataFrame:
+    """One row per trained CNN, with its method and init read from its family."""
+    family = {v: k for k, v in CNN.items()}
+    rows = analyses.copy()
+    known = rows["model"].isin(list(family))
+    if not known.all():
+        raise ValueError(f"{TID}: families {sorted(set(rows['model'][~known]))} are not in its grid {sorted(family)}")
+    rows["method"] = [family[m][0] for m in rows["model"]]
+    rows["init"] = [family[m][1] for m in rows["model"]]
+    rows["setting"] = "cnn"
+    return rows.sort_values(["seed", "method", "init"]).reset_index(drop=True)
+
+
+def cnn_balance(row: pd.Series) -> dict:
+    """balance_measurements (m100-balance's) of one plain CNN from its init and final norms."""
+    L = layer_count(row, "sq_w")
+    two = pd.DataFrame({"step": [0, int(row["steps"])],
+                        "train_err": [row["train_err_init"], row["train_err_final"]],
+                        "normalized_margin": [row["normalized_margin_init"], row["normalized_margin_final"]],
+                        **{f"sq_norm_{k}": [row[f"sq_w{k}_init"], row[f"sq_w{k}_final"]] for k in range(1, L + 1)}})
+    return balance_measurements(two, L)
+
+
+def deep_runs(cfg: dict, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Setting B: every (method, init) from one draw of separable data. Returns the
+    trajectories (one row per recorded step) and one row per net at its last step."""
+    X, y = linear.separable_blobs(cfg["n"], cfg["d"], cfg["margin"], np.random.default_rng(seed))
+    widths = [cfg["d"], *cfg["hidden"], 1]
+    tables, finals = [], []
+    for method in nets.NORMALIZATIONS:
+        for init in INITS:
+            r = float(cfg["unbalance"]) if init == "unbalanced" else 1.0
+            t = pd.DataFrame(nets.train_normalized(X, y, widths, method, cfg["steps"], cfg["eta"], seed, unbalance=r))
+            t = t.assign(setting="deep", method=method, init=init, unbalance=r)
+            t = t.assign(**{f"sq_norm_{k}": t[f"sq_w_{k}"] for k in range(1, len(widths))})
+            tables.append(t)
+            finals.append(t.iloc[-1])
+    return pd.concat(tables, ignore_index=True), pd.DataFrame(finals).reset_index(drop=True)
+
+
+# --- claims --------------------------------------------------------------------------------
+
+def margin_pairs(nets_: pd.DataFrame, method: str, col: str, keys=("seed", "init")) -> list[dict]:
+    """(plain, method) normalized margins of nets equal in everything else (``keys``)."""
+    out = []
+    for key, group in nets_.groupby(list(keys)):
+        by = dict(zip(group["method"], group[col]))
+        if method in by and "plain" in by:
+            out.append({"key": key, "plain": float(by["plain"]), "method": float(by[method])})
+    return out
+
+
+def margin_claim(cid: str, setting: str, method: str, pairs: list[dict], tol, point: str) -> dict:
+    """(a) held if in every pair the method's normalized margin is positive (it separates the
+    data) and at least ``margin_smaller_factor`` times plain GD's; not testable (False) where
+    no pair has a net that separates."""
+    f = tol.margin_smaller_factor
+    name = METHOD_NAMES[method]
+    text = f"{setting}: {name} reaches a larger normalized margin than plain GD ({point})"
+    rule = (f"held if in every pair the {name} net's normalized margin is > 0 and >= {f:g} x plain GD's "
+            f"(margin_smaller_factor); fails if plain GD matches or exceeds it")
+    fmt = "; ".join(f"{_key(p['key'])}: {name} {p['method']:.4g} vs plain {p['plain']:.4g}" for p in pairs)
+    if not pairs:
+        return C.claim(cid, text, False, "not testable: no pair of nets equal but for the method", rule)
+    if all(p["plain"] <= 0 and p["method"] <= 0 for p in pairs):
+        return C.claim(cid, text, False, f"not testable: no net separates its training data; {fmt}", rule)
+    held = all(p["method"] > 0 and p["method"] >= f * p["plain"] for p in pairs)
+    return C.claim(cid, text, held, f"normalized margin, {fmt}", rule)
+
+
+def _key(key) -> str:
+    """A pair's grid point as text: seed 0, balanced init."""
+    parts = key if isinstance(key, tuple) else (key,)
+    return ", ".join(f"seed {v}" if isinstance(v, (int, np.integer)) else f"{v} init" for v in parts)
+
+
+def _fmt(xs) -> str:
+    return ", ".join(f"{x:.4g}" for x in xs)
+
+
+def balance_claim(cid: str, setting: str, ms: dict, tol) -> dict:
+    """(b), balanced init: the drift of |W_k|^2 - |W_k+1|^2 is within ``balance_tol`` of the
+    largest growth of a |W_k|^2, for every net (``ms``: name -> balance_measurements)."""
+    t = tol.balance_tol
+    text = f"{setting}: under plain GD a balanced init stays balanced (the differences of squared layer norms stay constant)"
+    held = bool(ms) and all(m["drift"] <= t * max(m["growth"]) for m in ms.values())
+    measured = "; ".join(f"{k}: drift {m['drift']:.4g}, growth of |W_k|^2 {_fmt(m['growth'])}, differences at the end "
+                         f"{_fmt(m['diffs_end'])}" for k, m in ms.items()) or "not testable: no balanced plain net"
+    return C.claim(cid, text, held, measured,
+                   f"held if the largest drift of |W_k|^2 - |W_k+1|^2 is <= {t:g} x the largest growth of a |W_k|^2 "
+                   f"(balance_tol); fails if one layer's norm grows faster than another's")
+
+
+def imbalance_claim(cid: str, setting: str, ms: dict, unbalance: float, tol) -> dict:
+    """(b), unbalanced init: the start is unbalanced beyond ``balance_tol`` of the growth and
+    its differences drift by at most that."""
+    t = tol.balance_tol
+    text = f"{setting}: under plain GD an unbalanced init stays unbalanced (its differences stay constant)"
+    held = bool(ms) and all(max(abs(x) for x in m["diffs_start"]) > t * max(m["growth"])
+                            and m["drift"] <= t * max(m["growth"]) for m in ms.values())
+    measured = "; ".join(f"{k}: differences at init {_fmt(m['diffs_start'])}, at the end {_fmt(m['diffs_end'])}; drift "
+                         f"{m['drift']:.4g}; growth {_fmt(m['growth'])}" for k, m in ms.items()) or \
+        "not testable: no unbalanced plain net"
+    return C.claim(cid, text, held, measured,
+                   f"first layer x{unbalance:g}, last x1/{unbalance:g} at init; held if the largest difference at init is "
+                   f"> {t:g} x the largest growth and the differences drift by <= {t:g} x that growth (balance_tol); "
+                   f"fails if GD balances the layers or unbalances them further")
+
+
+def claims_of(setting: str, short: str, nets_: pd.DataFrame, col: str, keys: tuple, balance: dict,
+              unbalance: float, tol, point: str) -> list[dict]:
+    """The four claims of one setting: (a) for WN and BN from the nets' normalized margins
+    ``col`` paired on ``keys``; (b) from ``balance`` ({init: {name: balance_measurements}})."""
+    return [*(margin_claim(f"{TID}:{short}-{m}-margin", setting, m, margin_pairs(nets_, m, col, keys), tol, point)
+              for m in ("wn", "bn")),
+            balance_claim(f"{TID}:{short}-balance-kept", setting, balance["balanced"], tol),
+            imbalance_claim(f"{TID}:{short}-imbalance-kept", setting, balance["unbalanced"], unbalance, tol)]
+
+
+def cnn_claims(rows: pd.DataFrame, tol, steps: int) -> list[dict]:
+    plain = rows[rows["method"] == "plain"]
+    ms = {init: {f"seed {int(row['seed'])}": cnn_balance(row) for _, row in plain[plain["init"] == init].iterrows()}
+          for init in INITS}
+    unbalanced = plain[plain["init"] == "unbalanced"]
+    unbalance = float(unbalanced["unbalance"].max()) if len(unbalanced) else float("nan")
+    return claims_of("CNN", "cnn", rows, "normalized_margin_final", ("seed", "init"), ms, unbalance, tol,
+                     f"after the same {steps} full-batch GD steps")
+
+
+def deep_claims(traj: pd.DataFrame, finals: pd.DataFrame, cfg: dict, tol) -> list[dict]:
+    L = len(cfg["hidden"]) + 1
+    plain = traj[traj["method"] == "plain"]
+    ms = {init: {f"{init} init": balance_measurements(plain[plain["init"] == init], L)} for init in INITS}
+    return claims_of("deep net", "deep", finals, "normalized_margin", ("init",), ms, float(cfg["unbalance"]), tol,
+                     f"after the same {cfg['steps']} GD steps")
+
+
+# --- figure --------------------------------------------------------------------------------
+
+COLORS = {"plain": "tab:blue", "wn": "tab:orange", "bn": "tab:green"}
+
+
+def _draw(cnn: pd.DataFrame, traj: pd.DataFrame):
+    def draw(caption, png, pdf):
+        fig, axes = plots.panels(4, 3.9, 3.4)
+        ax = axes[0]
+        labels = [f"{METHOD_NAMES[m]}\n{i}" for m, i in zip(cnn["method"], cnn["init"])]
+        ax.bar(range(len(cnn)), cnn["normalized_margin_final"], color=[COLORS[m] for m in cnn["method"]])
+        ax.set_xticks(range(len(cnn)), labels, fontsize=6)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_ylabel("normalized margin at the end")
+        ax.set_title("A: CNN, training subset", fontsize=8)
+        ax = axes[1]
+        plain = cnn[cnn["method"] == "plain"]
+        for (_, r), color in zip(plain.iterrows(), ("tab:blue", "tab:purple", "tab:cyan", "tab:pink")):
+            L = layer_count(r, "sq_w")
+            ks = np.arange(1, L + 1)
+            ax.plot(ks, [r[f"sq_w{k}_init"] for k in ks], ls="--", marker="o", color=color,
+                    label=f"{r['init']} s{r['seed']}, init")
+            ax.plot(ks, [r[f"sq_w{k}_final"] for k in ks], ls="-", marker="s", color=color, label="... at the end")
+        ax.set_xticks(range(1, int(plain.pipe(lambda d: layer_count(d.iloc[0], "sq_w"))) + 1) if len(plain) else [])
+        ax.set_xlabel("layer k")
+        ax.set_ylabel("|W_k|_F^2, plain GD")
+        ax.set_yscale("log")
+        ax.set_title("A: CNN layer norms", fontsize=8)
+        ax.legend(fontsize=6)
+        ax = axes[2]
+        for (method, init), t in traj.groupby(["method", "init"]):
+            ax.plot(t["step"].clip(lower=1), t["normalized_margin"], color=COLORS[method],
+                    ls="-" if init == "balanced" else "--", label=f"{METHOD_NAMES[method]}, {init}")
+        ax.set_xscale("log")
+        ax.set_ylim(bottom=max(-0.5, float(traj["normalized_margin"].min())))
+        ax.set_xlabel("GD step")
+        ax.set_ylabel("normalized margin")
+        ax.set_title("B: deep ReLU net, separable data", fontsize=8)
+        ax.legend(fontsize=6)
+        ax = axes[3]
+        L = sum(1 for c in traj.columns if c.startswith("sq_norm_"))
+        for init, t in traj[traj["method"] == "plain"].groupby("init"):
+            for k in range(1, L):
+                ax.plot(t["step"].clip(lower=1), t[f"sq_norm_{k}"] - t[f"sq_norm_{k + 1}"],
+                        ls="-" if init == "balanced" else "--", label=f"|W{k}|^2 - |W{k + 1}|^2, {init}")
+        ax.set_xscale("log")
+        ax.set_xlabel("GD step")
+        ax.set_ylabel("difference of squared norms, plain GD")
+        ax.set_title("B: balance", fontsize=8)
+        ax.legend(fontsize=6)
+        plots.save(fig, caption, png, pdf)
+    return draw
+
+
+def _setup(cnn: pd.DataFrame, cfg: dict) -> str:
+    first = cnn.iloc[0]
+    deep = cfg["synthetic"]
+    return (f"A: width {int(first['width'])} (W = {int(cnn['n_params'].min()):,} to {int(cnn['n_params'].max()):,} weights), "
+            f"N = {int(first['N']):,}, full-batch GD at lr {first['lr']:g} for {int(first['steps'])} steps, "
+            f"{cnn['seed'].nunique()} seed(s); B: widths {[deep['d'], *deep['hidden'], 1]}, n = {deep['n']}, "
+            f"exponential loss, GD at eta {deep['eta']:g} for {deep['steps']} steps")
+
+
+def with_test_error(cnn: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
+    """Each net's final test error from its metrics (reported, not claimed)."""
+    if runs is None:
+        return cnn.assign(test_err_final=np.nan)
+    final = runs[runs["final"].astype(bool)][["run_id", "test_err"]].rename(columns={"test_err": "test_err_final"})
+    return cnn.merge(final, on="run_id", how="left")
+
+
+def build(inp: Inputs) -> Outcome:
+    cnn = with_test_error(cnn_nets(inp.analyses), inp.runs)
+    steps = int(cnn["steps"].iloc[0])
+    traj, finals = deep_runs(inp.cfg["synthetic"], inp.seed)
+    claims = cnn_claims(cnn, inp.tol, steps) + deep_claims(traj, finals, inp.cfg["synthetic"], inp.tol)
+    deep = finals.rename(columns={"normalized_margin": "normalized_margin_final", "loss": "train_loss_final",
+                                  "train_err": "train_err_final", "margin": "margin_final"})
+    table = pd.concat([cnn, deep], ignore_index=True)
+    return Outcome(table, claims, _draw(cnn, traj), _setup(cnn, inp.cfg))
+
+
+ANALYZE = {TID: analyze}
+BUILD = {TID: build}
