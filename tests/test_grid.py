@@ -101,3 +101,23 @@ def test_a_recipe_overrides_the_profile_train_settings_for_its_runs_only():
     assert paths.pack_key(gd) != paths.pack_key(plain)   # a full batch is its own minibatch size
     with pytest.raises(grid.ConfigError, match=r"recipe 'sgd'.*profiles.quick.recipes"):
         grid.run_specs("m100-norm-loss", {**tcfg, "recipe": "sgd"}, profile, profile_name="quick")
+
+
+def test_batch_statistics_runs_pack_by_N_and_need_whole_batches():
+    profile = {"seeds": [0], "label_seed": 0, "n_test": None,
+               "train": {"lr": 0.05, "momentum": 0.9, "batch_size": 100, "max_epochs": 10}}
+    tcfg = {"dataset": "cifar10", "model": "resnet", "widths": [4], "N": [200, 400], "labels": "natural"}
+    a, b = grid.run_specs("t3-archs", tcfg, profile)
+    assert paths.pack_key(a) != paths.pack_key(b) and paths.pack_key(a).endswith("_N200")
+    with pytest.raises(grid.ConfigError, match=r"profiles.quick.targets.t3-archs: model resnet .* N = 250"):
+        grid.run_specs("t3-archs", {**tcfg, "N": [250]}, profile, profile_name="quick")
+    plain = grid.run_specs("t3-archs", {**tcfg, "model": "mlp", "N": [250, 400]}, profile)
+    assert paths.pack_key(plain[0]) == paths.pack_key(plain[1])
+
+
+def test_every_pack_key_matches_the_pack_wildcard_pattern(plan):
+    import re
+
+    paper = grid.plan({**yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), "profile": "paper"})
+    for key in [*plan.packs, *paper.packs]:
+        assert re.fullmatch(paths.PACK_KEY_REGEX, key), key

@@ -47,3 +47,14 @@ def test_the_polynomial_net_is_allconv5_with_a_degree_10_fit_of_relu():
     assert models.n_params(relu) == models.n_params(polynet)
     polynet.load_state_dict(relu.state_dict())
     assert sum(isinstance(m, models.PolyReLU) for m in polynet.modules()) == 4
+
+
+def test_the_batch_statistics_families_are_those_with_batch_norm():
+    """spec.BATCH_STATISTICS (read by the DAG without building models) names exactly the
+    families whose modules normalize with batch statistics."""
+    from deeptheory.spec import BATCH_STATISTICS
+
+    with_bn = {f for f in models.FAMILIES
+               if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                      for m in models.build(f, 4, (1, 28, 28), 10).modules())}
+    assert with_bn == set(BATCH_STATISTICS)

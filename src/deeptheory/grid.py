@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from . import paths
-from .spec import RunSpec, parse_stop
+from .spec import BATCH_STATISTICS, RunSpec, parse_stop
 from .targets import REGISTRY, get
 
 
@@ -162,6 +162,10 @@ def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = Non
             tcfg.get("init_scales", [1.0]), tcfg.get("noise", [0.0]), as_list(tcfg.get("recipe")),
             seeds_of(tcfg, profile)):
         s = spec_for(ds, tcfg["model"], w, n, labels, init, seed, profile, stop, noise, sub, recipe, profile_name)
+        if s.model in BATCH_STATISTICS and s.N % s.batch_size:
+            raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}: model {s.model} normalizes with "
+                              f"batch statistics, so N must be a multiple of the batch size ({s.batch_size}, "
+                              f"recipe {s.recipe or 'train'}); N = {s.N} would end each epoch in a padded batch")
         specs.setdefault(s.run_id, s)
     return list(specs.values())
 

@@ -173,7 +173,10 @@ def evaluate_many(template: torch.nn.Module, params: dict, x: torch.Tensor, y: t
     R = next(iter(params.values())).shape[0]
     n = x.shape[0] if idx is None else idx.shape[1]
     device = x.device
-    chunk = max(1, min(EVAL_CHUNK, EVAL_VALUES // R))
+    # A model with batch statistics sees the chunks the single-run path's evaluation sees
+    # (spec.BATCH_STATISTICS); the others fit their chunk to the memory bound.
+    batch_stats = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in template.modules())
+    chunk = EVAL_CHUNK if batch_stats else max(1, min(EVAL_CHUNK, EVAL_VALUES // R))
     loss_sum = torch.zeros(R, dtype=torch.float64, device=device)
     wrong = torch.zeros(R, dtype=torch.float64, device=device)
     if idx is None:

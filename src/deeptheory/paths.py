@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .spec import RunSpec
+from .spec import BATCH_STATISTICS, RunSpec
 
 RESULTS = "results"
 RUN_FILES = ("metrics.csv", "model.pt", "provenance.json")
@@ -37,10 +37,15 @@ def is_done(folder: str | Path, spec: RunSpec) -> bool:
         return False
 
 
+# The pattern of a pack key (the Snakemake wildcard of pack jobs is built from it).
+PACK_KEY_REGEX = r"[a-z0-9-]+/[a-z0-9]+_w[0-9]+_b[0-9]+(?:_N[0-9]+)?"
+
+
 def pack_key(spec: RunSpec) -> str:
     """Runs with equal keys have equal layer shapes and minibatch size, so they can share a
-    packed pass."""
-    return f"{spec.dataset}/{spec.model}_w{spec.width}_b{spec.batch_size}"
+    packed pass (and, for a family with batch statistics, equal N: spec.BATCH_STATISTICS)."""
+    key = f"{spec.dataset}/{spec.model}_w{spec.width}_b{spec.batch_size}"
+    return f"{key}_N{spec.N}" if spec.model in BATCH_STATISTICS else key
 
 
 # A pack job trains the runs of one pack key that a set of targets read, named

@@ -33,6 +33,14 @@ RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+
 #              profiles.<profile>.recipes), not its default `train`: the id names the recipe,
 #              its values travel as spec fields like the default's
 
+# Model families whose output on an image depends on the rest of its batch (batch
+# normalization with batch statistics, in training and in evaluation: the packed engine
+# carries no running statistics). Their runs pack only with runs of the same N, train on
+# N a multiple of the batch size (no padded partial batch), and evaluate in chunks of
+# run.EVAL_CHUNK on both paths, so a packed run sees the batches its single run sees.
+# tests/test_models.py checks this list against the built models.
+BATCH_STATISTICS = ("hcnnbn", "inception", "wrn", "resnet")
+
 # The stopping rule, as a target's config writes it (key ``stop``) and as the id carries it:
 #   zero     train until the training error is exactly 0, or the epoch cap
 #   zero+K   the same, then K more epochs (memo100: the margin keeps growing after the fit)

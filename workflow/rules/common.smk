@@ -25,7 +25,7 @@ wildcard_constraints:
     dataset="[a-z0-9-]+",
     run=RUN_ID_REGEX,
     target="|".join(TARGET_IDS),
-    pack="[a-z0-9-]+/[a-z0-9]+_w[0-9]+_b[0-9]+/[a-z0-9+-]+",
+    pack=paths.PACK_KEY_REGEX + "/[a-z0-9+-]+",  # <pack key>/<label>
 
 
 def spec_of(wildcards):
