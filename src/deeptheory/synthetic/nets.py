@@ -47,6 +47,20 @@ def rescale(weights, balanced: bool = False, layer_scales=None) -> None:
             W *= s
 
 
+def gd_step(loss: torch.Tensor, leaves: list[torch.Tensor], eta: float) -> None:
+    """One step of plain gradient descent on ``loss`` over ``leaves``, in place."""
+    grads = torch.autograd.grad(loss, leaves)
+    with torch.no_grad():
+        for p, g in zip(leaves, grads):
+            p -= eta * g
+
+
+def margin_record(step: int, loss, m: torch.Tensor, sq_norms: list[float]) -> dict:
+    """One recorded GD step: loss, training error, margin min_i y_i f(x_i) (``m`` holds the
+    y_i f(x_i)) and that margin over the product of the layers' Frobenius norms."""
+    return {"step": step, "loss": float(loss), "train_err": float((m <= 0).double().mean()),
+            "margin": float(m.min()), "normalized_margin": float(m.min()) / float(np.prod(np.sqrt(sq_norms)))}
+
 def train_homogeneous(X, y, widths: list[int], loss: str, steps: int, eta: float, seed: int = 0,
                       init_scale: float = 0.5, balanced: bool = False, layer_scales=None) -> list[dict]:
     """Full-batch GD; returns records at log-spaced steps with loss, train error, squared
@@ -62,16 +76,10 @@ def train_homogeneous(X, y, widths: list[int], loss: str, steps: int, eta: float
         if t in marks:
             with torch.no_grad():
                 sq = [float((W**2).sum()) for W in weights]
-                records.append({"step": t, "loss": float(value), "train_err": float((m <= 0).double().mean()),
-                                "margin": float(m.min()),
-                                "normalized_margin": float(m.min()) / float(np.prod(np.sqrt(sq))),
-                                **{f"sq_norm_{k + 1}": s for k, s in enumerate(sq)}})
+                records.append({**margin_record(t, value, m, sq), **{f"sq_norm_{k + 1}": s for k, s in enumerate(sq)}})
         if t == steps:
             break
-        grads = torch.autograd.grad(value, weights)
-        with torch.no_grad():
-            for W, g in zip(weights, grads):
-                W -= eta * g
+        gd_step(value, weights, eta)
     return records
 
 
@@ -148,16 +156,12 @@ def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: floa
         if t in marks:
             with torch.no_grad():
                 sq_eff = [float((W ** 2).sum()) for W in eff]
-                row = {"step": t, "loss": float(value), "train_err": float((m <= 0).double().mean()),
-                       "margin": float(m.min()), "normalized_margin": float(m.min()) / float(np.prod(np.sqrt(sq_eff)))}
+                row = margin_record(t, value, m, sq_eff)
                 row.update({f"sq_eff_{k + 1}": s for k, s in enumerate(sq_eff)})
                 row.update({f"sq_w_{k + 1}": float((T ** 2).sum()) for k, T in enumerate(tensors)})
                 row.update({f"sq_g_{k + 1}": float(g ** 2) for k, g in enumerate(params.get("g", []))})
                 records.append(row)
         if t == steps:
             break
-        grads = torch.autograd.grad(value, leaves)
-        with torch.no_grad():
-            for p, g in zip(leaves, grads):
-                p -= eta * g
+        gd_step(value, leaves, eta)
     return records
