@@ -25,13 +25,13 @@ def test_the_paper_estimate_walks_each_pack_down_its_bucket_sizes():
     measured = {("allconv5", w, s): (1e-3, 2.0) for w in (16, 64) for s in (1, 4, 16, 64, 256)}
     est = bench.paper_estimate(measured, None, bench.ROOT / "config" / "config.yaml")
     plan, _ = bench.paper_plan(bench.ROOT / "config" / "config.yaml")
-    longest = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // 128) for r in runs)
+    longest = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
                   for runs in plan.packs.values())
     assert est["steps"] == longest and est["runs"] == len(plan.specs) and est["packs"] == len(plan.packs)
-    # width 128 is beyond the widest measured: its pack's latency doubles
-    w128 = [runs for key, runs in plan.packs.items() if key.endswith("_w128_b128")]
-    extra = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // 128) for r in runs) for runs in w128) * 1e-3
-    assert est["train_s"] == pytest.approx(longest * 1e-3 + extra)
+    # a width beyond the widest measured (64) scales its pack's latency by width / 64
+    scaled = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
+                 * max(1.0, plan.specs[runs[0]].width / 64) for runs in plan.packs.values())
+    assert est["train_s"] == pytest.approx(scaled * 1e-3)
     assert est["warm_s"] > 0
 
 

@@ -37,8 +37,9 @@ def is_done(folder: str | Path, spec: RunSpec) -> bool:
         return False
 
 
-# The pattern of a pack key (the Snakemake wildcard of pack jobs is built from it).
+# The pattern of a pack key, and of a pack job "<pack key>/<label>" (the Snakemake wildcard).
 PACK_KEY_REGEX = r"[a-z0-9-]+/[a-z0-9]+_w[0-9]+_b[0-9]+(?:_N[0-9]+)?"
+PACK_JOB_REGEX = PACK_KEY_REGEX + r"/[a-z0-9+-]+"
 
 
 def pack_key(spec: RunSpec) -> str:

@@ -25,7 +25,7 @@ wildcard_constraints:
     dataset="[a-z0-9-]+",
     run=RUN_ID_REGEX,
     target="|".join(TARGET_IDS),
-    pack=paths.PACK_KEY_REGEX + "/[a-z0-9+-]+",  # <pack key>/<label>
+    pack=paths.PACK_JOB_REGEX,
 
 
 def spec_of(wildcards):
