@@ -190,4 +190,7 @@ def test_both_targets_build_through_the_report(tmp_path, tid, runs):
     assert rows["held"].all() and len(rows) == 2
     table = pd.read_csv(tmp_path / report.OUTPUTS["table"])
     assert list(table["n_params"]) == sorted(table["n_params"])
+    # our nets at their paper widths stand beside the published counts (exact but for the ResNet)
+    exact = table[table["model"] != "resnet"]
+    assert (exact["params_at_paper_width"] == exact["model"].map(archs.PUBLISHED_PARAMS)).all()
     assert (tmp_path / report.OUTPUTS["png"]).stat().st_size > 0

@@ -59,6 +59,14 @@ def _published(key: tuple, table: dict, tid: str) -> tuple:
     return table[key]
 
 
+def params_at_paper_width(model: str) -> int:
+    """Our model's weight count at its paper width on CIFAR-10's 32x32x3 images, the number
+    the published one stands beside (a quick run is a narrower net)."""
+    from .. import models
+
+    return models.n_params(models.build(model, archs.PAPER_WIDTH[model], (3, 32, 32), 10))
+
+
 def architectures(final: pd.DataFrame, tol) -> pd.DataFrame:
     """One row per (model, width, recipe): means over seeds, seed sd's of the errors, and
     how many runs interpolated, levelled, were still falling at their cap or diverged."""
@@ -74,6 +82,7 @@ def architectures(final: pd.DataFrame, tol) -> pd.DataFrame:
         max_train_err=("train_err", "max"))
     rows = rows.fillna({"train_err_sd": 0.0, "test_err_sd": 0.0}).reset_index()
     rows.insert(3, "paper_width", rows["model"].map(archs.PAPER_WIDTH))
+    rows.insert(4, "params_at_paper_width", rows["model"].map(params_at_paper_width))
     rows["p_over_n"] = rows["n_params"] / rows["N"]
     rows["train_acc"], rows["test_acc"] = 100 * (1 - rows["train_err"]), 100 * (1 - rows["test_err"])
     rows["all_interpolated"] = rows["interpolated"] == rows["runs"]
