@@ -139,14 +139,20 @@ def beyond_threshold(cid, text, points: pd.DataFrame, x: str, col: str, threshol
 UNSETTLED = ("not converged", "diverged")
 
 
+def diverged(final: pd.DataFrame) -> pd.Series:
+    """The runs whose loss went non-finite (metrics written before the rule have no column)."""
+    if "diverged" not in final:
+        return pd.Series(False, index=final.index)
+    return final["diverged"].fillna(False).astype(bool)
+
+
 def fit_status(final: pd.DataFrame, tol: Tolerances) -> pd.Series:
     """Per run: 'interpolated' (train error exactly 0), 'levelled' (stopped at its cap with
     the loss no longer falling by more than ``still_falling`` over its last fifth of
     epochs), 'not converged' (still falling: it says nothing about whether it could fit) or
     'diverged' (its loss became non-finite and training stopped)."""
     drop = final["loss_drop_last_fifth"].astype(float).fillna(float("inf"))
-    diverged = final["diverged"].fillna(False).astype(bool) if "diverged" in final else False
-    status = np.where(diverged, "diverged", np.where(final["train_err"] == 0, "interpolated",
+    status = np.where(diverged(final), "diverged", np.where(final["train_err"] == 0, "interpolated",
                       np.where(drop > tol.still_falling, "not converged", "levelled")))
     return pd.Series(status, index=final.index)
 

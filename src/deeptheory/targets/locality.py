@@ -200,7 +200,7 @@ def _setup(final: pd.DataFrame, points: pd.DataFrame, cfg: dict) -> str:
 def settled(final: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """The final rows without diverged runs (a non-finite loss stopped them: their error says
     nothing about the family at that W), and a note naming those left out."""
-    diverged = final["diverged"].fillna(False).astype(bool) if "diverged" in final else pd.Series(False, final.index)
+    diverged = C.diverged(final)
     note = "" if not diverged.any() else ("; left out as diverged: "
                                           + ", ".join(f"{m} width {w}" for m, w in
                                                       zip(final.loc[diverged, "model"], final.loc[diverged, "width"])))

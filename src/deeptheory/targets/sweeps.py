@@ -20,21 +20,14 @@ def final_rows(inp: Inputs) -> pd.DataFrame:
     return runs[runs["final"].astype(bool)].reset_index(drop=True)
 
 
-def diverged(final: pd.DataFrame) -> pd.Series:
-    """The runs whose loss went non-finite (metrics written before the rule have no column)."""
-    if "diverged" not in final:
-        return pd.Series(False, index=final.index)
-    return final["diverged"].fillna(False).astype(bool)
-
-
 def settled(final: pd.DataFrame) -> pd.DataFrame:
     """The runs whose end says something about the net: a diverged run's errors are those of
     overflowed weights, so no check reads them (the table counts them)."""
-    return final[~diverged(final)].reset_index(drop=True)
+    return final[~C.diverged(final)].reset_index(drop=True)
 
 
 def with_diverged_noted(claims: list[dict], final: pd.DataFrame) -> list[dict]:
-    out = final[diverged(final)]
+    out = final[C.diverged(final)]
     if out.empty:
         return claims
     note = (f"; {len(out)} diverged run(s) left out (loss not finite): "
