@@ -135,6 +135,17 @@ def test_a_recipe_enters_the_id_by_name_and_sets_its_schedule(tiny):
     assert [zhang.lr_at(e) for e in (0, 1, 2)] == pytest.approx([0.01, 0.0095, 0.009025])
 
 
+def test_a_step_schedule_decays_at_fractions_of_the_cap_and_survives_json():
+    """lr x factor from each milestone epoch on (round(fraction x cap)); a spec read back
+    from JSON (a list) is the same spec and compares equal to its provenance."""
+    import json
+    s = spec(max_epochs=10, lr=0.1, lr_milestones=(0.5, 0.75), lr_milestone_factor=0.1)
+    assert s.milestone_epochs == (5, 8)
+    assert [s.lr_at(e) for e in (0, 4, 5, 7, 8, 9)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    back = json.loads(json.dumps(s.to_dict()))
+    assert back == s.to_dict() and type(s).from_dict(back) == s and hash(type(s).from_dict(back)) == hash(s)
+
+
 def test_weight_decay_and_an_lr_schedule_change_the_run_as_torch_sgd_does(tiny):
     """One epoch of full-batch steps by hand (torch SGD's weight decay, lr x decay^epoch)
     gives the engine's weights."""

@@ -299,7 +299,8 @@ def test_recipes_pack_with_plain_runs_and_keep_their_single_run_numbers(tiny, tm
     """Weight decay and a per-epoch lr schedule are per run in a pack, and a resumed run
     picks its schedule up at its epoch."""
     runs = [spec(weight_decay=0.01, lr_decay=0.8, recipe="wd"), spec(N=50, seed=1, lr_decay=0.5, recipe="decay"),
-            spec(N=40, seed=2, lr=0.5, grad_clip=0.3, recipe="clip"), MIXED[2]]
+            spec(N=40, seed=2, lr=0.5, grad_clip=0.3, recipe="clip"), MIXED[2],
+            spec(N=50, seed=3, lr_milestones=(0.25, 0.5), lr_milestone_factor=0.2, recipe="steps")]
     packed = train_packed(runs, tiny, options=PackOptions(compile=False))
     assert_matches_single_runs(runs, packed, tiny)
     clipped, unclipped = packed[2], train_run(replace(runs[2], grad_clip=0.0), tiny)

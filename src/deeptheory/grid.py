@@ -6,6 +6,7 @@ no pandas, no matplotlib, no torch, so a dry run stays cheap.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -129,6 +130,8 @@ def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, 
                    eval_every=int(train.get("eval_every", 5)), noise=float(noise), subset_seed=subset_seed,
                    recipe=recipe, lr_decay=float(train.get("lr_decay", 1.0)),
                    weight_decay=float(train.get("weight_decay", 0.0)), grad_clip=float(train.get("grad_clip", 0.0)),
+                   lr_milestones=tuple(train.get("lr_milestones", ())),
+                   lr_milestone_factor=float(train.get("lr_milestone_factor", 0.1)),
                    **parse_stop(stop, train["max_epochs"]))
 
 
@@ -179,7 +182,7 @@ def analysis_units(tid: str, specs: list[RunSpec]) -> dict:
     if unit == "seeds":
         groups: dict = {}
         for s in sorted(specs, key=lambda s: s.seed):
-            key = (s.data_seed,) + tuple(sorted((k, v) for k, v in s.to_dict().items()
+            key = (s.data_seed,) + tuple(sorted((k, v) for k, v in dataclasses.asdict(s).items()
                                                 if k not in ("seed", "subset_seed")))
             groups.setdefault(key, []).append(s.run_id)
         return {ids[0]: ids for ids in groups.values()}

@@ -205,7 +205,9 @@ def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int,
               "seed": spec.seed, "init_scale": spec.init_scale, "epoch_cap": spec.epoch_cap,
               # the training settings (a recipe's, or the profile's): a table can say how each run trained
               "recipe": spec.recipe, "lr": spec.lr, "momentum": spec.momentum, "batch_size": spec.batch_size,
-              "lr_decay": spec.lr_decay, "weight_decay": spec.weight_decay, "grad_clip": spec.grad_clip,
+              "lr_decay": spec.lr_decay,
+              "lr_milestones": " ".join(f"{m:g}" for m in spec.lr_milestones),
+              "lr_milestone_factor": spec.lr_milestone_factor, "weight_decay": spec.weight_decay, "grad_clip": spec.grad_clip,
               "n_test": n_test, "num_classes": num_classes}
     return [{**common, **r} for r in rows]
 

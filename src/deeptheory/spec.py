@@ -86,6 +86,10 @@ class RunSpec:
     lr_decay: float = 1.0            # the learning rate of epoch e (from 0) is lr x lr_decay^e
     weight_decay: float = 0.0        # torch SGD's: weight_decay x weight added to every gradient
     grad_clip: float = 0.0           # > 0: rescale a minibatch gradient whose norm (all weights) exceeds this to it
+    # Step schedule: from each milestone (a fraction of the epoch cap) on, the lr is multiplied by
+    # lr_milestone_factor once more. Tied to the cap, so every run of a sweep decays at the same epochs.
+    lr_milestones: tuple[float, ...] = ()
+    lr_milestone_factor: float = 0.1
 
     @property
     def run_id(self) -> str:
@@ -99,9 +103,18 @@ class RunSpec:
                 + (f"_d{self.subset_seed}" if self.subset_seed is not None else "")
                 + (f"_r{self.recipe}" if self.recipe is not None else ""))
 
+    def __post_init__(self):
+        # a spec read back from JSON (provenance, metrics) brings a list; the spec stays hashable
+        object.__setattr__(self, "lr_milestones", tuple(float(m) for m in self.lr_milestones))
+
+    @property
+    def milestone_epochs(self) -> tuple[int, ...]:
+        return tuple(round(m * self.epoch_cap) for m in self.lr_milestones)
+
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch ``epoch`` (0 is the first)."""
-        return self.lr * self.lr_decay ** epoch
+        passed = sum(epoch >= m for m in self.milestone_epochs)
+        return self.lr * self.lr_decay ** epoch * self.lr_milestone_factor ** passed
 
     @property
     def data_seed(self) -> int:
@@ -121,7 +134,8 @@ class RunSpec:
         return self.max_epochs
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON values (a list, not a tuple), so a dict read back from provenance compares equal."""
+        return {**dataclasses.asdict(self), "lr_milestones": list(self.lr_milestones)}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
