@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -109,3 +110,11 @@ def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) 
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
                            "--directory", str(workdir), *args, "--configfile", str(cfg)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def held(row):
+    """A claim row's verdict as a test reads it: True held, False refuted, None inconclusive;
+    of a table of claim rows, whether each held."""
+    if isinstance(row, pd.DataFrame):
+        return row["verdict"].eq("held")
+    return {"held": True, "refuted": False, "inconclusive": None}[row["verdict"]]

@@ -25,7 +25,7 @@ from deeptheory.synthetic import linear, nets
 from deeptheory.targets import Inputs, get
 from deeptheory.targets import normalization as T
 
-from conftest import config_claims, train_settings
+from conftest import config_claims, train_settings, held
 
 TOL = C.Tolerances(config_claims())
 TID = "m90-normalization"
@@ -223,13 +223,13 @@ def pairs(*values):
 def test_a_margin_claim_holds_only_if_the_method_beats_plain_gd_by_the_factor():
     f = TOL.margin_smaller_factor
     ok = T.margin_claim("x:a", "A", "wn", pairs((0.04, 0.04 * f * 1.01), (0.05, 0.07)), TOL, "same steps")
-    assert ok["held"] is True and "0.07 vs plain 0.05" in ok["measured"]
-    assert T.margin_claim("x:a", "A", "wn", pairs((0.04, 0.04 * f * 0.99)), TOL, "")["held"] is False
-    assert T.margin_claim("x:a", "A", "bn", pairs((0.04, 0.07), (0.05, 0.02)), TOL, "")["held"] is False   # every pair
-    assert T.margin_claim("x:a", "A", "wn", pairs((-0.1, 0.01)), TOL, "")["held"] is True   # only it separates
-    assert T.margin_claim("x:a", "A", "wn", pairs((0.02, -0.01)), TOL, "")["held"] is False
+    assert held(ok) is True and "0.07 vs plain 0.05" in ok["measured"]
+    assert T.margin_claim("x:a", "A", "wn", pairs((0.04, 0.04 * f * 0.99)), TOL, "")["verdict"] == "refuted"
+    assert T.margin_claim("x:a", "A", "bn", pairs((0.04, 0.07), (0.05, 0.02)), TOL, "")["verdict"] == "refuted"   # every pair
+    assert T.margin_claim("x:a", "A", "wn", pairs((-0.1, 0.01)), TOL, "")["verdict"] == "held"   # only it separates
+    assert T.margin_claim("x:a", "A", "wn", pairs((0.02, -0.01)), TOL, "")["verdict"] == "refuted"
     none = T.margin_claim("x:a", "A", "wn", pairs((-0.1, -0.01)), TOL, "")
-    assert none["held"] is False and "not testable" in none["measured"]
+    assert none["verdict"] == "inconclusive"
 
 
 def measurements(start, end, growth):
@@ -241,18 +241,18 @@ def measurements(start, end, growth):
 def test_a_balance_claim_fails_when_one_layer_outgrows_another():
     kept = {"s0": measurements([0.0, 0.0], [0.01, -0.02], [10.0, 10.0, 10.0])}
     lost = {"s0": measurements([0.0, 0.0], [-1.7, -5.8], [10.5, 12.0, 17.4])}   # the quick CNN's kind of drift
-    assert T.balance_claim("x:b", "A", kept, TOL)["held"] is True
-    assert T.balance_claim("x:b", "A", lost, TOL)["held"] is False
-    assert T.balance_claim("x:b", "A", {}, TOL)["held"] is False
+    assert T.balance_claim("x:b", "A", kept, TOL)["verdict"] == "held"
+    assert T.balance_claim("x:b", "A", lost, TOL)["verdict"] == "refuted"
+    assert T.balance_claim("x:b", "A", {}, TOL)["verdict"] == "inconclusive"
 
 
 def test_an_imbalance_claim_needs_an_unbalanced_start_that_stays():
     stays = {"s0": measurements([40.0, 2.7], [40.1, 2.6], [10.0, 10.0, 10.1])}
     balanced = {"s0": measurements([0.0, 0.0], [0.01, 0.0], [10.0, 10.0, 10.0])}
     evened = {"s0": measurements([40.0, 2.7], [30.0, 2.7], [5.0, 15.0, 15.0])}
-    assert T.imbalance_claim("x:c", "A", stays, 4.0, TOL)["held"] is True
-    assert T.imbalance_claim("x:c", "A", balanced, 4.0, TOL)["held"] is False
-    assert T.imbalance_claim("x:c", "A", evened, 4.0, TOL)["held"] is False
+    assert T.imbalance_claim("x:c", "A", stays, 4.0, TOL)["verdict"] == "held"
+    assert T.imbalance_claim("x:c", "A", balanced, 4.0, TOL)["verdict"] == "refuted"
+    assert T.imbalance_claim("x:c", "A", evened, 4.0, TOL)["verdict"] == "refuted"
 
 
 # --- the target ---------------------------------------------------------------------------------
@@ -286,16 +286,16 @@ def test_the_cnn_claims_read_the_analysis_rows():
     claims, out = build(cnn_rows())
     assert [k for k in claims] == ["cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept",
                                    "deep-wn-margin", "deep-bn-margin", "deep-balance-kept", "deep-imbalance-kept"]
-    assert {k: claims[k]["held"] for k in list(claims)[:4]} == {"cnn-wn-margin": True, "cnn-bn-margin": True,
+    assert {k: held(claims[k]) for k in list(claims)[:4]} == {"cnn-wn-margin": True, "cnn-bn-margin": True,
                                                              "cnn-balance-kept": True, "cnn-imbalance-kept": True}
     assert set(out.table["setting"]) == {"cnn", "deep"} and len(out.table) == 4 + 6
     broken, _ = build(cnn_rows(wn=0.041, bn=0.01, plain_final=(10.5, 12.0, 17.4), unbalanced_final=(30.0, 13.3, 17.0)))
-    assert not any(broken[k]["held"] for k in ("cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept"))
+    assert not any(held(broken[k]) for k in ("cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept"))
 
 
 def test_the_deep_claims_fail_on_a_run_that_breaks_them(monkeypatch):
     claims, _ = build(cnn_rows())
-    assert claims["deep-balance-kept"]["held"] is True and claims["deep-imbalance-kept"]["held"] is True
+    assert held(claims["deep-balance-kept"]) is True and held(claims["deep-imbalance-kept"]) is True
     real = nets.train_normalized
 
     def skewed(X, y, widths, method, steps, eta, seed=0, unbalance=1.0, points=80):
@@ -309,7 +309,7 @@ def test_the_deep_claims_fail_on_a_run_that_breaks_them(monkeypatch):
 
     monkeypatch.setattr(nets, "train_normalized", skewed)
     claims, _ = build(cnn_rows())
-    assert not any(claims[k]["held"] for k in ("deep-balance-kept", "deep-imbalance-kept", "deep-wn-margin"))
+    assert not any(held(claims[k]) for k in ("deep-balance-kept", "deep-imbalance-kept", "deep-wn-margin"))
 
 
 def test_the_target_builds_from_trained_nets(tiny, tmp_path):

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from deeptheory import report
-from conftest import make_sources, snakemake
+from conftest import make_sources, snakemake, held
 from test_audit import errors, run_audit
 from test_workflow import tiny_config
 
@@ -54,7 +54,7 @@ def test_the_report_holds_every_target_with_figure_caption_verdicts_table_and_cl
             assert "Data set" in caption
             # The verdicts of the claims.csv in the report are those drawn under the figure.
             rows = pd.read_csv(z.open(f"report/{items[f'results/{tid}/claims.csv']['data_uri']}"))
-            assert list(rows["held"]) == list(claims["held"]) and len(rows) > 0
+            assert list(rows["verdict"]) == list(claims["verdict"]) and len(rows) > 0
         assert "cifar10" in items["results/t3-err-vs-n/figure.png"]["caption"]
         assert "synthetic, no data set" in items["results/t3-minnorm/figure.png"]["caption"]
         table = items["results/claims.csv"]
@@ -66,18 +66,38 @@ def test_the_report_holds_every_target_with_figure_caption_verdicts_table_and_cl
     assert rc == 0, errors(audited)
 
 
-@pytest.mark.parametrize("held", [[True, False], [False] * 6])
-def test_verdicts_are_drawn_under_the_figure(tmp_path, held):
+@pytest.mark.parametrize("verdicts", [["held", "refuted", "inconclusive"], ["refuted"] * 6])
+def test_verdicts_are_drawn_under_the_figure(tmp_path, verdicts):
     png = tmp_path / "figure.png"
     fig, ax = plt.subplots(figsize=(4, 3))
     ax.plot([0, 1], [0, 1])
     fig.savefig(png, dpi=150)
     plt.close(fig)
     h0 = plt.imread(png).shape[0]
-    rows = pd.DataFrame({"id": [f"t:c{i}" for i in range(len(held))], "claim": ["a claim " * 12] * len(held),
-                         "held": held, "measured": ["x = 1"] * len(held), "detail": ["d"] * len(held)})
+    n = len(verdicts)
+    rows = pd.DataFrame({"id": [f"t:c{i}" for i in range(n)], "claim": ["a claim " * 12] * n, "verdict": verdicts,
+                         "reason": ["within noise" if v == "inconclusive" else "" for v in verdicts],
+                         "measured": ["x = 1"] * n, "detail": ["d"] * n})
     lines = report.verdict_lines(rows)
-    assert [line.split()[0] for line, _ in lines] == ["HELD" if h else "NOT" for h in held]
+    assert [line.split()[0] for line, _ in lines] == [v.upper() for v in verdicts]
+    assert [v for _, v in lines] == verdicts and all(v in report.VERDICT_COLOURS for v in verdicts)
+    assert ("(within noise)" in lines[-1][0]) == (verdicts[-1] == "inconclusive")
     report.add_verdicts(png, rows)
     image = plt.imread(png)
-    assert image.shape[1] == 600 and image.shape[0] > h0 + len(held) * 15  # a line (or two) per claim
+    assert image.shape[1] == 600 and image.shape[0] > h0 + n * 15  # a line (or two) per claim
+
+
+def test_the_claims_table_opens_with_counts_per_target_and_verdict(tmp_path):
+    parts = []
+    for tid, verdicts in {"t3-a": ["held", "refuted"], "t3-b": ["inconclusive", "inconclusive", "held"]}.items():
+        path = tmp_path / f"{tid}.csv"
+        pd.DataFrame({"id": [f"{tid}:c{i}" for i in range(len(verdicts))], "claim": "c", "verdict": verdicts,
+                      "reason": ["within noise" if v == "inconclusive" else "" for v in verdicts],
+                      "measured": "m", "detail": "d"}).to_csv(path, index=False)
+        parts.append(path)
+    table = report.gather_claims(parts, tmp_path / "claims.csv", tmp_path / "claims.md")
+    md = (tmp_path / "claims.md").read_text()
+    assert md.startswith("# Claims: 5 (2 held, 1 refuted, 2 inconclusive)")
+    assert "| t3-a | 1 | 1 | 0 |" in md and "| t3-b | 1 | 0 | 2 |" in md and "| all | 2 | 1 | 2 |" in md
+    assert "| within noise | 2 |" in md
+    assert list(table["reason"]) == ["", "", "within noise", "within noise", ""]

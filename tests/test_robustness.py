@@ -21,7 +21,7 @@ from deeptheory.spec import RunSpec
 from deeptheory.targets import Inputs, get
 from deeptheory.targets import robustness as T
 
-from conftest import learnable_images, train_settings, config_claims
+from conftest import learnable_images, train_settings, config_claims, held
 
 TOL = C.Tolerances(config_claims())
 PERTURB = {"gammas": [0.0, 0.05, 0.2, 1.0, 5.0], "draws": 3, "examples": [0.05, 0.2]}
@@ -190,7 +190,7 @@ def run_row(labels, init=1.0, seed=0, status="fit", **values) -> dict:
 
 
 def verdicts(rows):
-    return {r["id"].split(":", 1)[1]: r["held"] for r in rows}
+    return {r["id"].split(":", 1)[1]: held(r) for r in rows}
 
 
 def norm_rows(random_factor: float, random_status: str = "fit") -> pd.DataFrame:
@@ -214,7 +214,7 @@ def test_norm_claims():
     assert verdicts(T.norms_claims(rows, TOL)) == {"random-larger-product": True, "random-larger-by-layer": False}
     # A random-label net that did not fit: nothing to compare.
     for row in T.norms_claims(norm_rows(1.5, "not fit"), TOL):
-        assert row["held"] is False and "not testable" in row["detail"]
+        assert row["verdict"] == "inconclusive"
         assert "did not reach train error 0" in row["detail"]
 
 
@@ -247,13 +247,13 @@ def test_diverged_x10_runs_make_the_init_claims_not_testable():
     l2 = dict(zip(KEYS, [10.0, 13.0, np.nan, np.nan]))
     rows = {r["id"].split(":")[1]: r for r in T.margins_claims(margin_runs(nm, l2, "diverged"), TOL)}
     for name in ("x10-smaller-margin", "x10-larger-norm"):
-        assert rows[name]["held"] is False and "not testable" in rows[name]["detail"]
+        assert rows[name]["verdict"] == "inconclusive"
         assert "diverged" in rows[name]["detail"]
-    assert rows["random-smaller-margin"]["held"] and rows["random-larger-norm"]["held"]
+    assert held(rows["random-smaller-margin"]) and held(rows["random-larger-norm"])
     assert "diverged" in rows["random-smaller-margin"]["detail"]  # its x10 pair is left out, and named
     # One init scale only: the init claims cannot be tested.
     one = margin_runs(dict(zip(KEYS[:2], [0.01, 0.002])), dict(zip(KEYS[:2], [10.0, 13.0])))
-    assert "not testable" in {r["id"]: r for r in T.margins_claims(one, TOL)}["t3-margins:x10-larger-norm"]["measured"]
+    assert {r["id"]: r for r in T.margins_claims(one, TOL)}["t3-margins:x10-larger-norm"]["reason"] == C.UNTESTABLE
 
 
 def spectral_case(natural, random):
@@ -284,13 +284,13 @@ def perturb_verdict(random_err, natural_err):
 
 
 def test_perturb_claim():
-    assert perturb_verdict([0, 0.1, 0.3, 0.6], [0, 0.01, 0.02, 0.2])["held"] is True
-    assert perturb_verdict([0, 0.1, 0.3, 0.6], [0, 0.0, 0.01, 0.02])["held"] is True      # natural never crosses
-    assert perturb_verdict([0, 0.01, 0.02, 0.2], [0, 0.1, 0.3, 0.6])["held"] is False    # natural first
-    assert perturb_verdict([0, 0.1, 0.3, 0.6], [0, 0.1, 0.2, 0.3])["held"] is False      # the same gamma
-    assert perturb_verdict([0, 0.0, 0.01, 0.02], [0, 0.01, 0.02, 0.2])["held"] is False  # only natural crosses
+    assert perturb_verdict([0, 0.1, 0.3, 0.6], [0, 0.01, 0.02, 0.2])["verdict"] == "held"
+    assert perturb_verdict([0, 0.1, 0.3, 0.6], [0, 0.0, 0.01, 0.02])["verdict"] == "held"      # natural never crosses
+    assert perturb_verdict([0, 0.01, 0.02, 0.2], [0, 0.1, 0.3, 0.6])["verdict"] == "refuted"    # natural first
+    assert perturb_verdict([0, 0.1, 0.3, 0.6], [0, 0.1, 0.2, 0.3])["verdict"] == "refuted"      # the same gamma
+    assert perturb_verdict([0, 0.0, 0.01, 0.02], [0, 0.01, 0.02, 0.2])["verdict"] == "refuted"  # only natural crosses
     neither = perturb_verdict([0, 0.01, 0.02, 0.03], [0, 0.0, 0.01, 0.02])
-    assert neither["held"] is False and "not testable" in neither["detail"] and "neither" in neither["measured"]
+    assert neither["verdict"] == "inconclusive" and "neither" in neither["measured"]
 
 
 def test_perturb_claim_reads_the_rise_over_the_clean_error():
@@ -322,6 +322,6 @@ def test_each_target_builds_from_its_analyses(tid, fit, tmp_path):
         assert (tmp_path / name).exists(), name
     if tid == "t3-margins":  # the x10 net diverged: its claims say so instead of failing the build
         x10 = rows[rows["id"].str.contains("x10")]
-        assert not x10["held"].any() and x10["detail"].str.contains("diverged").all()
+        assert not held(x10).any() and x10["detail"].str.contains("diverged").all()
     else:
         assert rows["detail"].str.contains("no run left out").all()

@@ -13,7 +13,7 @@ from deeptheory.synthetic import compositional, langevin, linear, nets
 from deeptheory.targets import Inputs, get
 from deeptheory.targets.compositional import params_to_reach
 
-from conftest import config_claims
+from conftest import config_claims, held
 
 
 def numeric_grad(f_grad_pair, w, eps=1e-6):
@@ -185,5 +185,5 @@ def test_report_writes_figure_table_claims_and_provenance(tmp_path, tid, cfg):
     rows = report.build(get(tid), inputs, tmp_path, config={"target": cfg})
     for name in report.OUTPUTS.values():
         assert (tmp_path / name).stat().st_size > 0, name
-    assert rows["held"].dtype == bool and rows["id"].str.startswith(f"{tid}:").all()
+    assert held(rows).dtype == bool and rows["id"].str.startswith(f"{tid}:").all()
     assert "synthetic, no data set" in (tmp_path / "table.md").read_text()

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake, write_cifar_set, write_idx_set
+from conftest import ROOT, snakemake, write_cifar_set, write_idx_set, held
 
 
 
@@ -86,9 +86,10 @@ def test_dag_builds_every_target_with_claims_and_provenance(built):
         for name in ["figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv"]:
             assert (workdir / "results" / t / name).stat().st_size > 0, (t, name)
     claims = pd.read_csv(workdir / "results" / "claims.csv")
-    assert list(claims.columns) == ["id", "claim", "held", "measured", "detail"]
+    assert list(claims.columns) == ["id", "claim", "verdict", "reason", "measured", "detail"]
     assert set(claims["id"].str.split(":").str[0]) == set(targets)
-    assert claims["held"].dtype == bool
+    assert set(claims["verdict"]) <= {"held", "refuted", "inconclusive"}
+    assert (claims["reason"].notna() == (claims["verdict"] == "inconclusive")).all()  # a reason exactly where one is due
     assert claims["detail"].str.contains("fashion-mnist").any()  # offline stand-in is named
     table = pd.read_csv(workdir / "results" / "t3-err-vs-w" / "table.csv")
     assert set(table["dataset"]) == {"fashion-mnist"}  # mnist was substituted

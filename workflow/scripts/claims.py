@@ -5,4 +5,4 @@ from deeptheory import logs, report
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = logs.setup(sm.log[0], "claims")
 table = report.gather_claims(list(sm.input), sm.output.csv, sm.output.md)
-log.info("%d of %d claims held", int(table["held"].sum()), len(table))
+log.info("%d claims: %s", len(table), table["verdict"].value_counts().to_dict())

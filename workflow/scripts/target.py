@@ -30,4 +30,4 @@ rows = report.build(get(tid), inputs, Path(sm.output.claims).parent,
                     config={"profile": sm.params.profile, "target": cfg, "claims": sm.params.claims_cfg,
                             "substitute": sm.params.substitute})
 for r in rows.itertuples():
-    log.info("%s  held=%s  %s", r.id, r.held, r.measured)
+    log.info("%s  %s%s  %s", r.id, r.verdict, f" ({r.reason})" if r.reason else "", r.measured)

@@ -19,7 +19,7 @@ from . import Inputs, Outcome
 
 
 def _final(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs[runs["final"].astype(bool)].reset_index(drop=True)
+    return C.final_rows(runs)
 
 
 def _interpolated(final: pd.DataFrame) -> str:
@@ -61,11 +61,14 @@ CURVES_BY_N_CLAIMS = {
 
 def _gap_large(cid: str, text: str, final: pd.DataFrame, n_min: int, tol) -> dict:
     at = final[final["N"] == n_min]
-    gap = float((at["test_err"] - at["train_err"]).mean())
-    return C.claim(cid, text, gap >= tol.gap_at_smallest_n,
-                   f"gap {gap:.3f} (test {at['test_err'].mean():.3f} - train {at['train_err'].mean():.3f}) at "
-                   f"N = {n_min} over {len(at)} run(s); {_interpolated(at)}",
-                   f"fails if the mean gap at the smallest N is below {tol.gap_at_smallest_n}")
+    point = C.by_point(at, "N").iloc[0]
+    gap, se = float(point["gap"]), float(point["gap_se"])
+    held, why = C.versus(gap, se, tol.gap_at_smallest_n, tol.noise_z, below=False)
+    return C.claim(cid, text, held,
+                   f"gap {gap:.3f} +- {se:.3f} (test {at['test_err'].mean():.3f} - train {at['train_err'].mean():.3f}) "
+                   f"at N = {n_min} over {len(at)} run(s); {_interpolated(at)}",
+                   f"held if the mean gap at the smallest N is above {tol.gap_at_smallest_n} by {tol.noise_z:g} se, "
+                   f"refuted if below by as much", inconclusive=why)
 
 
 def _model_claims(role: str, final: pd.DataFrame, tol) -> list[dict]:
@@ -74,13 +77,11 @@ def _model_claims(role: str, final: pd.DataFrame, tol) -> list[dict]:
              f"{role} model: large test-train gap at the smallest N (overfitting with small training sets)",
              f"{role} model: the final test-train gap shrinks as N grows")
     if final.empty:
-        return [C.claim(cid, text, False, f"no {role} model in the grid (one width only)",
-                        "not testable on this grid: needs two widths")
+        return [C.untestable(cid, text, f"no {role} model in the grid (one width only)", "needs two widths")
                 for cid, text in zip(CURVES_BY_N_CLAIMS[role], texts)]
     n_min = int(final["N"].min())
     if final["N"].nunique() < 2:
-        shrink = C.claim(shrink_id, texts[2], False, f"one N only ({n_min}); {_interpolated(final)}",
-                         "not testable on this grid: needs two N")
+        shrink = C.untestable(shrink_id, texts[2], f"one N only ({n_min}); {_interpolated(final)}", "needs two N")
     else:
         shrink = C.falls_with(shrink_id, texts[2], C.by_point(final, "N"), "N", "gap", tol)
         shrink["measured"] += f"; {_interpolated(final)}"
@@ -144,33 +145,35 @@ def _past_n(points: pd.DataFrame, N: int) -> pd.DataFrame:
 
 
 def _gap_no_rise(cid: str, text: str, final: pd.DataFrame, select, where: str, tol) -> dict:
-    """Per N, the gap over the W that ``select`` keeps must be flat or fall (trend
-    'flat_or_falls'); held only if it holds at every N of the grid."""
-    per_n, held, worst = [], [], None
+    """Per N, the gap over the W that ``select`` keeps must not rise (claims.noise_trend
+    'flat_or_falls'): refuted if it rises beyond noise at some N, held if at every N every
+    rise is bounded below claims.step, else inconclusive."""
+    per_n, verdicts, worst = [], [], None
     for n, at in final.groupby("N"):
         pts = select(C.by_point(at, "n_params"), n)
         if len(pts) < 2:
-            per_n.append(f"N={n}: fewer than two W {where}, not testable")
-            held.append(False)
+            per_n.append(f"N={n}: fewer than two W {where}")
+            verdicts.append((False, C.UNTESTABLE))
             continue
-        t = C.tolerance(pts, "gap", tol.step, tol.spread_k)
-        ok, _ = C.trend(pts["n_params"], pts["gap"], t, "flat_or_falls")
-        held.append(ok)
-        per_n.append(f"N={n} ({'held' if ok else 'NOT held'}, tolerance {t:.3f}): "
+        ok, why, decided = C.noise_trend(pts["gap"], pts["gap_se"], tol.noise_z, "flat_or_falls", tol.step)
+        verdicts.append((ok, why))
+        per_n.append(f"N={n} ({why or ('held' if ok else 'refuted')}; {decided}): "
                      + ", ".join(f"W={w}: {g:.3f}" for w, g in zip(pts["n_params"], pts["gap"])))
         rise, w0, w1 = _worst_rise(pts)
         if worst is None or rise > worst[0]:
             train = pts.set_index("n_params")["train_err"]
             worst = (rise, n, w0, w1, train[w0], train[w1])
     if worst is None:
-        return C.claim(cid, text, False, "; ".join(per_n), f"not testable on this grid: needs two W {where}")
+        return C.untestable(cid, text, "; ".join(per_n), f"needs two W {where}")
     rise, n, w0, w1, tr0, tr1 = worst
-    return C.claim(cid, text, all(held),
+    refuted = any(not ok and why is None for ok, why in verdicts)
+    reasons = [why for ok, why in verdicts if why]
+    return C.claim(cid, text, all(ok for ok, _ in verdicts),
                    f"worst rise of the gap {rise:+.3f} at N = {n}, from W = {w0:,} to W = {w1:,} (train err {tr0:.3f} "
                    f"-> {tr1:.3f}); gap by W: " + "; ".join(per_n),
-                   f"flat_or_falls over W {where} at every N: fails if at some N the gap rises between successive W, or "
-                   f"above its value at the first W, by more than max({tol.step}, {tol.spread_k} x seed sd), or if "
-                   f"some N has fewer than two such W")
+                   f"flat_or_falls over W {where} at every N, read against {tol.noise_z:g} standard errors: refuted "
+                   f"if at some N the gap rises beyond them, held if at every N every rise is bounded below "
+                   f"{tol.step}", inconclusive=None if refuted or not reasons else reasons[0])
 
 
 def _gen_vs_w_claims(final: pd.DataFrame, tol) -> list[dict]:
@@ -250,39 +253,59 @@ def _curve_gap(runs: pd.DataFrame, noise: float, start: float) -> tuple[float, i
 
 
 def _sgdl_claims(runs: pd.DataFrame, final: pd.DataFrame, tol) -> list[dict]:
+    """Differences of test errors read against noise_z standard errors of the difference
+    (binomial at n_test for each net, and the spread of the paired differences over seeds):
+    "tracks" holds when |difference| + z se stays within its tolerance, and is refuted when
+    |difference| - z se exceeds it; "better" holds on a fall beyond z se, is refuted by a
+    rise beyond it."""
     levels = sorted(final.loc[final["noise"] > 0, "noise"].unique())
     if final.empty or not levels:
-        return [C.claim(cid, text, False, "no SGD (noise 0) run paired with an SGDL (noise > 0) run",
-                        "not testable on this grid: needs noise 0 and noise > 0, everything else equal")
+        return [C.untestable(cid, text, "no SGD (noise 0) run paired with an SGDL (noise > 0) run",
+                             "needs noise 0 and noise > 0, everything else equal")
                 for cid, text in zip(SGDL_CLAIMS, SGDL_TEXTS)]
+    z = tol.noise_z
     sgd = final[final["noise"] == 0].set_index(PAIR_KEYS)
-    finals, curves, better = [], [], []
+    n_test = int(final["n_test"].min())
+    finals, curves = [], []
     start = tol.sgdl_curve_from * float(final["epoch"].max())
     for s in levels:
         noisy = final[final["noise"] == s].set_index(PAIR_KEYS)
         d = (noisy["test_err"] - sgd["test_err"].reindex(noisy.index)).dropna()
-        t = max(tol.sgdl_final_tol, tol.spread_k * (float(d.std()) if len(d) > 1 else 0.0))
-        finals.append((s, float(d.mean()), t, float(noisy["train_err"].mean()) - float(sgd["train_err"].mean())))
+        se = float(np.hypot(C.binomial_se(noisy["test_err"].mean(), n_test), C.binomial_se(sgd["test_err"].mean(), n_test)))
+        se = float(np.hypot(se, d.std() / np.sqrt(len(d)) if len(d) > 1 else 0.0))
+        finals.append((s, float(d.mean()), se, float(noisy["train_err"].mean()) - float(sgd["train_err"].mean())))
         curves.append((s, *_curve_gap(runs, s, start)))
-        better.append((s, float(d.mean())))
     base = f"SGD final test err {sgd['test_err'].mean():.3f}, train err {sgd['train_err'].mean():.3f}"
-    curve_ok = [not np.isnan(m) and m <= tol.sgdl_curve_tol for _, m, _, _ in curves]
+
+    def within(diffs_ses, bound):
+        refuted = any(abs(d) - z * e > bound for d, e in diffs_ses)
+        held = all(abs(d) + z * e <= bound for d, e in diffs_ses)
+        return held, None if held or refuted else C.WITHIN_NOISE
+
+    track, track_why = within([(d, e) for _, d, e, _ in finals], tol.sgdl_final_tol)
+    if any(np.isnan(m) for _, m, _, _ in curves):
+        curve, curve_why = False, C.UNTESTABLE
+    else:  # one evaluation's difference: two error rates on the same n_test images
+        e = np.sqrt(2) * float(C.binomial_se(sgd["test_err"].mean(), n_test))
+        curve, curve_why = within([(m, e) for _, m, _, _ in curves], tol.sgdl_curve_tol)
+    better_refuted = any(d > z * e for _, d, e, _ in finals)
+    better = all(d < -z * e for _, d, e, _ in finals)
     return [
-        C.claim(SGDL_CLAIMS[0], SGDL_TEXTS[0], all(abs(d) <= t for _, d, t, _ in finals),
-                f"{base}; " + "; ".join(f"SGDL sd {s:g}: test err - SGD {d:+.3f} (tolerance {t:.3f}), train err - SGD "
-                                        f"{dt:+.3f}" for s, d, t, dt in finals),
-                f"fails if |SGDL - SGD| final test error exceeds max({tol.sgdl_final_tol}, {tol.spread_k} x sd of the "
-                f"paired differences) at any noise level"),
-        C.claim(SGDL_CLAIMS[1], SGDL_TEXTS[1], all(curve_ok),
+        C.claim(SGDL_CLAIMS[0], SGDL_TEXTS[0], track,
+                f"{base}; " + "; ".join(f"SGDL sd {s:g}: test err - SGD {d:+.3f} +- {e:.3f}, train err - SGD {dt:+.3f}"
+                                        for s, d, e, dt in finals),
+                f"held if |SGDL - SGD| final test error + {z:g} se <= {tol.sgdl_final_tol} at every noise level, "
+                f"refuted if |SGDL - SGD| - {z:g} se exceeds it at one", inconclusive=track_why),
+        C.claim(SGDL_CLAIMS[1], SGDL_TEXTS[1], curve,
                 "; ".join(f"SGDL sd {s:g}: max |test err - SGD| {m:.3f} at epoch {e} over the shared epochs "
                           f"{', '.join(map(str, ep)) or 'none'}" for s, m, e, ep in curves),
-                f"fails if the difference of the mean test-error curves exceeds {tol.sgdl_curve_tol} at any shared "
-                f"evaluated epoch >= {tol.sgdl_curve_from:g} x the last epoch = {start:g} (earlier epochs left out), "
-                f"or if there is none"),
-        C.claim(SGDL_CLAIMS[2], SGDL_TEXTS[2], all(d <= 0 for _, d in better),
-                f"{base}; " + "; ".join(f"SGDL sd {s:g}: test err - SGD {d:+.3f}" for s, d in better),
-                "fails if SGDL's mean final test error is above SGD's at any noise level (no tolerance: the memo "
-                "reports a direction)"),
+                f"the largest difference of the mean test-error curves at shared evaluated epochs >= "
+                f"{tol.sgdl_curve_from:g} x the last epoch = {start:g}, against {tol.sgdl_curve_tol}: held if it + "
+                f"{z:g} se (binomial at n_test) stays within, refuted if it - {z:g} se exceeds it", inconclusive=curve_why),
+        C.claim(SGDL_CLAIMS[2], SGDL_TEXTS[2], better,
+                f"{base}; " + "; ".join(f"SGDL sd {s:g}: test err - SGD {d:+.3f} +- {e:.3f}" for s, d, e, _ in finals),
+                f"held if SGDL's final test error is below SGD's by {z:g} se at every noise level, refuted if above by "
+                f"as much at one", inconclusive=None if better or better_refuted else C.WITHIN_NOISE),
     ]
 
 

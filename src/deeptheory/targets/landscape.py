@@ -80,10 +80,10 @@ def _gaussian_claims(rows: pd.DataFrame, tol) -> list[dict]:
     still = len(rows) - len(moving)
     if moving.empty:
         none = "no component with gradient spread > 0"
-        return [C.claim("t3-grad-hist:components-gaussian", "gradient components roughly Gaussian", False, none,
-                        "not testable: every sampled component is constant"),
-                C.claim("t3-grad-hist:mean-small", "mean of each component small against its spread", False, none,
-                        "not testable: every sampled component is constant")]
+        return [C.untestable("t3-grad-hist:components-gaussian", "gradient components roughly Gaussian", none,
+                             "every sampled component is constant"),
+                C.untestable("t3-grad-hist:mean-small", "mean of each component small against its spread", none,
+                             "every sampled component is constant")]
     kurt = float(moving["excess_kurtosis"].abs().median())
     skew = float(moving["skewness"].abs().median())
     normal = float((moving["shapiro_p"] > tol.normality_alpha).mean())
@@ -191,6 +191,11 @@ def _mean_se(values: pd.Series) -> tuple[float, float]:
 
 
 def flatter_natural(asked: str, used: str, shares: pd.DataFrame, tol, same_as: list[str]) -> dict:
+    """memo073 Figs 11-12: the natural-label flat share against the random-label one, over
+    units (triples of minimizers) as replicates: held if natural's mean share exceeds
+    random's by more than minima_se_k standard errors of the difference, refuted if random's
+    exceeds natural's by as much, else within noise. One triple per label has no spread to
+    read a difference against: the grid cannot test it (the shares' ratio is reported)."""
     cid = LANDSCAPE_CLAIMS[asked]
     text = f"{asked}: flat low-error region over the simplex larger for natural than for random labels"
     sel = shares[shares["dataset"] == used]
@@ -198,15 +203,22 @@ def flatter_natural(asked: str, used: str, shares: pd.DataFrame, tol, same_as: l
     shared = (f"; the same units as {', '.join(same_as)} (all stand in as {used}): not independent evidence"
               if same_as else "")
     if nat.empty or rnd.empty:
-        return C.claim(cid, text, False, f"{len(nat)} natural and {len(rnd)} random-label unit(s) on {used}",
-                       "not testable: needs units of both label kinds" + shared)
+        return C.untestable(cid, text, f"{len(nat)} natural and {len(rnd)} random-label unit(s) on {used}",
+                            "needs units of both label kinds" + shared)
     (mn, sn), (mr, sr) = _mean_se(nat), _mean_se(rnd)
-    need = max(tol.landscape_margin, tol.minima_se_k * np.hypot(sn, sr))
-    return C.claim(cid, text, mn - mr >= need,
-                   f"share of simplex within {tol.landscape_epsilon:g} of the vertices' train error: natural "
-                   f"{mn:.3f} ({len(nat)} unit(s)), random {mr:.3f} ({len(rnd)} unit(s)); difference {mn - mr:+.3f}",
-                   f"fails unless natural exceeds random by at least {need:.3f} (max of landscape_margin "
-                   f"{tol.landscape_margin:g} and minima_se_k {tol.minima_se_k:g} x standard error over units)" + shared)
+    need = tol.minima_se_k * np.hypot(sn, sr)
+    ratio = mn / mr if mr > 0 else float("inf")
+    measured = (f"share of simplex within {tol.landscape_epsilon:g} of the vertices' train error: natural "
+                f"{mn:.3f} +- {sn:.3f} ({len(nat)} unit(s)), random {mr:.3f} +- {sr:.3f} ({len(rnd)} unit(s)); "
+                f"difference {mn - mr:+.3f}, ratio {ratio:.2f}")
+    if min(len(nat), len(rnd)) < 2:
+        return C.untestable(cid, text, measured, "needs two triples of minimizers per label, so that the difference "
+                            "has a standard error" + shared)
+    why = None if abs(mn - mr) > need else C.WITHIN_NOISE
+    return C.claim(cid, text, mn - mr > need, measured,
+                   f"held if natural exceeds random by more than minima_se_k {tol.minima_se_k:g} standard errors of the "
+                   f"difference over units ({need:.3f}), refuted if random exceeds natural by as much" + shared,
+                   inconclusive=why)
 
 
 def simplex_xy(points: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -321,7 +333,7 @@ def natural_flatter(table: pd.DataFrame, inp: Inputs) -> dict:
     cid, text = "t3-flatness:natural-flatter-every-column", ("flatness radius larger for natural than random labels "
                                                               "in every column (data set x parameter set)")
     k = inp.tol.minima_se_k
-    parts, ok, missing = [], [], []
+    parts, ok, against, missing = [], [], [], []
     for (asked, pset), col in table.groupby(["requested", "params"], sort=False):
         nat, rnd = (col[col["labels"] == lab] for lab in LABELS)
         if nat.empty or rnd.empty or nat["radius_mean"].isna().any() or rnd["radius_mean"].isna().any():
@@ -330,17 +342,20 @@ def natural_flatter(table: pd.DataFrame, inp: Inputs) -> dict:
         nat, rnd = nat.iloc[0], rnd.iloc[0]
         need = k * np.hypot(nat["radius_se"], rnd["radius_se"])
         ok.append(nat["radius_mean"] - rnd["radius_mean"] > need)
+        against.append(rnd["radius_mean"] - nat["radius_mean"] > need)
         parts.append(f"{asked} {pset}: natural {nat['radius_mean']:.3f} vs random {rnd['radius_mean']:.3f} "
                      f"(need > {need:.3f}; censored at r_max {int(nat['censored'])}/{int(rnd['censored'])})")
     shared = [u for u in dict.fromkeys(table["dataset"]) if len(stands_for(inp, u)) > 1]
     note = (f"; {', '.join(f'{u} stands in for ' + ' and '.join(stands_for(inp, u)) for u in shared)}: "
             "their columns are the same nets") if shared else ""
     if missing:
-        return C.claim(cid, text, False, "; ".join(parts) or "no column", f"not testable: no natural and random "
-                       f"radii for {', '.join(missing)}" + note)
+        return C.untestable(cid, text, "; ".join(parts) or "no column", f"no natural and random "
+                            f"radii for {', '.join(missing)}" + note)
     return C.claim(cid, text, all(ok), "; ".join(parts),
-                   f"fails if in any column the natural-label mean radius exceeds the random one by no more than "
-                   f"minima_se_k = {k:g} standard errors of the difference" + note)
+                   f"held if in every column the natural-label mean radius exceeds the random one by more than "
+                   f"minima_se_k = {k:g} standard errors of the difference, refuted if in one the random radius "
+                   f"exceeds the natural one by as much" + note,
+                   inconclusive=None if all(ok) or any(against) else C.WITHIN_NOISE)
 
 
 def _draw_flatness(table: pd.DataFrame):

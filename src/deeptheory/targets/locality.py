@@ -96,14 +96,6 @@ def matched(points: pd.DataFrame) -> Matched | None:
                    {k: {r: float(error_at(points, r, w)) for r in FAMILY} for k, w in where.items()})
 
 
-def verdict(m: Matched | None) -> bool | None:
-    """The catalog's claim: False if sharing's gap is at least locality's; None (not
-    testable) if the families' W ranges do not overlap."""
-    return None if m is None else bool(m.gap_lc_conv < m.gap_fc_lc)
-
-
-# --- claims ------------------------------------------------------------------------------------
-
 def _ranges(points: pd.DataFrame) -> str:
     spans = points.groupby("family")["n_params"].agg(["min", "max"])
     return "; ".join(f"{f} W = {int(r['min']):,} to {int(r['max']):,}" for f, r in spans.iterrows())
@@ -138,22 +130,33 @@ CLAIMS = (
 )
 
 
-def claims_of(points: pd.DataFrame) -> list[dict]:
+def claims_of(points: pd.DataFrame, n_test: int, tol) -> list[dict]:
+    """Both claims read against noise_z standard errors: each family's mean test error over
+    the overlap is taken to carry one evaluation's binomial error at n_test (its points are
+    nets scored on the same test images), so a gap's error adds two of them and the
+    difference of the two gaps, fc - 2 lc + conv, three (lc's twice)."""
     m = matched(points)
     if m is None:
-        short = f"not testable: the families' W ranges do not overlap ({_ranges(points)}); {_best(points)}"
-        return [C.claim(cid, text, False, short, "needs a range of W that every family's grid covers")
+        short = f"the families' W ranges do not overlap ({_ranges(points)}); {_best(points)}"
+        return [C.untestable(cid, text, short, "needs a range of W that every family's grid covers")
                 for cid, text in CLAIMS]
     (main_id, main_text), (gain_id, gain_text) = CLAIMS
+    se = {r: float(C.binomial_se(m.mean[r], n_test)) for r in FAMILY}
+    z = tol.noise_z
+    diff, diff_se = m.gap_fc_lc - m.gap_lc_conv, float(np.sqrt(se["fc"] ** 2 + 4 * se["lc"] ** 2 + se["conv"] ** 2))
+    gain_se = float(np.hypot(se["fc"], se["lc"]))
     ends = ", ".join(f"{k} {m.gaps_at(k)[0]:+.3f}" for k in ("lo", "mid", "hi"))
     gain = (f"overlap W = {m.lo:,.0f} to {m.hi:,.0f}; mean test error there: fc {m.mean['fc']:.3f}, lc "
-            f"{m.mean['lc']:.3f}; gap fc - lc {m.gap_fc_lc:+.3f} (at the overlap's {ends})")
+            f"{m.mean['lc']:.3f}; gap fc - lc {m.gap_fc_lc:+.3f} +- {gain_se:.3f} (at the overlap's {ends})")
     return [
-        C.claim(main_id, main_text, verdict(m), f"{_read(m)}; {_best(points)}",
-                f"fails if gap lc - conv >= gap fc - lc, {READ_RULE} (no tolerance: memo100 states a direction)"),
-        C.claim(gain_id, gain_text, m.gap_fc_lc > 0, gain,
-                f"fails if gap fc - lc <= 0, {READ_RULE}: without it, the first claim can hold with no gain from "
-                f"locality at all"),
+        C.claim(main_id, main_text, diff > z * diff_se,
+                f"{_read(m)}; (fc - lc) - (lc - conv) = {diff:+.3f} +- {diff_se:.3f}; {_best(points)}",
+                f"held if gap fc - lc exceeds gap lc - conv by {z:g} se, refuted if it falls short by as much, "
+                f"{READ_RULE}", inconclusive=None if abs(diff) > z * diff_se else C.WITHIN_NOISE),
+        C.claim(gain_id, gain_text, m.gap_fc_lc > z * gain_se, gain,
+                f"held if gap fc - lc > {z:g} se, refuted if below -{z:g} se, {READ_RULE}: without it, the first "
+                f"claim can hold with no gain from locality at all",
+                inconclusive=None if abs(m.gap_fc_lc) > z * gain_se else C.WITHIN_NOISE),
     ]
 
 
@@ -211,7 +214,7 @@ def build(inp: Inputs) -> Outcome:
     final, note = settled(inp.runs[inp.runs["final"].astype(bool)])
     points = by_family(final)
     m = matched(points)
-    return Outcome(points, claims_of(points), _draw(final, points, m), _setup(final, points, inp.cfg) + note,
+    return Outcome(points, claims_of(points, int(final["n_test"].min()), inp.tol), _draw(final, points, m), _setup(final, points, inp.cfg) + note,
                    extra={"overlap": None if m is None else [m.lo, m.hi],
                           "mean_test_err": None if m is None else m.mean})
 

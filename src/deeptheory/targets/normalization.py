@@ -102,7 +102,7 @@ def margin_pairs(nets_: pd.DataFrame, method: str, col: str, keys=("seed", "init
 
 def margin_claim(cid: str, setting: str, method: str, pairs: list[dict], tol, point: str) -> dict:
     """(a) held if in every pair the method's normalized margin is positive (it separates the
-    data) and at least ``margin_smaller_factor`` times plain GD's; not testable (False) where
+    data) and at least ``margin_smaller_factor`` times plain GD's; inconclusive where
     no pair has a net that separates."""
     f = tol.margin_smaller_factor
     name = METHOD_NAMES[method]
@@ -111,9 +111,9 @@ def margin_claim(cid: str, setting: str, method: str, pairs: list[dict], tol, po
             f"(margin_smaller_factor); fails if plain GD matches or exceeds it")
     fmt = "; ".join(f"{_key(p['key'])}: {name} {p['method']:.4g} vs plain {p['plain']:.4g}" for p in pairs)
     if not pairs:
-        return C.claim(cid, text, False, "not testable: no pair of nets equal but for the method", rule)
+        return C.untestable(cid, text, "no pair of nets equal but for the method", rule)
     if all(p["plain"] <= 0 and p["method"] <= 0 for p in pairs):
-        return C.claim(cid, text, False, f"not testable: no net separates its training data; {fmt}", rule)
+        return C.untestable(cid, text, f"no net separates its training data; {fmt}", rule, reason=C.NOT_CONVERGED)
     held = all(p["method"] > 0 and p["method"] >= f * p["plain"] for p in pairs)
     return C.claim(cid, text, held, f"normalized margin, {fmt}", rule)
 
@@ -133,9 +133,11 @@ def balance_claim(cid: str, setting: str, ms: dict, tol) -> dict:
     largest growth of a |W_k|^2, for every net (``ms``: name -> balance_measurements)."""
     t = tol.balance_tol
     text = f"{setting}: under plain GD a balanced init stays balanced (the differences of squared layer norms stay constant)"
-    held = bool(ms) and all(m["drift"] <= t * max(m["growth"]) for m in ms.values())
+    if not ms:
+        return C.untestable(cid, text, "no balanced plain net", "needs one")
+    held = all(m["drift"] <= t * max(m["growth"]) for m in ms.values())
     measured = "; ".join(f"{k}: drift {m['drift']:.4g}, growth of |W_k|^2 {_fmt(m['growth'])}, differences at the end "
-                         f"{_fmt(m['diffs_end'])}" for k, m in ms.items()) or "not testable: no balanced plain net"
+                         f"{_fmt(m['diffs_end'])}" for k, m in ms.items())
     return C.claim(cid, text, held, measured,
                    f"held if the largest drift of |W_k|^2 - |W_k+1|^2 is <= {t:g} x the largest growth of a |W_k|^2 "
                    f"(balance_tol); fails if one layer's norm grows faster than another's")
@@ -146,11 +148,12 @@ def imbalance_claim(cid: str, setting: str, ms: dict, unbalance: float, tol) -> 
     its differences drift by at most that."""
     t = tol.balance_tol
     text = f"{setting}: under plain GD an unbalanced init stays unbalanced (its differences stay constant)"
-    held = bool(ms) and all(max(abs(x) for x in m["diffs_start"]) > t * max(m["growth"])
-                            and m["drift"] <= t * max(m["growth"]) for m in ms.values())
+    if not ms:
+        return C.untestable(cid, text, "no unbalanced plain net", "needs one")
+    held = all(max(abs(x) for x in m["diffs_start"]) > t * max(m["growth"])
+               and m["drift"] <= t * max(m["growth"]) for m in ms.values())
     measured = "; ".join(f"{k}: differences at init {_fmt(m['diffs_start'])}, at the end {_fmt(m['diffs_end'])}; drift "
-                         f"{m['drift']:.4g}; growth {_fmt(m['growth'])}" for k, m in ms.items()) or \
-        "not testable: no unbalanced plain net"
+                         f"{m['drift']:.4g}; growth {_fmt(m['growth'])}" for k, m in ms.items())
     return C.claim(cid, text, held, measured,
                    f"first layer x{unbalance:g}, last x1/{unbalance:g} at init; held if the largest difference at init is "
                    f"> {t:g} x the largest growth and the differences drift by <= {t:g} x that growth (balance_tol); "

@@ -145,7 +145,7 @@ def claims_of(rows: pd.DataFrame, found: dict, tol) -> list[dict]:
     natural = rows[(rows["labels"] == "natural") & rows["kept"]]
     random = rows[(rows["labels"] == "random") & rows["kept"]]
     kept_nat = _kept_text(rows, "natural")
-    short = f"not testable: {kept_nat}; a line needs {MIN_NETS} nets with distinct training losses"
+    short = f"{kept_nat}; a line needs {MIN_NETS} nets with distinct training losses"
     return [normalized_slope_one(found, kept_nat, short, tol), raw_off_line(found, kept_nat, short, tol),
             random_off_line(rows, random, found, short, tol), random_at_chance(rows, random, tol)]
 
@@ -156,7 +156,7 @@ def normalized_slope_one(found: dict, kept: str, short: str, tol) -> dict:
     rule = (f"fails if the free fit's slope differs from 1 by more than {tol.normloss_slope_tol:g} or its "
             f"R^2 < {tol.normloss_min_r2:g}")
     if "normalized" not in found:
-        return C.claim(cid, text, False, short, rule)
+        return C.untestable(cid, text, short, rule)
     free, one = found["normalized"]["free"], found["normalized"]["slope-1"]
     held = abs(free.slope - 1) <= tol.normloss_slope_tol and free.r2 >= tol.normloss_min_r2
     return C.claim(cid, text, held, f"{kept}; {free.text()}; {one.text()}", rule)
@@ -170,7 +170,7 @@ def raw_off_line(found: dict, kept: str, short: str, tol) -> dict:
     cid, text = "m100-norm-loss:raw-off-line", "raw losses do not lie near a line (the normalized ones do)"
     rule = f"fails unless the raw free fit's R^2 is below the normalized one's by at least {tol.normloss_r2_margin:g}"
     if "raw" not in found or "normalized" not in found:
-        return C.claim(cid, text, False, short, rule)
+        return C.untestable(cid, text, short, rule)
     raw, norm = found["raw"]["free"], found["normalized"]["free"]
     return C.claim(cid, text, raw.r2 <= norm.r2 - tol.normloss_r2_margin,
                    f"{kept}; raw {raw.text()}; normalized R^2 {norm.r2:.4g}", rule)
@@ -181,9 +181,9 @@ def random_off_line(rows: pd.DataFrame, random: pd.DataFrame, found: dict, short
     k = tol.normloss_offline_k
     rule = f"fails if any kept random-label net lies within {k:g} RMSE of the natural nets' normalized free fit"
     if "normalized" not in found:
-        return C.claim(cid, text, False, short, rule)
+        return C.untestable(cid, text, short, rule)
     if random.empty:
-        return C.claim(cid, text, False, f"not testable: {_kept_text(rows, 'random')}", rule)
+        return C.untestable(cid, text, _kept_text(rows, "random"), rule)
     fit = found["normalized"]["free"]
     resid = with_residuals(random, fit)["residual_over_rmse"]
     return C.claim(cid, text, bool((resid.abs() > k).all()),
@@ -197,8 +197,7 @@ def random_at_chance(rows: pd.DataFrame, random: pd.DataFrame, tol) -> dict:
     test error at chance level"."""
     cid, text = "m100-norm-loss:random-at-chance", "random-label nets fit to zero train error test at chance"
     if random.empty:
-        return C.claim(cid, text, False, f"not testable: {_kept_text(rows, 'random')}",
-                       "needs a random-label net with train error exactly 0")
+        return C.untestable(cid, text, _kept_text(rows, "random"), "needs a random-label net with train error exactly 0")
     row = C.at_chance(cid, text, random, int(random["num_classes"].iloc[0]), tol)
     return {**row, "measured": f"{_kept_text(rows, 'random')}; {row['measured']}"}
 

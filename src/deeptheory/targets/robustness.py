@@ -9,7 +9,7 @@ only, labels (natural vs random) or init scale (x1 vs x10), with the same data s
 and seed, hence the same training subset. The memo compares nets that fit their training
 set, so only runs whose final evaluation has train error exactly 0 enter a comparison; a run
 that did not, or that diverged (NaN loss), is named and left out, and a comparison left
-without a pair reads "not testable".
+without a pair is inconclusive, with the reason its runs give.
 """
 
 from __future__ import annotations
@@ -100,11 +100,13 @@ def analyze_perturb(runs, cfg: dict, seed: int) -> Analysis:
 
 def run_table(inp: Inputs) -> pd.DataFrame:
     """One row per run: its grid coordinates and how its training ended (status 'fit':
-    train error exactly 0; 'diverged': NaN or infinite loss; else 'not fit')."""
-    final = inp.runs[inp.runs["final"].astype(bool)]
+    train error exactly 0; 'diverged': NaN or infinite loss; 'did not train': its loss never
+    left ln(classes); else 'not fit')."""
+    final = C.final_rows(inp.runs)
     out = final[PAIR_KEYS + ["run_id", "n_params", "epoch", "train_err", "train_loss"]].reset_index(drop=True)
     loss = out["train_loss"].astype(float)
-    out["status"] = np.where(~np.isfinite(loss), "diverged", np.where(out["train_err"] == 0, "fit", "not fit"))
+    out["status"] = np.select([~np.isfinite(loss), out["train_err"] == 0, C.did_not_train(final, inp.tol)],
+                              ["diverged", "fit", "did not train"], "not fit")
     return out
 
 
@@ -128,6 +130,9 @@ def _why_out(row, side: str, col: str) -> str | None:
     status = row[f"status_{side}"]
     if status == "diverged":
         return f"{row[f'run_id_{side}']}: diverged (final train loss {row[f'train_loss_{side}']})"
+    if status == "did not train":
+        return (f"{row[f'run_id_{side}']}: did not train (train loss {row[f'train_loss_{side}']:.4f} ~ ln(classes), "
+                f"train err {row[f'train_err_{side}']:.4f})")
     if status != "fit":
         return (f"{row[f'run_id_{side}']}: did not reach train error 0 (final train err "
                 f"{row[f'train_err_{side}']:.4f} at epoch {row[f'epoch_{side}']})")
@@ -161,21 +166,30 @@ def _init_scales(runs: pd.DataFrame) -> tuple[float, float] | None:
 def fit_pairs(cid: str, text: str, runs: pd.DataFrame, vary: str, a, b, col: str):
     """The pairs (``vary == a`` vs ``vary == b``) of runs that both fit with a finite
     ``col``, and why every other pair is out; or, where none is left, the claim row that
-    says why it is not testable: (pairs, reasons, None) or (None, reasons, claim row)."""
+    says why it is inconclusive: (pairs, reasons, None) or (None, reasons, claim row)."""
     side_a, side_b = _side(vary, a), _side(vary, b)
     if a == b:
-        return None, [], C.claim(cid, text, False, f"not testable: the grid has one {vary} only ({side_a})",
-                                 f"not testable on this grid: it needs runs with two values of {vary}, alike otherwise")
+        return None, [], C.untestable(cid, text, f"the grid has one {vary} only ({side_a})",
+                                      f"it needs runs with two values of {vary}, alike otherwise")
     both = pairs(runs, vary, a, b)
     if both.empty:
-        return None, [], C.claim(cid, text, False, f"not testable: no pair of runs with {side_a} and {side_b}",
-                                 f"not testable on this grid: it needs runs with {side_a} and with {side_b}, alike "
-                                 "otherwise")
+        return None, [], C.untestable(cid, text, f"no pair of runs with {side_a} and {side_b}",
+                                      f"it needs runs with {side_a} and with {side_b}, alike otherwise")
     ok, reasons = usable(both, col)
     if ok.empty:
-        return None, reasons, C.claim(cid, text, False, f"not testable: no pair of {side_a} and {side_b} runs that "
-                                      "both fit", f"not testable: {_left_out(reasons)}")
+        return None, reasons, C.untestable(cid, text, f"no pair of {side_a} and {side_b} runs that both fit",
+                                           _left_out(reasons), reason=_why_unfit(both))
     return ok, reasons, None
+
+
+def _why_unfit(both: pd.DataFrame) -> str:
+    """The reason no pair fits: the worst status among the pairs' runs (a dead or diverged
+    net before one that is merely still short of zero at its cap)."""
+    statuses = set(both["status_a"]) | set(both["status_b"])
+    for status, reason in (("did not train", C.DID_NOT_TRAIN), ("diverged", C.DIVERGED), ("not fit", C.NOT_CONVERGED)):
+        if status in statuses:
+            return reason
+    return C.UNTESTABLE
 
 
 def at_least(cid: str, text: str, runs: pd.DataFrame, vary: str, larger, smaller, col: str, factor: float,
@@ -427,7 +441,7 @@ def perturb_claims(rows: pd.DataFrame, tol) -> list[dict]:
     loses accuracy at a smaller gamma. Per pair of fit runs, gamma_star (error above clean
     by more than perturb_rise) of the random-label net is smaller than the natural-label net's;
     a random-label net that crosses within the grid while the natural one does not counts as
-    smaller. A pair where neither crosses is not testable (the grid stops before either
+    smaller. A pair where neither crosses is inconclusive (the grid stops before either
     loses accuracy); equal gamma_star (the grid cannot separate them) is not held."""
     cid, text = "t3-perturb:random-loses-accuracy-first", "the random-label net loses accuracy at a smaller gamma"
     rise = tol.perturb_rise
@@ -439,9 +453,9 @@ def perturb_claims(rows: pd.DataFrame, tol) -> list[dict]:
     neither = [f"seed {r['seed']}: neither crosses up to gamma = {r['gamma_max_a']:g}" for _, r in ok.iterrows()
                if np.isnan(r["gamma_star_a"]) and np.isnan(r["gamma_star_b"])]
     if crossed.empty:
-        return [C.claim(cid, text, False, "not testable: " + "; ".join(neither),
-                        f"not testable: it needs a pair of fit runs of which one exceeds its clean error by "
-                        f"{rise:g}; {_left_out(reasons)}")]
+        return [C.untestable(cid, text, "; ".join(neither),
+                             f"it needs a pair of fit runs of which one exceeds its clean error by "
+                             f"{rise:g}; {_left_out(reasons)}")]
     star_r = crossed["gamma_star_a"]
     star_n = crossed["gamma_star_b"].fillna(np.inf)
     held = bool((star_r < star_n).all())

@@ -16,8 +16,7 @@ from . import Inputs, Outcome
 
 
 def final_rows(inp: Inputs) -> pd.DataFrame:
-    runs = inp.runs
-    return runs[runs["final"].astype(bool)].reset_index(drop=True)
+    return C.final_rows(inp.runs)
 
 
 def settled(final: pd.DataFrame) -> pd.DataFrame:
@@ -42,13 +41,12 @@ def _setup(final: pd.DataFrame, fixed: str) -> str:
 
 
 def _with_fit_status(final: pd.DataFrame, pts: pd.DataFrame, x: str, tol) -> pd.DataFrame:
-    """Per grid point: how many runs interpolated, levelled off, were still falling, or diverged."""
+    """Per grid point: how many runs ended in each of claims.STATUSES."""
     status = C.fit_status(final, tol)
-    counts = pd.crosstab(final[x], status).reindex(columns=["interpolated", "levelled", "not converged", "diverged"],
-                                                    fill_value=0)
+    counts = pd.crosstab(final[x], status).reindex(columns=list(C.STATUSES), fill_value=0)
     # outer: a grid point whose runs all diverged has no errors, but keeps its row and counts
     return pts.drop(columns=["interpolated"]).merge(
-        counts.rename(columns={"not converged": "not_converged"}), left_on=x, right_index=True, how="outer")
+        counts.rename(columns=lambda c: c.replace(" ", "_")), left_on=x, right_index=True, how="outer")
 
 
 def _n_sweep(inp: Inputs, claims_of, chance: float | None = None) -> Outcome:
@@ -62,7 +60,8 @@ def _n_sweep(inp: Inputs, claims_of, chance: float | None = None) -> Outcome:
     def draw(caption, png, pdf):
         plots.error_sweep(final, "N", "training-set size N", caption, png, pdf, marker=W,
                           marker_label=f"N = W = {W:,}", chance=chance)
-    return Outcome(table, with_diverged_noted(claims_of(final, pts, W), every), draw,
+    # the fit checks read every run (a diverged one by its status); the error trends only the settled ones' points
+    return Outcome(table, with_diverged_noted(claims_of(every, pts, W), every), draw,
                    _setup(every, f"W = {W:,} weights"))
 
 
@@ -79,7 +78,7 @@ def _width_sweep(inp: Inputs, claims_of, x: str, xlabel: str, marker_of) -> Outc
     def draw(caption, png, pdf):
         plots.error_sweep(final, x, xlabel, caption, png, pdf, marker=marker, marker_label=marker_label,
                           scales=("log", "linear") if x == "n_params" else ("log",))
-    return Outcome(table, with_diverged_noted(claims_of(final, pts, N), every), draw, _setup(every, f"N = {N:,}"))
+    return Outcome(table, with_diverged_noted(claims_of(every, pts, N), every), draw, _setup(every, f"N = {N:,}"))
 
 
 def _err_vs_n_claims(tol):
@@ -161,10 +160,10 @@ def _part_claims(claims_of, final: pd.DataFrame, every: pd.DataFrame, x: str, re
     """One sweep's claims under t3-poly's ids; if every run of the sweep diverged, each of
     them is not testable (the diverged rows only name the claims)."""
     if final.empty:
-        return [{**c, "held": False, "measured": f"not testable: all {len(every)} run(s) of this sweep diverged",
-                 "detail": "needs runs whose loss stayed finite"}
+        return [C.untestable(c["id"], c["claim"], f"all {len(every)} run(s) of this sweep diverged",
+                             "needs runs whose loss stayed finite", reason=C.DIVERGED)
                 for c in _renamed(claims_of(every, C.by_point(every, x), ref), old, new)]
-    return with_diverged_noted(_renamed(claims_of(final, C.by_point(final, x), ref), old, new), every)
+    return with_diverged_noted(_renamed(claims_of(every, C.by_point(final, x), ref), old, new), every)
 
 
 def poly(inp: Inputs) -> Outcome:
