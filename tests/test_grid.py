@@ -65,11 +65,14 @@ def test_comparisons_share_every_setting_but_the_one_they_vary(plan):
 
 def test_three_minimizers_share_one_training_set_and_form_one_unit(plan):
     units = plan.units["t3-landscape"]
-    assert len(units) == 2 * 2 * 1 or len(units) == 2   # (data sets x labels); offline both sets are one
+    # (data sets x labels x 2 training subsets); offline both data sets are one
+    assert len(units) == 2 * 2 * 2 or len(units) == 2 * 2
     for lead, members in units.items():
         specs = [plan.specs[r] for r in members]
-        assert lead == members[0] and [s.seed for s in specs] == [0, 1, 2]
-        assert {s.data_seed for s in specs} == {0} and specs[0].subset_seed is None
+        base = specs[0].seed
+        assert base in (0, grid.SUBSET_STRIDE)
+        assert lead == members[0] and [s.seed for s in specs] == [base, base + 1, base + 2]
+        assert {s.data_seed for s in specs} == {base} and specs[0].subset_seed is None
         assert len({(s.dataset, s.labels) for s in specs}) == 1
     assert all(members == [lead] for lead, members in plan.units["t3-flatness"].items())
     assert "t3-err-vs-n" not in plan.units   # a target reading metrics only has no analysis jobs
@@ -81,7 +84,7 @@ def test_two_asked_data_sets_standing_in_as_one_train_one_grid():
                "datasets": {**config["datasets"], "fashion-mnist": config["datasets"]["fashion-mnist"]}}
     plan = grid.plan(offline)
     landscape = plan.runs_of("t3-landscape")
-    assert len(landscape) == len({s.run_id for s in landscape}) == 2 * 3
+    assert len(landscape) == len({s.run_id for s in landscape}) == 2 * 2 * 3
     assert {s.dataset for s in landscape} == {"fashion-mnist"}
     assert grid.dataset_used(plan.targets["t3-landscape"], offline["substitute"]) == ["fashion-mnist"] * 2
 

@@ -135,15 +135,21 @@ def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, 
                    **parse_stop(stop, train["max_epochs"]))
 
 
+SUBSET_STRIDE = 100  # the i-th further subset of profile seed s is that of seed s + 100 i
+
+
 def seeds_of(tcfg: dict, profile: dict) -> list[tuple[int, int | None]]:
     """(seed, subset seed) of each run at a grid point: the profile's seeds, or with
-    ``minimizers: k`` k seeds s .. s+k-1 per profile seed s, all on the subset of s."""
+    ``minimizers: k`` k seeds b .. b+k-1 on the subset of seed b, for b = s and, with
+    ``subsets: m``, the m - 1 further subsets b = s + 100 i of each profile seed s (several
+    units of minimizers, so that their spread is a standard error)."""
     k = tcfg.get("minimizers")
     if k is None:
         return [(int(s), None) for s in profile["seeds"]]
-    # The first minimizer is the profile seed's own run (no subset option: the run other
-    # targets train at that grid point).
-    return [(int(s) + j, int(s) if j else None) for s in profile["seeds"] for j in range(int(k))]
+    bases = [int(s) + SUBSET_STRIDE * i for s in profile["seeds"] for i in range(int(tcfg.get("subsets", 1)))]
+    # The first minimizer is the base seed's own run (no subset option: for the profile seed,
+    # the run other targets train at that grid point).
+    return [(b + j, b if j else None) for b in bases for j in range(int(k))]
 
 
 def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
