@@ -95,13 +95,13 @@ def gen_rows(gaps_by_n: dict, train=0.0):
 
 def test_gen_vs_w_holds():
     out = build("t3-gen-vs-w", gen_rows({500: [0.30, 0.31, 0.28, 0.27], 2000: [0.15, 0.14, 0.14, 0.12]}))
-    assert verdicts(out) == {"gap-no-rise-with-W": True, "gap-no-rise-past-N": True}
+    assert verdicts(out) == {"gap-no-rise-with-W": True, "gap-no-rise-past-N": True, "test-no-rise-with-W": True}
 
 
 def test_gen_vs_w_fails_at_one_n_and_names_it():
     # N = 500 is flat; at N = 2,000 the gap rises from W = 3,300 (past N) to 10,000.
     out = build("t3-gen-vs-w", gen_rows({500: [0.30, 0.31, 0.28, 0.27], 2000: [0.15, 0.14, 0.14, 0.20]}))
-    assert verdicts(out) == {"gap-no-rise-with-W": False, "gap-no-rise-past-N": False}
+    assert verdicts(out) == {"gap-no-rise-with-W": False, "gap-no-rise-past-N": False, "test-no-rise-with-W": False}
     measured = by_id(out)["gap-no-rise-with-W"]["measured"]
     assert "+0.060 at N = 2000, from W = 3,300 to W = 10,000" in measured
 
@@ -109,7 +109,23 @@ def test_gen_vs_w_fails_at_one_n_and_names_it():
 def test_gen_vs_w_rise_below_n_breaks_only_the_whole_grid_reading():
     # At N = 2,000 the gap rises from W = 500 to 1,200, both below N; from the last W < N on it falls.
     out = build("t3-gen-vs-w", gen_rows({500: [0.30, 0.31, 0.28, 0.27], 2000: [0.05, 0.20, 0.18, 0.17]}))
-    assert verdicts(out) == {"gap-no-rise-with-W": False, "gap-no-rise-past-N": True}
+    assert verdicts(out) == {"gap-no-rise-with-W": False, "gap-no-rise-past-N": True, "test-no-rise-with-W": False}
+
+
+def test_gen_vs_w_reads_the_test_error_apart_from_the_gap_and_leaves_out_nets_that_did_not_train():
+    # The gap stays flat while both errors rise by 0.1 at the largest W: generalization is hurt.
+    rows = [r for n, trains in {500: [0.0, 0.0, 0.0, 0.1], 2000: [0.0, 0.0, 0.0, 0.0]}.items()
+            for (w, W), tr in zip(W_GRID.items(), trains)
+            for r in run_rows(w, n, [tr], [tr + 0.2], n_params=W, stop="e30", epochs=[30])]
+    assert verdicts(build("t3-gen-vs-w", rows)) == {"gap-no-rise-with-W": True, "gap-no-rise-past-N": True,
+                                                    "test-no-rise-with-W": False}
+    # The smallest net never left ln(10): its gap (0.0 here) is no point of the curve.
+    rows = gen_rows({500: [0.0, 0.31, 0.28, 0.27], 2000: [0.15, 0.14, 0.14, 0.12]})
+    for r in rows:
+        if r["n_params"] == 500 and r["N"] == 500:
+            r.update(train_err=0.9, test_err=0.9, train_loss=2.3026)
+    out = by_id(build("t3-gen-vs-w", rows))
+    assert held(out["gap-no-rise-with-W"]) is True and "left out as not trained" in out["gap-no-rise-with-W"]["detail"]
 
 
 def test_gen_vs_w_one_width_is_not_testable():

@@ -156,6 +156,13 @@ def test_grad_hist_claims_hold_on_gaussian_components_with_small_means():
     assert verdicts(T._gaussian_claims(grad_rows(0.2, 0.1), TOL)) == {"components-gaussian": True, "mean-small": True}
 
 
+def test_grad_hist_claims_outside_convergence_are_inconclusive():
+    rows = grad_rows(3.0, 1.0).assign(train_err_final=0.02)
+    out = T._gaussian_claims(rows, TOL)
+    assert [(r["verdict"], r["reason"]) for r in out] == [("inconclusive", C.OUT_OF_REGIME)] * 2
+    assert "median |excess kurtosis| 3.000" in out[0]["measured"]
+
+
 def test_grad_hist_claims_fail_on_heavy_tails_and_large_means():
     v = verdicts(T._gaussian_claims(grad_rows(3.0, 1.0, constant=5), TOL))
     assert v == {"components-gaussian": False, "mean-small": False}

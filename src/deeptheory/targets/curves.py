@@ -124,10 +124,10 @@ def curves_by_n(inp: Inputs) -> Outcome:
 
 # --- t3-gen-vs-w: memo073 Fig 15 ---------------------------------------------------------
 
-def _worst_rise(points: pd.DataFrame) -> tuple[float, int, int]:
-    """The largest rise of the gap as W grows, between successive W or from the first W
+def _worst_rise(points: pd.DataFrame, col: str) -> tuple[float, int, int]:
+    """The largest rise of ``col`` as W grows, between successive W or from the first W
     (what trend 'flat_or_falls' bounds), with the W it goes from and to."""
-    w, gap = points["n_params"].to_numpy(), points["gap"].to_numpy()
+    w, gap = points["n_params"].to_numpy(), points[col].to_numpy()
     steps = [(gap[i + 1] - gap[i], w[i], w[i + 1]) for i in range(len(gap) - 1)]
     overall = [(gap[i] - gap[0], w[0], w[i]) for i in range(1, len(gap))]
     return max(steps + overall, key=lambda r: r[0])
@@ -144,10 +144,10 @@ def _past_n(points: pd.DataFrame, N: int) -> pd.DataFrame:
     return pd.concat([points[points["n_params"] < N].tail(1), above]) if len(above) else above
 
 
-def _gap_no_rise(cid: str, text: str, final: pd.DataFrame, select, where: str, tol) -> dict:
-    """Per N, the gap over the W that ``select`` keeps must not rise (claims.noise_trend
-    'flat_or_falls'): refuted if it rises beyond noise at some N, held if at every N every
-    rise is bounded below claims.step, else inconclusive."""
+def _no_rise(cid: str, text: str, final: pd.DataFrame, select, where: str, tol, col: str = "gap") -> dict:
+    """Per N, ``col`` (the gap, or the test error) over the W that ``select`` keeps must not
+    rise (claims.noise_trend 'flat_or_falls'): refuted if it rises beyond noise at some N,
+    held if at every N every rise is bounded below claims.step, else inconclusive."""
     per_n, verdicts, worst = [], [], None
     for n, at in final.groupby("N"):
         pts = select(C.by_point(at, "n_params"), n)
@@ -155,11 +155,11 @@ def _gap_no_rise(cid: str, text: str, final: pd.DataFrame, select, where: str, t
             per_n.append(f"N={n}: fewer than two W {where}")
             verdicts.append((False, C.UNTESTABLE))
             continue
-        ok, why, decided = C.noise_trend(pts["gap"], pts["gap_se"], tol.noise_z, "flat_or_falls", tol.step)
+        ok, why, decided = C.noise_trend(pts[col], pts[f"{col}_se"], tol.noise_z, "flat_or_falls", tol.step)
         verdicts.append((ok, why))
         per_n.append(f"N={n} ({why or ('held' if ok else 'refuted')}; {decided}): "
-                     + ", ".join(f"W={w}: {g:.3f}" for w, g in zip(pts["n_params"], pts["gap"])))
-        rise, w0, w1 = _worst_rise(pts)
+                     + ", ".join(f"W={w}: {g:.3f}" for w, g in zip(pts["n_params"], pts[col])))
+        rise, w0, w1 = _worst_rise(pts, col)
         if worst is None or rise > worst[0]:
             train = pts.set_index("n_params")["train_err"]
             worst = (rise, n, w0, w1, train[w0], train[w1])
@@ -168,27 +168,44 @@ def _gap_no_rise(cid: str, text: str, final: pd.DataFrame, select, where: str, t
     rise, n, w0, w1, tr0, tr1 = worst
     refuted = any(not ok and why is None for ok, why in verdicts)
     reasons = [why for ok, why in verdicts if why]
+    name = "the gap" if col == "gap" else "the test error"
     return C.claim(cid, text, all(ok for ok, _ in verdicts),
-                   f"worst rise of the gap {rise:+.3f} at N = {n}, from W = {w0:,} to W = {w1:,} (train err {tr0:.3f} "
-                   f"-> {tr1:.3f}); gap by W: " + "; ".join(per_n),
+                   f"worst rise of {name} {rise:+.3f} at N = {n}, from W = {w0:,} to W = {w1:,} (train err {tr0:.3f} "
+                   f"-> {tr1:.3f}); {col} by W: " + "; ".join(per_n),
                    f"flat_or_falls over W {where} at every N, read against {tol.noise_z:g} standard errors: refuted "
-                   f"if at some N the gap rises beyond them, held if at every N every rise is bounded below "
-                   f"{tol.step}", inconclusive=None if refuted or not reasons else reasons[0])
+                   f"if at some N {name} rises beyond {tol.step} by them, held if at every N every rise is bounded "
+                   f"below {tol.step}", inconclusive=None if refuted or not reasons else reasons[0])
 
 
-def _gen_vs_w_claims(final: pd.DataFrame, tol) -> list[dict]:
-    return [
-        _gap_no_rise("t3-gen-vs-w:gap-no-rise-with-W",
-                     "increasing the number of parameters does not increase the generalization error (at every N)",
-                     final, _whole_grid, "in the grid", tol),
-        _gap_no_rise("t3-gen-vs-w:gap-no-rise-past-N",
-                     "the generalization error is not affected by increasing W beyond the training-set size N "
-                     "(at every N)", final, _past_n, "from the last W < N on", tol),
+def _gen_vs_w_claims(final: pd.DataFrame, tol, dead: str) -> list[dict]:
+    rows = [
+        _no_rise("t3-gen-vs-w:gap-no-rise-with-W",
+                 "increasing the number of parameters does not increase the generalization error (at every N)",
+                 final, _whole_grid, "in the grid", tol),
+        _no_rise("t3-gen-vs-w:gap-no-rise-past-N",
+                 "the generalization error is not affected by increasing W beyond the training-set size N "
+                 "(at every N)", final, _past_n, "from the last W < N on", tol),
+        # Fig 15's caption: "increasing the number of parameters does not hurt generalization", read
+        # on the test error itself too: a gap that stays flat while both errors rise would hurt.
+        _no_rise("t3-gen-vs-w:test-no-rise-with-W",
+                 "increasing the number of parameters does not increase the test error (at every N)",
+                 final, _whole_grid, "in the grid", tol, col="test_err"),
     ]
+    return [{**r, "detail": r["detail"] + dead} for r in rows]
+
+
+def _dead_left_out(final: pd.DataFrame, tol) -> tuple[pd.DataFrame, str]:
+    """The runs that trained, and a note naming the nets that did not (loss at ln(classes)
+    throughout: their gap is that of a constant classifier, no point on a curve of W)."""
+    dead = C.did_not_train(final, tol)
+    note = "" if not dead.any() else ("; left out as not trained (loss ~ ln(classes) throughout): "
+                                      + ", ".join(f"N={n} W={w:,}" for n, w in
+                                                  zip(final.loc[dead, "N"], final.loc[dead, "n_params"])))
+    return final[~dead].reset_index(drop=True), note
 
 
 def gen_vs_w(inp: Inputs) -> Outcome:
-    final = _final(inp.runs).assign(gap=lambda f: f["test_err"] - f["train_err"])
+    final, dead = _dead_left_out(_final(inp.runs).assign(gap=lambda f: f["test_err"] - f["train_err"]), inp.tol)
     table = pd.concat([C.by_point(at, "n_params").assign(N=n) for n, at in final.groupby("N")], ignore_index=True)
     table.insert(0, "N", table.pop("N"))
     table.insert(1, "width", final.groupby("n_params")["width"].first().reindex(table["n_params"]).values)
@@ -207,7 +224,7 @@ def gen_vs_w(inp: Inputs) -> Outcome:
         ax.axhline(0, color="grey", lw=0.8)
         ax.legend(fontsize=7)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, _gen_vs_w_claims(final, inp.tol), draw,
+    return Outcome(table, _gen_vs_w_claims(final, inp.tol, dead), draw,
                    f"model {final['model'].iloc[0]}; widths {', '.join(map(str, sorted(final['width'].unique())))} "
                    f"(W = {final['n_params'].min():,} to {final['n_params'].max():,}); N = "
                    f"{', '.join(f'{n:,}' for n in sorted(final['N'].unique()))}; {final['seed'].nunique()} seed(s); "
