@@ -225,6 +225,28 @@ def beyond_threshold(cid, text, points: pd.DataFrame, x: str, col: str, threshol
                  inconclusive=why)
 
 
+def optimum_near(cid, text, points: pd.DataFrame, x: str, col: str, ref: float, ref_text: str,
+                 factor: float, tol: Tolerances) -> dict:
+    """memo073 section 5: the test error is "optimal around the boundary" x = ref. The best
+    grid point within [ref / factor, factor ref] against the best outside it: refuted if one
+    outside beats every one inside by more than claims.step beyond noise_z standard errors;
+    held if none can (its advantage + z se <= step); else within noise."""
+    lo, hi = ref / factor, ref * factor
+    inside, outside = points[points[x].between(lo, hi)], points[~points[x].between(lo, hi)]
+    if inside.empty or outside.empty:
+        return untestable(cid, text, f"{len(inside)} grid point(s) in [{lo:,.0f}, {hi:,.0f}], {len(outside)} outside",
+                          "needs grid points on both sides of the bracket")
+    a, b = inside.loc[inside[col].idxmin()], outside.loc[outside[col].idxmin()]
+    gain, se = float(a[col] - b[col]), float(np.hypot(a[f"{col}_se"], b[f"{col}_se"]))
+    why = None if gain - tol.noise_z * se > tol.step or gain + tol.noise_z * se <= tol.step else WITHIN_NOISE
+    return claim(cid, text, gain + tol.noise_z * se <= tol.step,
+                 f"best {col} within [{lo:,.0f}, {hi:,.0f}] ({ref_text} x/÷ {factor:g}): {a[col]:.3f} at {x} = "
+                 f"{a[x]:,.0f}; best outside: {b[col]:.3f} at {x} = {b[x]:,.0f}; outside better by {gain:+.3f} +- "
+                 f"{se:.3f}; by {x}: {_fmt(points[x], points[col])}",
+                 f"refuted if a point outside beats the bracket by more than {tol.step} beyond {tol.noise_z:g} se, "
+                 f"held if its advantage + {tol.noise_z:g} se stays within {tol.step}", inconclusive=why)
+
+
 # --- fitting, where it bites: at W ------------------------------------------------------
 
 # A run's end, read from its metrics (fit_status). Only 'interpolated' and 'levelled' runs

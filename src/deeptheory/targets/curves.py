@@ -90,14 +90,40 @@ def _model_claims(role: str, final: pd.DataFrame, tol) -> list[dict]:
             shrink]
 
 
+LARGER_NO_WORSE = ("t3-curves-by-n:larger-model-test-no-worse",
+                   "the larger model's final test error is no worse than the small model's at every N (Fig 14 "
+                   "against Fig 13)")
+
+
+def _larger_no_worse(small: pd.DataFrame, larger: pd.DataFrame, tol) -> dict:
+    """At every N both models trained: the larger's test error minus the small one's,
+    refuted if above claims.step beyond noise_z standard errors at one N, held if at every
+    N it + z se stays within claims.step, else within noise."""
+    cid, text = LARGER_NO_WORSE
+    a, b = (C.by_point(m, "N").set_index("N") for m in (small, larger))
+    ns = sorted(set(a.index) & set(b.index))
+    if larger.empty or not ns:
+        return C.untestable(cid, text, "no N with both models", "needs two widths at a shared N")
+    d = b.loc[ns, "test_err"] - a.loc[ns, "test_err"]
+    se = np.hypot(a.loc[ns, "test_err_se"], b.loc[ns, "test_err_se"])
+    z, step = tol.noise_z, tol.step
+    refuted, held = bool((d - z * se > step).any()), bool((d + z * se <= step).all())
+    return C.claim(cid, text, held, "larger - small final test error by N: "
+                   + ", ".join(f"{n:,}: {v:+.3f} +- {e:.3f}" for n, v, e in zip(ns, d, se)),
+                   f"refuted if at one N the larger model is worse by more than {step} beyond {z:g} se; held if at "
+                   f"every N the difference + {z:g} se stays within {step}",
+                   inconclusive=None if held or refuted else C.WITHIN_NOISE)
+
+
 def curves_by_n(inp: Inputs) -> Outcome:
     runs = inp.runs
     final = _final(runs)
     widths = sorted(final["width"].unique())
     small, larger = widths[0], widths[-1]
+    larger_final = final[final["width"] == larger] if larger != small else final.iloc[:0]
     claims = (_model_claims("small", final[final["width"] == small], inp.tol)
-              + _model_claims("larger", final[final["width"] == larger] if larger != small else final.iloc[:0],
-                              inp.tol))
+              + _model_claims("larger", larger_final, inp.tol)
+              + [_larger_no_worse(final[final["width"] == small], larger_final, inp.tol)])
     table = pd.concat([C.by_point(final[final["width"] == w], "N").assign(width=w) for w in widths],
                       ignore_index=True)
     table.insert(0, "width", table.pop("width"))

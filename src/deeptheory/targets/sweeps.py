@@ -144,6 +144,10 @@ def _err_vs_w_claims(tol):
                               final["n_params"] >= N, f"W >= N = {N}", tol),
             C.beyond_threshold("t3-err-vs-w:test-no-rise-above-N", "test error does not rise for W > N", pts,
                                "n_params", "test_err", N, f"W >= N = {N}", "flat_or_falls", tol),
+            C.optimum_near("t3-err-vs-w:test-optimal-near-N",
+                           "the test error is optimal around the boundary between over- and under-parametrization "
+                           "(W ~ N; memo073 section 5)", pts, "n_params", "test_err", N, "N", tol.optimum_w_factor,
+                           tol),
         ]
     return claims_of
 
