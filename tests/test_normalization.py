@@ -339,3 +339,16 @@ def test_the_target_builds_from_trained_nets(tiny, tmp_path):
     assert len(rows) == 8 and rows["id"].str.startswith(f"{TID}:").all()
     for name in report.OUTPUTS.values():
         assert (tmp_path / "out" / name).exists(), name
+
+
+def test_deep_margins_are_compared_at_matched_training_loss():
+    """Plain GD ends at loss 0.1, WN already reaches 0.1 at step 10 and goes on to 0.01:
+    WN's margin is read at step 10, where its loss first matches plain GD's last."""
+    traj = pd.DataFrame([
+        {"init": "balanced", "method": "plain", "step": s, "loss": l, "normalized_margin": m}
+        for s, l, m in [(0, 1.0, -0.1), (10, 0.5, 0.01), (100, 0.1, 0.05)]] + [
+        {"init": "balanced", "method": "wn", "step": s, "loss": l, "normalized_margin": m}
+        for s, l, m in [(0, 1.0, -0.1), (10, 0.1, 0.04), (100, 0.01, 0.2)]])
+    matched = T.at_matched_loss(traj).set_index("method")
+    assert matched.loc["wn", "step"] == 10 and matched.loc["plain", "step"] == 100
+    assert (matched["matched_loss"] == 0.1).all() and matched.loc["wn", "normalized_margin"] == 0.04

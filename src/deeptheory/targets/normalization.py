@@ -180,12 +180,27 @@ def cnn_claims(rows: pd.DataFrame, tol, steps: int) -> list[dict]:
                      f"after the same {steps} full-batch GD steps")
 
 
+def at_matched_loss(traj: pd.DataFrame) -> pd.DataFrame:
+    """Per init, every method's record at the first step its training loss is down to the
+    level all of them reach (the largest of their final losses): normalization changes the
+    speed of GD, so margins after equal steps compare nets at different points of the fit."""
+    rows = []
+    for init, group in traj.groupby("init"):
+        level = group.sort_values("step").groupby("method")["loss"].last().max()
+        for method, t in group.groupby("method"):
+            t = t.sort_values("step")
+            rows.append(t[t["loss"] <= level].iloc[0].to_dict() | {"matched_loss": level})
+    return pd.DataFrame(rows)
+
+
 def deep_claims(traj: pd.DataFrame, finals: pd.DataFrame, cfg: dict, tol) -> list[dict]:
     L = len(cfg["hidden"]) + 1
     plain = traj[traj["method"] == "plain"]
     ms = {init: {f"{init} init": balance_measurements(plain[plain["init"] == init], L)} for init in INITS}
-    return claims_of("deep net", "deep", finals, "normalized_margin", ("init",), ms, float(cfg["unbalance"]), tol,
-                     f"after the same {cfg['steps']} GD steps")
+    matched = at_matched_loss(traj)
+    levels = ", ".join(f"{i} init {v:.3g}" for i, v in matched.groupby("init")["matched_loss"].first().items())
+    return claims_of("deep net", "deep", matched, "normalized_margin", ("init",), ms, float(cfg["unbalance"]), tol,
+                     f"at matched training loss ({levels}), within {cfg['steps']} GD steps")
 
 
 # --- figure --------------------------------------------------------------------------------
