@@ -8,6 +8,7 @@ where it bites: at N = W, or at W = N.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from .. import claims as C
@@ -178,23 +179,27 @@ def poly(inp: Inputs) -> Outcome:
     Runs that diverged are counted in the table and read by no check."""
     from ..models import POLY_INTERVAL, POLY_RELU
 
-    tol, cfg, every = inp.tol, inp.cfg, final_rows(inp)
+    tol, cfg, both = inp.tol, inp.cfg, final_rows(inp)
+    # Fig 21: the ReLU net of the same architecture and training (a grid of model allconv5), beside it
+    relu, every = (both[both["model"] == m].reset_index(drop=True) for m in ("allconv5", "polyconv5"))
     width, N0, w_grid = cfg["widths"][0], cfg["grids"][0]["N"][0], cfg["grids"][0]["widths"]
     sweeps = {"natural": (every["width"] == width) & (every["labels"] == "natural"),
               "random": (every["width"] == width) & (every["labels"] == "random"),
               "width": (every["N"] == N0) & (every["labels"] == "natural") & every["width"].isin(w_grid)}
     rows = {k: every[sel].reset_index(drop=True) for k, sel in sweeps.items()}
     natural, random, by_w = (settled(rows[k]) for k in ("natural", "random", "width"))
+    rows["relu"] = relu[(relu["width"] == width) & (relu["labels"] == "natural")].reset_index(drop=True)
     W = int(every.loc[every["width"] == width, "n_params"].iloc[0])
     chance = 1 - 1 / int(every["num_classes"].iloc[0])
     claims = (_part_claims(_err_vs_n_claims(tol), natural, rows["natural"], "N", W, "t3-err-vs-n:", "t3-poly:err-vs-n/")
               + _part_claims(_err_vs_n_random_claims(tol), random, rows["random"], "N", W, "t3-err-vs-n-random:",
                              "t3-poly:err-vs-n-random/")
               + _part_claims(_err_vs_w_claims(tol), by_w, rows["width"], "n_params", N0, "t3-err-vs-w:",
-                             "t3-poly:err-vs-w/"))
-    x_of = {"natural": "N", "random": "N", "width": "n_params"}
+                             "t3-poly:err-vs-w/")
+              + [like_relu(natural, settled(rows["relu"]), tol)])
+    x_of = {"natural": "N", "random": "N", "width": "n_params", "relu": "N"}
     table = pd.concat([_with_fit_status(rows[k], C.by_point(settled(rows[k]), x_of[k]), x_of[k], tol)
-                       .assign(sweep=k, labels="random" if k == "random" else "natural") for k in rows],
+                       .assign(sweep=k, labels="random" if k == "random" else "natural") for k in rows if len(rows[k])],
                       ignore_index=True)
     table["poly_interval"] = POLY_INTERVAL
     table["poly_coefficients"] = " ".join(f"{c:.6g}" for c in POLY_RELU)
@@ -202,7 +207,11 @@ def poly(inp: Inputs) -> Outcome:
     def draw(caption, png, pdf):
         fig, axes = plots.panels(3, 4.4, 3.6)
         plots.sweep_panel(axes[0], natural, "N", "training-set size N", marker=W, marker_label=f"N = W = {W:,}",
-                          title="natural labels")
+                          title="natural labels (dotted: the ReLU net)")
+        relu_nat = rows["relu"].sort_values("N")
+        for col, colour in (("train_err", "tab:blue"), ("test_err", "tab:red")):
+            axes[0].plot(relu_nat["N"], relu_nat[col], ls=":", marker="x", color=colour, label=f"ReLU {col[:-4]}")
+        axes[0].legend(fontsize=7)
         plots.sweep_panel(axes[1], random, "N", "training-set size N", marker=W, marker_label=f"N = W = {W:,}",
                           chance=chance, title="random labels")
         plots.sweep_panel(axes[2], by_w, "n_params", "number of weights W", marker=N0,
@@ -211,6 +220,35 @@ def poly(inp: Inputs) -> Outcome:
     return Outcome(table, claims, draw,
                    f"model polyconv5 (allconv5, ReLU -> degree-{len(POLY_RELU) - 1} fit on [-{POLY_INTERVAL:g}, "
                    f"{POLY_INTERVAL:g}]); W = {W:,} at width {width} for the N sweeps, N = {N0:,} for the W sweep")
+
+
+LIKE_RELU = ("t3-poly:like-relu", "the polynomial net performs like the ReLU net of the same architecture and "
+             "training: train and test error alike at every N (Fig 21)")
+
+
+def like_relu(poly_runs: pd.DataFrame, relu_runs: pd.DataFrame, tol) -> dict:
+    """memo073 Fig 21, "polynomial and ReLU networks with the same architecture have very
+    similar performance in terms of training and testing error": at every N both trained,
+    |test error difference| + noise_z se within poly_relu_tol and the (exact) train errors
+    within it holds; a difference beyond it (the test one by noise_z se) refutes."""
+    cid, text = LIKE_RELU
+    a, b = (C.by_point(r, "N").set_index("N") for r in (poly_runs, relu_runs))
+    ns = sorted(set(a.index) & set(b.index))
+    if not ns:
+        return C.untestable(cid, text, f"{len(a)} polynomial and {len(b)} ReLU grid point(s), none shared",
+                            "needs the ReLU net at the polynomial net's N (a grid of model allconv5)")
+    t, z = tol.poly_relu_tol, tol.noise_z
+    d_test = (a.loc[ns, "test_err"] - b.loc[ns, "test_err"]).abs()
+    se = np.hypot(a.loc[ns, "test_err_se"], b.loc[ns, "test_err_se"])
+    d_train = (a.loc[ns, "train_err"] - b.loc[ns, "train_err"]).abs()
+    refuted = bool(((d_test - z * se) > t).any() or (d_train > t).any())
+    held = bool(((d_test + z * se) <= t).all() and (d_train <= t).all())
+    return C.claim(cid, text, held, "polynomial vs ReLU by N: " + "; ".join(
+        f"{n:,}: train {a.loc[n, 'train_err']:.3f} vs {b.loc[n, 'train_err']:.3f}, test {a.loc[n, 'test_err']:.3f} vs "
+        f"{b.loc[n, 'test_err']:.3f} (+- {e:.3f})" for n, e in zip(ns, se)),
+        f"held if at every N the train errors differ by at most {t} and the test errors by at most {t} with "
+        f"{z:g} se to spare; refuted if one differs by more (the test error beyond {z:g} se)",
+        inconclusive=None if held or refuted else C.WITHIN_NOISE)
 
 
 def _neurons_at_first_w_past_n(final, N):
