@@ -77,6 +77,9 @@ def test_runs_still_falling_at_the_cap_do_not_count_as_unable_to_fit():
 def test_fit_status():
     final = table("N", [1, 2, 3], [0.0, 0.2, 0.2], [0.5] * 3, falling=[0.9, 0.01, 0.2])
     assert list(C.fit_status(final, TOL)) == ["interpolated", "levelled", "not converged"]
+    # a run the plateau rule stopped levelled off by that rule's reading, whatever its last fifth says
+    assert list(C.fit_status(final.assign(plateaued=[False, False, True]), TOL)) == ["interpolated", "levelled",
+                                                                                      "levelled"]
     final["diverged"] = [False, True, False]
     assert list(C.fit_status(final, TOL)) == ["interpolated", "diverged", "not converged"]
 

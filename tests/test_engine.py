@@ -204,3 +204,20 @@ def test_a_run_whose_loss_overflows_stops_marked_diverged(tiny):
     last = result.rows[-1]
     assert last["diverged"] and last["final"] and last["epoch"] < 50
     assert not any(r["diverged"] for r in train_run(spec(max_epochs=2), tiny).rows)
+
+
+def test_the_plateau_rule_stops_an_unfit_run_after_the_schedule_and_says_so(tiny):
+    """Random labels on 300 images the tiny net cannot fit in 40 epochs: with the step
+    schedule done at epoch 20 (milestones 1/4 and 1/2 of a 40-epoch cap) and a window of 4,
+    the run stops at the first epoch >= 24 whose loss fell by less than 50% over 4 epochs,
+    marked plateaued, its last row final; the same run without the rule goes to the cap."""
+    s = spec(labels="random", N=300, max_epochs=40, eval_every=10, stop_at_zero=True, lr_milestones=(0.25, 0.5),
+             plateau_window=4, plateau_fall=0.5)
+    rows = train_run(s, tiny).rows
+    assert rows[-1]["final"] and rows[-1]["plateaued"] and 24 <= rows[-1]["epoch"] < 40
+    assert not any(r["plateaued"] for r in rows[:-1])
+    full = train_run(spec(labels="random", N=300, max_epochs=40, eval_every=10, stop_at_zero=True,
+                          lr_milestones=(0.25, 0.5)), tiny).rows
+    assert full[-1]["epoch"] == 40 and not full[-1]["plateaued"]
+    # identical up to the stop: the rule only ends a run
+    assert [r["train_loss"] for r in rows if r["epoch"] <= 20] == [r["train_loss"] for r in full if r["epoch"] <= 20]

@@ -300,9 +300,13 @@ def test_recipes_pack_with_plain_runs_and_keep_their_single_run_numbers(tiny, tm
     picks its schedule up at its epoch."""
     runs = [spec(weight_decay=0.01, lr_decay=0.8, recipe="wd"), spec(N=50, seed=1, lr_decay=0.5, recipe="decay"),
             spec(N=40, seed=2, lr=0.5, grad_clip=0.3, recipe="clip"), MIXED[2],
-            spec(N=50, seed=3, lr_milestones=(0.25, 0.5), lr_milestone_factor=0.2, recipe="steps")]
+            spec(N=50, seed=3, lr_milestones=(0.25, 0.5), lr_milestone_factor=0.2, recipe="steps"),
+            # the plateau rule (from epoch 4 + 2 on) ends this unfit run early, in both paths alike
+            spec(N=60, seed=4, labels="random", stop_at_zero=True, lr_milestones=(0.25, 0.5), plateau_window=2,
+                 plateau_fall=0.9, recipe="plateau")]
     packed = train_packed(runs, tiny, options=PackOptions(compile=False))
     assert_matches_single_runs(runs, packed, tiny)
+    assert packed[-1].rows[-1]["plateaued"] and packed[-1].rows[-1]["epoch"] < runs[-1].max_epochs
     clipped, unclipped = packed[2], train_run(replace(runs[2], grad_clip=0.0), tiny)
     assert not torch.allclose(clipped.state_dict["0.weight"], unclipped.state_dict["0.weight"], atol=1e-3)
     kill_pack_at(9, tiny, tmp_path, runs[:3])

@@ -296,13 +296,16 @@ def fit_status(final: pd.DataFrame, tol: Tolerances) -> pd.Series:
     ln(classes)), 'not converged' (at its cap the loss still fell by more than
     ``still_falling`` over its last fifth of epochs), 'not settled' (its training error
     still moved by more than ``settle_range`` over that fifth: it bounces), else
-    'levelled' (it stopped fitting no more of its data)."""
+    'levelled' (it stopped fitting no more of its data; so is a run the plateau rule
+    stopped, RunBook.plateau_reached)."""
     drop = final["loss_drop_last_fifth"].astype(float).fillna(float("inf"))
     moved = (final["err_range_last_fifth"].astype(float).fillna(0.0) if "err_range_last_fifth" in final
              else pd.Series(0.0, index=final.index))
-    status = np.select([diverged(final), final["train_err"] == 0, did_not_train(final, tol),
+    plateaued = final["plateaued"].fillna(False).astype(bool) if "plateaued" in final else False
+    status = np.select([diverged(final), final["train_err"] == 0, did_not_train(final, tol), plateaued,
                         drop > tol.still_falling, moved > tol.settle_range],
-                       ["diverged", "interpolated", "did not train", "not converged", "not settled"], "levelled")
+                       ["diverged", "interpolated", "did not train", "levelled", "not converged", "not settled"],
+                       "levelled")
     return pd.Series(status, index=final.index)
 
 

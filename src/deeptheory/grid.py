@@ -132,6 +132,7 @@ def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, 
                    weight_decay=float(train.get("weight_decay", 0.0)), grad_clip=float(train.get("grad_clip", 0.0)),
                    lr_milestones=tuple(train.get("lr_milestones", ())),
                    lr_milestone_factor=float(train.get("lr_milestone_factor", 0.1)),
+                   plateau_window=int(train.get("plateau_window", 0)), plateau_fall=float(train.get("plateau_fall", 0.0)),
                    **parse_stop(stop, train["max_epochs"]))
 
 

@@ -91,6 +91,19 @@ class RunResult:
     resumed_from_epoch: int = 0
 
 
+def relative_fall(window) -> float:
+    """The fall of a loss over ``window`` relative to its mean, read from a least-squares line
+    (single epochs of SGD are too noisy to compare two of them). nan if not finite."""
+    window = np.asarray(window, float)
+    if len(window) < 2 or not np.isfinite(window).all():
+        return float("nan")
+    mean = float(window.mean())
+    if mean <= 0:
+        return 0.0
+    slope = np.polyfit(np.arange(len(window)), window, 1)[0]
+    return float(-slope * (len(window) - 1) / mean)
+
+
 def loss_drop_last_fifth(curve: list[float]) -> float:
     """Relative fall of the per-epoch training loss over the last fifth of the epochs: how
     far from levelled off a run was when it stopped (claims call a run still falling past
@@ -100,14 +113,7 @@ def loss_drop_last_fifth(curve: list[float]) -> float:
     to -3.8 between neighbouring evaluations)."""
     if len(curve) < 5:
         return float("nan")
-    window = np.asarray(curve[-max(2, len(curve) // 5):], float)
-    if not np.isfinite(window).all():  # a diverged run has no trend to read
-        return float("nan")
-    mean = float(window.mean())
-    if mean <= 0:
-        return 0.0
-    slope = np.polyfit(np.arange(len(window)), window, 1)[0]
-    return float(-slope * (len(window) - 1) / mean)
+    return relative_fall(curve[-max(2, len(curve) // 5):])
 
 
 class RunBook:
@@ -132,6 +138,7 @@ class RunBook:
         # The epoch the training error was first found exactly 0 (its rows say so on resume).
         self.zero_epoch = next((r["epoch"] for r in self.rows if r["train_err"] == 0.0), None)
         self.diverged = any(r.get("diverged", False) for r in self.rows)
+        self.plateaued = any(r.get("plateaued", False) for r in self.rows)
 
     @property
     def wall(self) -> float:
@@ -141,7 +148,7 @@ class RunBook:
         row = {"epoch": self.epoch, "train_loss": train[0], "train_err": train[1], "test_loss": test[0],
                "test_err": test[1], "interpolated": train[1] == 0.0, "final": final,
                "first_zero_epoch": self.zero_epoch, "loss_drop_last_fifth": loss_drop_last_fifth(self.loss_curve),
-               "diverged": self.diverged, "wall_s": self.wall}
+               "diverged": self.diverged, "plateaued": self.plateaued, "wall_s": self.wall}
         self.rows.append(row)
         log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
                  self.spec.epoch_cap, train[0], train[1], test[1])
@@ -161,17 +168,31 @@ class RunBook:
             self.done = True
             self.record(eval_train(), eval_test(), True)
             return True
-        if maybe_fit or stop_due or self.epoch % spec.eval_every == 0 or self.epoch == cap:
+        plateau = self.plateau_reached()
+        if maybe_fit or stop_due or plateau or self.epoch % spec.eval_every == 0 or self.epoch == cap:
             train = eval_train()
             if spec.stop_at_zero and self.zero_epoch is None and train[1] == 0.0:
                 self.zero_epoch = self.epoch
             fit_done = self.zero_epoch is not None and self.epoch >= self.zero_epoch + spec.past_zero
-            self.done = self.epoch == cap or (spec.stop_at_zero and fit_done)
+            self.plateaued = plateau and self.zero_epoch is None
+            self.done = self.epoch == cap or (spec.stop_at_zero and fit_done) or self.plateaued
             self.record(train, eval_test(), self.done)
         else:
             log.info("%s epoch %d/%d  running loss %.4f  running train err %.4f", spec.run_id, self.epoch, cap,
                      loss_sum / spec.N, wrong / spec.N)
         return self.done
+
+    def plateau_reached(self) -> bool:
+        """The plateau rule (spec.plateau_window, spec.plateau_fall): on top of the step
+        schedule, so only for a run that has one, from its last lr milestone plus a window on
+        (before it, a run at a large step may bounce and still fit), for a run still unfit
+        under stop rule zero (a stated budget eK runs out)."""
+        spec, w = self.spec, self.spec.plateau_window
+        if not w or not spec.milestone_epochs or not spec.stop_at_zero or self.zero_epoch is not None:
+            return False
+        if self.epoch < max(spec.milestone_epochs) + w or len(self.loss_curve) < w:
+            return False
+        return relative_fall(self.loss_curve[-w:]) < spec.plateau_fall
 
     def finish(self, eval_train, eval_test) -> None:
         """Make sure the last row is a final one (a resume can land between the two)."""
@@ -207,7 +228,8 @@ def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int,
               "recipe": spec.recipe, "lr": spec.lr, "momentum": spec.momentum, "batch_size": spec.batch_size,
               "lr_decay": spec.lr_decay,
               "lr_milestones": " ".join(f"{m:g}" for m in spec.lr_milestones),
-              "lr_milestone_factor": spec.lr_milestone_factor, "weight_decay": spec.weight_decay, "grad_clip": spec.grad_clip,
+              "lr_milestone_factor": spec.lr_milestone_factor, "plateau_window": spec.plateau_window,
+              "plateau_fall": spec.plateau_fall, "weight_decay": spec.weight_decay, "grad_clip": spec.grad_clip,
               "n_test": n_test, "num_classes": num_classes}
     return [{**common, **r} for r in rows]
 

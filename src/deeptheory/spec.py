@@ -90,6 +90,10 @@ class RunSpec:
     # lr_milestone_factor once more. Tied to the cap, so every run of a sweep decays at the same epochs.
     lr_milestones: tuple[float, ...] = ()
     lr_milestone_factor: float = 0.1
+    # Plateau rule (stop rule zero only): past the last milestone, a run not yet fit whose training
+    # loss fell by less than plateau_fall (relative) over its last plateau_window epochs stops there.
+    plateau_window: int = 0          # 0: off
+    plateau_fall: float = 0.0
 
     @property
     def run_id(self) -> str:
