@@ -230,22 +230,6 @@ def test_a_replaced_archive_stops_the_workflow_at_start(copy):
         assert "Nothing to be done" not in out.stdout and "Building DAG" not in out.stdout
 
 
-def test_the_console_script_runs_the_audit(tmp_path, monkeypatch, capsys):
-    import tomllib
-
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["deeptheory"] == "deeptheory.audit:cli"
-    monkeypatch.setattr(sys, "argv", ["deeptheory", "audit", "--directory", str(tmp_path)])
-    assert audit.cli() == 0  # nothing built: nothing wrong
-    assert "nothing is built yet" in capsys.readouterr().out
-    monkeypatch.setattr(sys, "argv", ["deeptheory", "train"])
-    assert audit.cli() == 2
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("width: abc\n")
-    assert audit.main(["--directory", str(tmp_path), "--configfile", str(bad)]) == 2
-    assert "'width' was unexpected" in capsys.readouterr().err
-
-
 def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
     cfg = small_config(make_sources(tmp_path))
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))

@@ -1,17 +1,23 @@
 """The Snakemake report of a small build: every target's figure (its claims' verdicts drawn
-under it), caption, table and claims, and the claims table, in one self-contained zip."""
+under it, and its PDF), caption, table, claims and provenance, and the claims table, in one
+self-contained zip; every caption valid reStructuredText."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+import yaml
+from docutils.core import publish_parts
+from jinja2 import Environment
+from snakemake.utils import update_config
 
-from deeptheory import report
-from conftest import make_sources, snakemake, held
+from deeptheory import grid, report
+from conftest import ROOT, make_sources, snakemake
 from test_audit import errors, run_audit
 from test_workflow import tiny_config
 
@@ -34,6 +40,7 @@ def test_the_report_holds_every_target_with_figure_caption_verdicts_table_and_cl
     assert built.returncode == 0, built.stdout[-3000:]
     out = snakemake(tmp_path, cfg, "--report", "results/report.zip")
     assert out.returncode == 0, out.stdout[-3000:]
+    assert "ERROR" not in out.stdout, out.stdout[-3000:]  # docutils' complaints about a caption
 
     with zipfile.ZipFile(tmp_path / "results" / "report.zip") as z:
         names = set(z.namelist())
@@ -43,7 +50,8 @@ def test_the_report_holds_every_target_with_figure_caption_verdicts_table_and_cl
         assert targets == ["t3-err-vs-n", "t3-minnorm"]
         for tid in targets:
             results = tmp_path / "results" / tid
-            for kind, name in [("figure", "figure.png"), ("claims", "claims.csv"), ("table", "table.csv")]:
+            for kind, name in [("figure", "figure.png"), ("claims", "claims.csv"), ("table", "table.csv"),
+                               ("figure (pdf)", "figure.pdf"), ("provenance", "provenance.json")]:
                 item = items[f"results/{tid}/{name}"]
                 assert item["labels"] == {"target": tid, "file": kind}
                 # The zip holds the file itself: the figure with its verdicts, the claims rows.
@@ -101,3 +109,51 @@ def test_the_claims_table_opens_with_counts_per_target_and_verdict(tmp_path):
     assert "| t3-a | 1 | 1 | 0 |" in md and "| t3-b | 1 | 0 | 2 |" in md and "| all | 2 | 1 | 2 |" in md
     assert "| within noise | 2 |" in md
     assert list(table["reason"]) == ["", "", "within noise", "within noise", ""]
+
+
+# --- captions ------------------------------------------------------------------------------
+
+REPORT = ROOT / "workflow" / "report"
+
+
+def rst_problems(text: str) -> str:
+    """What docutils prints (WARNING and up) while turning ``text`` into the report's HTML, as
+    snakemake --report does: a |w| read as a substitution is an ERROR there."""
+    stream = io.StringIO()
+    publish_parts(text, writer="html", settings_overrides={"warning_stream": stream, "report_level": 2})
+    return stream.getvalue()
+
+
+def test_docutils_names_an_undefined_substitution():
+    assert "Undefined substitution referenced" in rst_problems("slope |w_svm|")
+    assert rst_problems(r"slope \|w_svm\|") == ""
+
+
+# target.rst is a Jinja template: the test below renders it.
+@pytest.mark.parametrize("name", sorted(p.name for p in REPORT.glob("*.rst") if p.name != "target.rst"))
+def test_every_caption_file_is_valid_restructuredtext(name):
+    assert rst_problems((REPORT / name).read_text()) == ""
+
+
+class _Job:
+    """The part of Snakemake's job object a target's caption template reads."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper", "smoke"])
+def test_every_targets_rendered_caption_is_valid_restructuredtext(profile):
+    # The caption as the report renders it: workflow/report/target.rst around the target's own
+    # text and its config entry, through Jinja with Snakemake's settings, then docutils.
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    for extra in ["offline.yaml"] + (["smoke.yaml"] if profile == "smoke" else []):
+        update_config(config, yaml.safe_load((ROOT / "config" / extra).read_text()))  # as --configfile merges
+    config["profile"] = profile
+    plan = grid.plan(config)
+    template = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / "target.rst").read_text())
+    for tid, tcfg in plan.targets.items():
+        params = _Job(caption=(REPORT / f"{tid}.rst").read_text(), target_cfg=tcfg, requested=tcfg.get("dataset"),
+                      substitute=config.get("substitute") or {})
+        text = template.render(snakemake=_Job(params=params, config=config, wildcards=_Job(target=tid)))
+        assert tid in text and rst_problems(text) == "", tid

@@ -238,3 +238,20 @@ def test_a_dry_run_does_not_import_the_plotting_stack(built):
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert "deeptheory.grid" in imported
     assert not {"matplotlib", "seaborn", "torch"} & imported
+
+
+def rule_names() -> set[str]:
+    sources = [ROOT / "workflow" / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]
+    return {m for f in sources for m in re.findall(r"^\s*rule (\w+):", f.read_text(), re.M)}
+
+
+def test_the_smoke_build_runs_every_kind_of_job(tmp_path):
+    # config/smoke.yaml is the README's first look at the whole DAG: each rule runs at least
+    # once, bar `train`, which packing replaces (pack: true; the default profile runs it).
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--directory", str(tmp_path),
+                          "--configfile", "config/offline.yaml", "config/smoke.yaml"],
+                         cwd=ROOT, capture_output=True, text=True)
+    counts = job_counts(out.stdout + out.stderr)
+    assert set(counts) - {"total"} == rule_names() - {"train"}, out.stdout + out.stderr
+    # About a minute on 2 cores: a handful of tiny packs.
+    assert counts["train_pack"] <= 6 and counts["run_from_pack"] <= 12

@@ -451,14 +451,5 @@ def main(argv=None) -> int:
     return 0 if not errors else 1
 
 
-def cli() -> int:
-    """The ``deeptheory`` console script: ``deeptheory audit [options]``."""
-    argv = sys.argv[1:]
-    if not argv or argv[0] != "audit":
-        print("usage: deeptheory audit [--directory DIR] [--configfile FILE ...] [--json]", file=sys.stderr)
-        return 2
-    return main(argv[1:])
-
-
 if __name__ == "__main__":
     sys.exit(main())

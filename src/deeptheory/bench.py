@@ -291,7 +291,7 @@ def _switch(value: str | None) -> bool | None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="deeptheory bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--images", type=int, default=None,
                     help="training images per run (default 50,000 on CUDA, 2,048 on CPU)")

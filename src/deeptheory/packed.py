@@ -250,7 +250,9 @@ def _loss_fn(template: torch.nn.Module, amp: bool, device_type: str):
     def loss_and_stats(params, x, y, mask):
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=amp, cache_enabled=False):
             out = functional_call(template, params, (x,))
-        out = out.float()
+        # bf16 autocast's scores back to fp32; otherwise the model's own dtype (float64 in the
+        # test that compares this path with the single-run one exactly).
+        out = out.float() if amp else out
         ce = F.cross_entropy(out, y, reduction="none") * mask
         # A padded slot has no data: clamp keeps its loss (and gradient) 0, not 0/0.
         loss = ce.sum() / mask.sum().clamp(min=1.0)

@@ -14,7 +14,13 @@ rule target:
             subcategory="{target}",
             labels={"target": "{target}", "file": "figure"},
         ),
-        pdf="results/{target}/figure.pdf",
+        pdf=report(
+            "results/{target}/figure.pdf",
+            caption="../report/target.rst",
+            category="Targets",
+            subcategory="{target}",
+            labels={"target": "{target}", "file": "figure (pdf)"},
+        ),
         table=report(
             "results/{target}/table.csv",
             caption="../report/target.rst",
@@ -30,7 +36,13 @@ rule target:
             subcategory="{target}",
             labels={"target": "{target}", "file": "claims"},
         ),
-        provenance="results/{target}/provenance.json",
+        provenance=report(
+            "results/{target}/provenance.json",
+            caption="../report/target.rst",
+            category="Targets",
+            subcategory="{target}",
+            labels={"target": "{target}", "file": "provenance"},
+        ),
     params:
         target_cfg=lambda w: PLAN.targets[w.target],
         claims_cfg=config["claims"],
