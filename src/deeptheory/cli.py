@@ -11,6 +11,7 @@ import sys
 COMMANDS = {
     "audit": ("deeptheory.audit", "check every artifact of a build (data, results, targets, runs) without training"),
     "bench": ("deeptheory.bench", "measure training speed: the packed step, one-model loaders, the paper profile's time"),
+    "compare": ("deeptheory.compare", "a build's claims table against the reference one: verdicts that moved"),
 }
 
 USAGE = "usage: deeptheory COMMAND [options]   (deeptheory COMMAND --help for its options)"
