@@ -184,35 +184,42 @@ def test_log_log_exponent_tells_log_k_from_its_root():
 
 # --- m100-balance -------------------------------------------------------------------------------
 
-BAL = {"balanced": {"diffs_start": [0.0, 0.0], "diffs_end": [0.01, -0.01], "drift": 0.02, "growth": [6.9, 6.95, 6.93],
-                    "nm_separated": 0.002, "nm_end": 0.12},
-       "unbalanced": {"diffs_start": [16.0, 0.0], "diffs_end": [15.9, 0.05], "drift": 0.1, "growth": [3.0, 3.1, 3.05],
-                      "nm_separated": 0.01, "nm_end": 0.1}}
+BAL = {"balanced": {"diverged": False, "loss_start": 2.398, "diffs_start": [0.0, 0.0], "diffs_end": [0.01, -0.01],
+                    "drift": 0.02, "growth": [6.9, 6.95, 6.93], "nm_separated": 0.002, "nm_end": 0.12},
+       "unbalanced": {"diverged": False, "loss_start": 2.398, "diffs_start": [16.0, 4.0], "diffs_end": [15.96, 4.0],
+                      "drift": 0.02, "growth": [7.3, 7.3, 7.3], "nm_separated": 0.004, "nm_end": 0.1}}
 BAL_CFG = {"eta": 0.02, "unbalance": 2.0}
 
 
 def test_balance_differences_constant():
     check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:differences-constant",
-          [setter(["balanced", "drift"], 2.0)])
+          [setter(["balanced", "drift"], 2.0),
+           (setter(["balanced", "diverged"], True), C.DIVERGED)])
 
 
 def test_balance_unbalanced_init_kept():
     check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:unbalanced-init-kept",
           [setter(["unbalanced", "drift"], 11.0),                   # GD moved the differences
-           setter(["unbalanced", "diffs_start"], [0.01, 0.0])])     # the start was not unbalanced
+           setter(["unbalanced", "diffs_start"], [0.01, 0.0]),      # the start was not unbalanced
+           (setter(["unbalanced", "diverged"], True), C.DIVERGED)])
 
 
 def test_balance_margin_rises():
     check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:margin-rises",
-          [setter(["balanced", "nm_end"], 0.001), setter(["balanced", "nm_separated"], None)])
+          [setter(["balanced", "nm_end"], 0.001),
+           (setter(["balanced", "nm_separated"], None), C.NOT_CONVERGED)])   # never separated: not the memo's regime
 
 
 def test_balance_measurements():
-    t = pd.DataFrame({"step": [0, 10, 100], "train_err": [0.2, 0.0, 0.0], "normalized_margin": [-0.1, 0.01, 0.05],
+    t = pd.DataFrame({"step": [0, 10, 100], "loss": [0.9, 0.5, 0.1], "train_err": [0.2, 0.0, 0.0],
+                      "normalized_margin": [-0.1, 0.01, 0.05],
                       "sq_norm_1": [5.0, 6.0, 9.0], "sq_norm_2": [1.0, 2.0, 5.0]})
     m = TH.balance_measurements(t, 2)
     assert m["diffs_start"] == [4.0] and m["drift"] == 0.0 and m["growth"] == [4.0, 4.0]
     assert m["nm_separated"] == 0.01 and m["nm_end"] == 0.05
+    assert m["loss_start"] == 0.9 and m["diverged"] is False
+    t.loc[2, "sq_norm_1"] = np.inf
+    assert TH.balance_measurements(t, 2)["diverged"] is True
 
 
 def test_rescale_balances_then_unbalances():
@@ -222,6 +229,20 @@ def test_rescale_balances_then_unbalances():
     sq = [float((W.detach() ** 2).sum()) for W in w]
     assert sq[1] == pytest.approx(sq[2]) and sq[0] == pytest.approx(4 * sq[1])
     assert isinstance(w[0], torch.Tensor)
+
+
+def test_unbalanced_scales_keep_the_function():
+    """m100-balance's unbalanced start: layer 1 x r, the last x 1/r, the same f as the balanced start."""
+    import torch
+    x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    widths = [5, 8, 8, 1]
+    a, b = nets.relu_net(widths, 0, 1.0), nets.relu_net(widths, 0, 1.0)
+    nets.rescale(a, balanced=True)
+    nets.rescale(b, balanced=True, layer_scales=nets.unbalanced_scales(3, 2.0))
+    with torch.no_grad():
+        torch.testing.assert_close(nets.forward(a, x), nets.forward(b, x))
+        sa, sb = [float((W ** 2).sum()) for W in a], [float((W ** 2).sum()) for W in b]
+    assert sb == pytest.approx([4 * sa[0], sa[1], sa[2] / 4])
 
 
 # --- t3-langevin-dims and t3-langevin-2d ------------------------------------------------------------

@@ -117,7 +117,9 @@ def balance_measurements(table: pd.DataFrame, L: int) -> dict:
     diffs = sq[:, :-1] - sq[:, 1:]
     sep = table[table["train_err"] == 0]
     after = np.asarray(table["step"]) >= 1
-    return {"diffs_start": diffs[0].tolist(), "diffs_end": diffs[-1].tolist(),
+    finite = bool(np.isfinite(sq).all() and np.isfinite(table["loss"]).all())
+    return {"diverged": not finite, "loss_start": float(table["loss"].iloc[0]),
+            "diffs_start": diffs[0].tolist(), "diffs_end": diffs[-1].tolist(),
             "drift": float(np.abs(diffs - diffs[0]).max()), "growth": (sq[-1] - sq[0]).tolist(),
             "drift_after_step_1": float(np.abs(diffs[after] - diffs[after][0]).max()) if after.any() else float("nan"),
             "nm_separated": float(sep["normalized_margin"].iloc[0]) if len(sep) else None,
@@ -126,33 +128,44 @@ def balance_measurements(table: pd.DataFrame, L: int) -> dict:
 
 def balance_claims(m: dict, cfg: dict, tol) -> list[dict]:
     """``m``: {"balanced": measurements of a run from a balanced init, "unbalanced": of a
-    run with layer 1 scaled at init}."""
+    run from the same init with layer 1 scaled by r and the last layer by 1 / r (the same
+    network function, :func:`nets.unbalanced_scales`)}. A run whose loss or norms left the
+    floats (``diverged``) makes the claims on it inconclusive; so does a balanced run that
+    never separated the data, for the margin (the memo speaks of the separable regime)."""
     b, u = m["balanced"], m["unbalanced"]
     fmt = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
     gb, gu = max(b["growth"]), max(u["growth"])
     imbalance = max(abs(x) for x in u["diffs_start"])
     nm0, nm1 = b["nm_separated"], b["nm_end"]
+    r = cfg["unbalance"]
+    same = (f"; loss at init {u['loss_start']:.6f}, the balanced run's {b['loss_start']:.6f} (the same function)"
+            if "loss_start" in u and "loss_start" in b else "")
     return [
         C.claim("m100-balance:differences-constant",
                 "from a balanced init the differences of squared layer norms stay constant (0): the norms grow at the same rate",
                 b["drift"] <= tol.balance_tol * gb,
                 f"largest drift of |W_k|^2 - |W_k+1|^2: {b['drift']:.4f}; growth of |W_k|^2 by layer: {fmt(b['growth'])}",
                 f"held if the drift is <= {tol.balance_tol} x the largest growth; fails if one layer's norm grows faster "
-                f"than another's; step {cfg['eta']}, {len(b['growth'])} layers"),
+                f"than another's; inconclusive if the run diverged; step {cfg['eta']}, {len(b['growth'])} layers",
+                inconclusive=C.DIVERGED if b.get("diverged") else None),
         C.claim("m100-balance:unbalanced-init-kept",
                 "balance is kept only if present at initialization: an unbalanced start keeps its nonzero differences",
                 imbalance > tol.balance_tol * gu and u["drift"] <= tol.balance_tol * gu,
-                f"layer 1 scaled x{cfg['unbalance']} at init: |W_k|^2 - |W_k+1|^2 at start {fmt(u['diffs_start'])}, at the end "
-                f"{fmt(u['diffs_end'])}; drift {u['drift']:.4f} (from GD step 1 on: {u.get('drift_after_step_1', float('nan')):.4f}); "
-                f"growth of |W_k|^2 by layer {fmt(u['growth'])}",
-                f"held if the start is unbalanced (largest difference > {tol.balance_tol} x the largest growth) and the "
-                f"differences drift by at most {tol.balance_tol} x that growth (memo090: gradient flow maintains the "
-                f"balance if present at initialization, and by the same conservation law cannot create it); fails if GD "
-                f"balances the layers"),
+                f"layer 1 x{r:g}, last layer x1/{r:g} at init{same}: |W_k|^2 - |W_k+1|^2 at start {fmt(u['diffs_start'])}, "
+                f"at the end {fmt(u['diffs_end'])}; drift {u['drift']:.4f} (from GD step 1 on: "
+                f"{u.get('drift_after_step_1', float('nan')):.4f}); growth of |W_k|^2 by layer {fmt(u['growth'])}",
+                f"the unbalanced run starts from the balanced run's net rescaled without changing its function, so only "
+                f"the balance differs; held if the start is unbalanced (largest difference > {tol.balance_tol} x the largest "
+                f"growth) and the differences drift by at most {tol.balance_tol} x that growth (memo100 section 3.E, "
+                f"memo090: gradient flow keeps the differences of squared layer norms, so it keeps a balance present at "
+                f"initialization and cannot create one); fails if GD balances the layers; inconclusive if the run diverged",
+                inconclusive=C.DIVERGED if u.get("diverged") else None),
         C.claim("m100-balance:margin-rises", "the normalized margin increases", nm0 is not None and nm1 > nm0,
                 f"normalized margin {nm0 if nm0 is None else f'{nm0:.4f}'} when the data first separate, {nm1:.4f} at the end",
                 "margin / product of layer Frobenius norms, balanced run; held if higher at the end than at separation; "
-                "fails if it falls or the data never separate"),
+                "fails if it falls; inconclusive if the data never separate within the steps (the memo's statement is "
+                "about separating nets) or the run diverged",
+                inconclusive=C.DIVERGED if b.get("diverged") else (C.NOT_CONVERGED if nm0 is None else None)),
     ]
 
 
@@ -163,7 +176,7 @@ def balance(inp: Inputs) -> Outcome:
     widths = [cfg["d"], *cfg["hidden"], 1]
     L = len(widths) - 1
     tables, m = {}, {}
-    for run, scales in [("balanced", None), ("unbalanced", [float(cfg["unbalance"])] + [1.0] * (L - 1))]:
+    for run, scales in [("balanced", None), ("unbalanced", nets.unbalanced_scales(L, cfg["unbalance"]))]:
         t = pd.DataFrame(nets.train_homogeneous(X, y, widths, "exp", cfg["steps"], cfg["eta"], seed, init_scale=1.0,
                                                 balanced=True, layer_scales=scales))
         m[run] = balance_measurements(t, L)
