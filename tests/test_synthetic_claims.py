@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from deeptheory import claims as C
-from deeptheory.synthetic import langevin, nets
+from deeptheory import fits
+from deeptheory.synthetic import langevin, linear, nets
 from deeptheory.targets import compositional as TC
 from deeptheory.targets import homogeneous as TH
 from deeptheory.targets import linear as TL
@@ -71,28 +72,66 @@ def test_minnorm_gap_is_null_part():
 # --- m100-linear-dynamics ---------------------------------------------------------------------
 
 def dyn(**kw):
-    v = {"svm_norm": 2.0, "slope": 1.95, "r2": 0.999, "t_first": 1000, "t_last": 100000,
-         "angle_logt_first": 0.9, "angle_logt_last": 0.85, "angles": [0.13, 0.11, 0.09, 0.07],
-         "rate_plain": 0.14, "rate_wn": 0.5, "angle_wn_last": 0.01}
+    v = {"svm_norm": 2.0, "slope": 1.7, "r2": 0.999, "window_slopes": [1.4, 1.6, 1.75, 1.85],
+         "window_edges": [1000, 3162, 10000, 31623, 100000], "t_first": 1000, "t_last": 100000,
+         "angle_logt_first": 0.9, "angle_logt_last": 0.85, "angles": [0.13, 0.11, 0.09, 0.07], "support_vectors": 1,
+         "rate_plain": 0.013, "rate_wn": 0.087, "angle_plain_last": 0.076, "angle_wn_last": 0.054}
     v.update(kw)
     return {"exp": v}
 
 
 def test_linear_norm_slope_against_svm():
     check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-norm-slope-svm",
-          [setter(["exp", "slope"], 1.5), setter(["exp", "slope"], 2.5)])
+          [setter(["exp", "window_slopes"], [1.6, 1.55, 1.5, 1.5]),        # levels off 25% below |w_svm|
+           setter(["exp", "window_slopes"], [2.3, 2.4, 2.5, 2.6]),         # moves away above it
+           setter(["exp", "window_slopes"], [1.5, 1.5, 1.5, 1.5]),         # a straight line at the wrong slope
+           (setter(["exp", "window_slopes"], [1.2, 1.4, 1.6, 1.75]), C.NOT_CONVERGED)])  # 12.5% off, still approaching
+
+
+def table_of(t, norm, angle, angle_wn):
+    """A run table as linear_dynamics writes it: plain GD on the blobs, plain and
+    weight-normalized GD on the data with one support vector."""
+    base = pd.DataFrame({"loss": "exp", "t": t, "norm": norm, "angle_to_svm": angle})
+    return pd.concat([base.assign(data="blobs", param="plain"), base.assign(data="one support vector", param="plain"),
+                      base.assign(data="one support vector", param="weight norm", angle_to_svm=angle_wn)])
 
 
 def test_linear_norm_slope_tells_log_t_from_sqrt_log_t():
-    """A line on log t fits sqrt(log t) with R^2 > 0.98 too; the slope against |w_svm| does not."""
+    """A line on log t fits sqrt(log t) with R^2 > 0.98 too; the window slopes against |w_svm| do not."""
     t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
     w_svm = 2.0
-    for norm, held in [(w_svm * np.log(t) + 0.3, True), (w_svm * np.sqrt(np.log(t)) * 3, False)]:
-        table = pd.DataFrame({"loss": "exp", "param": "plain", "t": t, "norm": norm, "angle_to_svm": 1 / np.log(t + 2)})
-        table = pd.concat([table, table.assign(param="weight norm", angle_to_svm=1 / np.log(t + 2) ** 2)])
-        m = TL.dynamics_measurements(table, w_svm, 1000)
+    # log t with a bounded part that dies out (Soudry et al.), pure log t, and sqrt(log t)
+    for norm, verdict in [(w_svm * np.log(t) + 0.3 + 50 / np.sqrt(t), True), (w_svm * np.log(t) + 0.3, True),
+                          (w_svm * np.sqrt(np.log(t)) * 3, False)]:
+        table = table_of(t, norm, 1 / np.log(t + 2), 1 / np.log(t + 2) ** 2)
+        m = TL.dynamics_measurements(table, w_svm, 1000, 4, support_vectors=1)
         assert m["exp"]["r2"] > 0.98
-        assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-norm-slope-svm"] is held
+        assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-norm-slope-svm"] is verdict
+
+
+def test_linear_norm_slope_a_bounded_part_still_bending_is_not_converged():
+    """w_svm log t plus a bounded part that has not yet died out within the window: the
+    slope climbs toward |w_svm| window by window but the last is still > 10% short."""
+    t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
+    norm = 2.0 * np.log(t) + 3.0 * 30 / np.log(t + 30)   # the bounded part falls like 1 / log t
+    m = TL.dynamics_measurements(table_of(t, norm, 1 / np.log(t + 2), 1 / np.log(t + 2) ** 2), 2.0, 1000, 4, 1)
+    slopes = m["exp"]["window_slopes"]
+    assert all(b > a for a, b in zip(slopes, slopes[1:])) and slopes[-1] < 1.8
+    row = {r["id"]: r for r in TL.dynamics_claims(m, {}, TOL)}["m100-linear-dynamics:exp-norm-slope-svm"]
+    assert (row["verdict"], row["reason"]) == ("inconclusive", C.NOT_CONVERGED)
+
+
+def test_window_slopes_of_an_affine_law_in_log_t():
+    t = np.geomspace(10, 1e5, 40)
+    slopes, edges = fits.window_slopes(t, 2 * np.log(t) + 3, 4)
+    assert slopes == pytest.approx([2.0] * 4) and edges[0] == pytest.approx(10) and edges[-1] == pytest.approx(1e5)
+
+
+def test_single_support_vector_data():
+    X, y = linear.separable_blobs(40, 5, 0.3, np.random.default_rng(3), single_support=True)
+    w = linear.hard_margin_svm(X, y)
+    assert linear.support_vectors(X, y, w) == 1
+    assert np.linalg.norm(w) == pytest.approx(1 / 0.3, rel=1e-6)
 
 
 def test_linear_angle_one_over_log_t():
@@ -103,9 +142,7 @@ def test_linear_angle_one_over_log_t():
 def test_linear_angle_measurement_follows_the_rate():
     t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
     for angle, held in [(0.5 / np.log(t + 1), True), (0.5 / np.sqrt(np.log(t + 1)), False)]:
-        table = pd.DataFrame({"loss": "exp", "param": "plain", "t": t, "norm": 2 * np.log(t), "angle_to_svm": angle})
-        table = pd.concat([table, table.assign(param="weight norm")])
-        m = TL.dynamics_measurements(table, 2.0, 1000)
+        m = TL.dynamics_measurements(table_of(t, 2 * np.log(t), angle, angle), 2.0, 1000, 4, 1)
         assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-angle-1-over-log-t"] is held
 
 
@@ -116,7 +153,8 @@ def test_linear_direction_to_svm():
 
 def test_linear_weight_norm_faster():
     check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-weight-norm-faster",
-          [setter(["exp", "rate_wn"], 0.15), setter(["exp", "rate_wn"], 0.05)])
+          [setter(["exp", "rate_wn"], 0.014), setter(["exp", "rate_wn"], 0.005),
+           (setter(["exp", "support_vectors"], 5), C.OUT_OF_REGIME)])   # memo100's argument needs one support vector
 
 
 def test_decay_rate_of_a_power_law():
