@@ -181,7 +181,14 @@ def test_nonseparable_losses_differ():
 
 # --- slides-two-layer-margin ------------------------------------------------------------------
 
-TWO = {"L": 2, "first_separated": 193, "loss_slope": -1.05, "exponents": {"1": 0.5, "2": 0.52, "product": 1.02},
+def aff(exponents, r2=0.999, slope=14.4, intercept=-62.0):
+    return {"slope": slope, "intercept": intercept, "r2": r2, "exponents": list(exponents), "window_edges": [200, 2000, 20000]}
+
+
+# the quick run's shape: balanced layers like sqrt(a log k + b), their squares and product affine in log k
+TWO = {"L": 2, "first_separated": 193, "loss_slope": -1.05,
+       "affine": {"|W1|": aff([0.43, 0.46], 0.981, 1.09, -1.5), "|W2|": aff([0.43, 0.46], 0.980, 1.11, -1.8),
+                  "product": aff([0.86, 0.92]), "|W1|^2": aff([0.86, 0.92]), "|W2|^2": aff([0.86, 0.93])},
        "k_from": 200, "k_to": 20000, "nm_first": 0.068, "nm_last": 0.070, "nm_from": 2000}
 TWO_CFG = {"q": 5, "loss": "logistic", "steps": 20000}
 
@@ -199,8 +206,14 @@ def two_layer_slides(m, cfg, tol):
 @pytest.mark.parametrize("cid,breaks", [
     ("separable", [setter(["first_separated"], None)]),
     ("loss-1-over-k", [setter(["loss_slope"], -0.5), setter(["loss_slope"], -2.0)]),
-    ("product-log-k", [setter(["exponents", "product"], 2.6), setter(["exponents", "product"], 0.5)]),
-    ("layers-root-log-k", [setter(["exponents", "1"], 1.0)]),
+    ("product-log-k", [setter(["affine", "product", "exponents"], [0.5, 0.5]),     # sqrt(log k): stays off 1
+                       setter(["affine", "product", "exponents"], [3.0, 3.5]),     # faster than any affine law
+                       setter(["affine", "product", "exponents"], [0.05, 0.02]),   # levels off
+                       (setter(["affine", "product", "exponents"], [0.6, 0.75]), C.NOT_CONVERGED),  # 0.05 to go after 0.15
+                       (setter(["affine", "product", "r2"], 0.95), C.NOT_CONVERGED),  # late p fine, early bend
+                       (setter(["first_separated"], 500), C.NOT_CONVERGED)]),       # separates inside the window
+    ("layers-root-log-k", [setter(["affine", "|W1|^2", "exponents"], [2.0, 2.0]),  # |W1| affine: |W1|^2 is p = 2
+                           (setter(["affine", "|W2|^2", "exponents"], [1.5, 1.25]), C.NOT_CONVERGED)]),
     ("margin-levels-off", [setter(["nm_first"], 0.03), setter(["nm_last"], -0.01)]),
 ])
 def test_two_layer_claims(cid, breaks):
@@ -209,15 +222,34 @@ def test_two_layer_claims(cid, breaks):
 
 def test_two_layer_slides_reading():
     good = copy.deepcopy(TWO)
-    good["exponents"] = {"1": 1.05, "2": 0.95, "product": 2.0}
+    good["affine"]["|W1|"] = aff([0.97, 1.02], slope=1.1, intercept=2.0)
+    good["affine"]["|W2|"] = aff([0.9, 0.95], slope=1.1, intercept=2.0)
     check(two_layer_slides, good, TWO_CFG, "slides-two-layer-margin:layers-log-k",
-          [setter(["exponents"], {"1": 0.5, "2": 0.5, "product": 1.0})])
+          [setter(["affine", "|W1|", "exponents"], [0.43, 0.46]),                  # the quick run: sqrt(a log k + b)
+           (setter(["affine", "|W2|", "exponents"], [0.55, 0.7]), C.NOT_CONVERGED)])
 
 
-def test_log_log_exponent_tells_log_k_from_its_root():
-    k = np.geomspace(100, 1e5, 40)
-    assert TH.log_log_exponent(k, 3 * np.log(k))[0] == pytest.approx(1)
-    assert TH.log_log_exponent(k, np.sqrt(np.log(k)))[0] == pytest.approx(0.5)
+def test_two_layer_measurements_read_the_exponent_whatever_the_intercept():
+    k = np.unique(np.geomspace(1, 20000, 80).astype(int))
+    u = np.log(k)
+    a = 14.4 * u - 62
+    n = np.sqrt(np.clip(a, 1e-3, None))
+    table = pd.DataFrame({"step": k, "train_err": np.where(k >= 150, 0.0, 0.5), "loss": 1 / (k + 1.0),
+                          "normalized_margin": 0.07, "norm_1": n, "norm_2": n})
+    m = TH.two_layer_measurements(table, 20000, 2, 2)
+    assert m["affine"]["|W1|"]["exponents"][-1] == pytest.approx(0.5, abs=0.01)
+    assert m["affine"]["product"]["exponents"][-1] == pytest.approx(1.0, abs=0.01)
+    v = {r["id"].split(":")[1]: held(r) for r in TH.two_layer_claims(m, TWO_CFG, TOL)}
+    assert v["layers-log-k"] is False and v["product-log-k"] is True and v["layers-root-log-k"] is True
+
+
+def test_shifted_power_exponent():
+    k = np.geomspace(200, 2e4, 40)
+    u = np.log(k)
+    for v, p in [(3 * u - 5, 1.0), (3 * u + 20, 1.0), (np.sqrt(14 * u - 62), 0.5), (u ** 2, 2.0)]:
+        assert fits.shifted_power(k, v)[0] == pytest.approx(p, abs=0.01)
+    assert fits.shifted_power(k, k ** 0.1)[0] > 10            # a power of k
+    assert fits.shifted_power(k, 5 - np.exp(-u / 3))[0] < 0.1  # a level
 
 
 # --- m100-balance -------------------------------------------------------------------------------
