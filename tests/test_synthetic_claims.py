@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from deeptheory import claims as C
-from deeptheory.synthetic import langevin, nets
+from deeptheory import fits
+from deeptheory.synthetic import langevin, linear, nets
 from deeptheory.targets import compositional as TC
 from deeptheory.targets import homogeneous as TH
 from deeptheory.targets import linear as TL
@@ -71,28 +72,66 @@ def test_minnorm_gap_is_null_part():
 # --- m100-linear-dynamics ---------------------------------------------------------------------
 
 def dyn(**kw):
-    v = {"svm_norm": 2.0, "slope": 1.95, "r2": 0.999, "t_first": 1000, "t_last": 100000,
-         "angle_logt_first": 0.9, "angle_logt_last": 0.85, "angles": [0.13, 0.11, 0.09, 0.07],
-         "rate_plain": 0.14, "rate_wn": 0.5, "angle_wn_last": 0.01}
+    v = {"svm_norm": 2.0, "slope": 1.7, "r2": 0.999, "window_slopes": [1.4, 1.6, 1.75, 1.85],
+         "window_edges": [1000, 3162, 10000, 31623, 100000], "t_first": 1000, "t_last": 100000,
+         "angle_logt_first": 0.9, "angle_logt_last": 0.85, "angles": [0.13, 0.11, 0.09, 0.07], "support_vectors": 1,
+         "rate_plain": 0.013, "rate_wn": 0.087, "angle_plain_last": 0.076, "angle_wn_last": 0.054}
     v.update(kw)
     return {"exp": v}
 
 
 def test_linear_norm_slope_against_svm():
     check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-norm-slope-svm",
-          [setter(["exp", "slope"], 1.5), setter(["exp", "slope"], 2.5)])
+          [setter(["exp", "window_slopes"], [1.6, 1.55, 1.5, 1.5]),        # levels off 25% below |w_svm|
+           setter(["exp", "window_slopes"], [2.3, 2.4, 2.5, 2.6]),         # moves away above it
+           setter(["exp", "window_slopes"], [1.5, 1.5, 1.5, 1.5]),         # a straight line at the wrong slope
+           (setter(["exp", "window_slopes"], [1.2, 1.4, 1.6, 1.75]), C.NOT_CONVERGED)])  # 12.5% off, still approaching
+
+
+def table_of(t, norm, angle, angle_wn):
+    """A run table as linear_dynamics writes it: plain GD on the blobs, plain and
+    weight-normalized GD on the data with one support vector."""
+    base = pd.DataFrame({"loss": "exp", "t": t, "norm": norm, "angle_to_svm": angle})
+    return pd.concat([base.assign(data="blobs", param="plain"), base.assign(data="one support vector", param="plain"),
+                      base.assign(data="one support vector", param="weight norm", angle_to_svm=angle_wn)])
 
 
 def test_linear_norm_slope_tells_log_t_from_sqrt_log_t():
-    """A line on log t fits sqrt(log t) with R^2 > 0.98 too; the slope against |w_svm| does not."""
+    """A line on log t fits sqrt(log t) with R^2 > 0.98 too; the window slopes against |w_svm| do not."""
     t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
     w_svm = 2.0
-    for norm, held in [(w_svm * np.log(t) + 0.3, True), (w_svm * np.sqrt(np.log(t)) * 3, False)]:
-        table = pd.DataFrame({"loss": "exp", "param": "plain", "t": t, "norm": norm, "angle_to_svm": 1 / np.log(t + 2)})
-        table = pd.concat([table, table.assign(param="weight norm", angle_to_svm=1 / np.log(t + 2) ** 2)])
-        m = TL.dynamics_measurements(table, w_svm, 1000)
+    # log t with a bounded part that dies out (Soudry et al.), pure log t, and sqrt(log t)
+    for norm, verdict in [(w_svm * np.log(t) + 0.3 + 50 / np.sqrt(t), True), (w_svm * np.log(t) + 0.3, True),
+                          (w_svm * np.sqrt(np.log(t)) * 3, False)]:
+        table = table_of(t, norm, 1 / np.log(t + 2), 1 / np.log(t + 2) ** 2)
+        m = TL.dynamics_measurements(table, w_svm, 1000, 4, support_vectors=1)
         assert m["exp"]["r2"] > 0.98
-        assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-norm-slope-svm"] is held
+        assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-norm-slope-svm"] is verdict
+
+
+def test_linear_norm_slope_a_bounded_part_still_bending_is_not_converged():
+    """w_svm log t plus a bounded part that has not yet died out within the window: the
+    slope climbs toward |w_svm| window by window but the last is still > 10% short."""
+    t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
+    norm = 2.0 * np.log(t) + 3.0 * 30 / np.log(t + 30)   # the bounded part falls like 1 / log t
+    m = TL.dynamics_measurements(table_of(t, norm, 1 / np.log(t + 2), 1 / np.log(t + 2) ** 2), 2.0, 1000, 4, 1)
+    slopes = m["exp"]["window_slopes"]
+    assert all(b > a for a, b in zip(slopes, slopes[1:])) and slopes[-1] < 1.8
+    row = {r["id"]: r for r in TL.dynamics_claims(m, {}, TOL)}["m100-linear-dynamics:exp-norm-slope-svm"]
+    assert (row["verdict"], row["reason"]) == ("inconclusive", C.NOT_CONVERGED)
+
+
+def test_window_slopes_of_an_affine_law_in_log_t():
+    t = np.geomspace(10, 1e5, 40)
+    slopes, edges = fits.window_slopes(t, 2 * np.log(t) + 3, 4)
+    assert slopes == pytest.approx([2.0] * 4) and edges[0] == pytest.approx(10) and edges[-1] == pytest.approx(1e5)
+
+
+def test_single_support_vector_data():
+    X, y = linear.separable_blobs(40, 5, 0.3, np.random.default_rng(3), single_support=True)
+    w = linear.hard_margin_svm(X, y)
+    assert linear.support_vectors(X, y, w) == 1
+    assert np.linalg.norm(w) == pytest.approx(1 / 0.3, rel=1e-6)
 
 
 def test_linear_angle_one_over_log_t():
@@ -103,9 +142,7 @@ def test_linear_angle_one_over_log_t():
 def test_linear_angle_measurement_follows_the_rate():
     t = np.unique(np.geomspace(1, 1e5, 60).astype(int))
     for angle, held in [(0.5 / np.log(t + 1), True), (0.5 / np.sqrt(np.log(t + 1)), False)]:
-        table = pd.DataFrame({"loss": "exp", "param": "plain", "t": t, "norm": 2 * np.log(t), "angle_to_svm": angle})
-        table = pd.concat([table, table.assign(param="weight norm")])
-        m = TL.dynamics_measurements(table, 2.0, 1000)
+        m = TL.dynamics_measurements(table_of(t, 2 * np.log(t), angle, angle), 2.0, 1000, 4, 1)
         assert verdicts(TL.dynamics_claims(m, {}, TOL))["m100-linear-dynamics:exp-angle-1-over-log-t"] is held
 
 
@@ -116,7 +153,8 @@ def test_linear_direction_to_svm():
 
 def test_linear_weight_norm_faster():
     check(TL.dynamics_claims, dyn(), {}, "m100-linear-dynamics:exp-weight-norm-faster",
-          [setter(["exp", "rate_wn"], 0.15), setter(["exp", "rate_wn"], 0.05)])
+          [setter(["exp", "rate_wn"], 0.014), setter(["exp", "rate_wn"], 0.005),
+           (setter(["exp", "support_vectors"], 5), C.OUT_OF_REGIME)])   # memo100's argument needs one support vector
 
 
 def test_decay_rate_of_a_power_law():
@@ -143,7 +181,14 @@ def test_nonseparable_losses_differ():
 
 # --- slides-two-layer-margin ------------------------------------------------------------------
 
-TWO = {"L": 2, "first_separated": 193, "loss_slope": -1.05, "exponents": {"1": 0.5, "2": 0.52, "product": 1.02},
+def aff(exponents, r2=0.999, slope=14.4, intercept=-62.0):
+    return {"slope": slope, "intercept": intercept, "r2": r2, "exponents": list(exponents), "window_edges": [200, 2000, 20000]}
+
+
+# the quick run's shape: balanced layers like sqrt(a log k + b), their squares and product affine in log k
+TWO = {"L": 2, "first_separated": 193, "loss_slope": -1.05,
+       "affine": {"|W1|": aff([0.43, 0.46], 0.981, 1.09, -1.5), "|W2|": aff([0.43, 0.46], 0.980, 1.11, -1.8),
+                  "product": aff([0.86, 0.92]), "|W1|^2": aff([0.86, 0.92]), "|W2|^2": aff([0.86, 0.93])},
        "k_from": 200, "k_to": 20000, "nm_first": 0.068, "nm_last": 0.070, "nm_from": 2000}
 TWO_CFG = {"q": 5, "loss": "logistic", "steps": 20000}
 
@@ -161,8 +206,14 @@ def two_layer_slides(m, cfg, tol):
 @pytest.mark.parametrize("cid,breaks", [
     ("separable", [setter(["first_separated"], None)]),
     ("loss-1-over-k", [setter(["loss_slope"], -0.5), setter(["loss_slope"], -2.0)]),
-    ("product-log-k", [setter(["exponents", "product"], 2.6), setter(["exponents", "product"], 0.5)]),
-    ("layers-root-log-k", [setter(["exponents", "1"], 1.0)]),
+    ("product-log-k", [setter(["affine", "product", "exponents"], [0.5, 0.5]),     # sqrt(log k): stays off 1
+                       setter(["affine", "product", "exponents"], [3.0, 3.5]),     # faster than any affine law
+                       setter(["affine", "product", "exponents"], [0.05, 0.02]),   # levels off
+                       (setter(["affine", "product", "exponents"], [0.6, 0.75]), C.NOT_CONVERGED),  # 0.05 to go after 0.15
+                       (setter(["affine", "product", "r2"], 0.95), C.NOT_CONVERGED),  # late p fine, early bend
+                       (setter(["first_separated"], 500), C.NOT_CONVERGED)]),       # separates inside the window
+    ("layers-root-log-k", [setter(["affine", "|W1|^2", "exponents"], [2.0, 2.0]),  # |W1| affine: |W1|^2 is p = 2
+                           (setter(["affine", "|W2|^2", "exponents"], [1.5, 1.25]), C.NOT_CONVERGED)]),
     ("margin-levels-off", [setter(["nm_first"], 0.03), setter(["nm_last"], -0.01)]),
 ])
 def test_two_layer_claims(cid, breaks):
@@ -171,48 +222,74 @@ def test_two_layer_claims(cid, breaks):
 
 def test_two_layer_slides_reading():
     good = copy.deepcopy(TWO)
-    good["exponents"] = {"1": 1.05, "2": 0.95, "product": 2.0}
+    good["affine"]["|W1|"] = aff([0.97, 1.02], slope=1.1, intercept=2.0)
+    good["affine"]["|W2|"] = aff([0.9, 0.95], slope=1.1, intercept=2.0)
     check(two_layer_slides, good, TWO_CFG, "slides-two-layer-margin:layers-log-k",
-          [setter(["exponents"], {"1": 0.5, "2": 0.5, "product": 1.0})])
+          [setter(["affine", "|W1|", "exponents"], [0.43, 0.46]),                  # the quick run: sqrt(a log k + b)
+           (setter(["affine", "|W2|", "exponents"], [0.55, 0.7]), C.NOT_CONVERGED)])
 
 
-def test_log_log_exponent_tells_log_k_from_its_root():
-    k = np.geomspace(100, 1e5, 40)
-    assert TH.log_log_exponent(k, 3 * np.log(k))[0] == pytest.approx(1)
-    assert TH.log_log_exponent(k, np.sqrt(np.log(k)))[0] == pytest.approx(0.5)
+def test_two_layer_measurements_read_the_exponent_whatever_the_intercept():
+    k = np.unique(np.geomspace(1, 20000, 80).astype(int))
+    u = np.log(k)
+    a = 14.4 * u - 62
+    n = np.sqrt(np.clip(a, 1e-3, None))
+    table = pd.DataFrame({"step": k, "train_err": np.where(k >= 150, 0.0, 0.5), "loss": 1 / (k + 1.0),
+                          "normalized_margin": 0.07, "norm_1": n, "norm_2": n})
+    m = TH.two_layer_measurements(table, 20000, 2, 2)
+    assert m["affine"]["|W1|"]["exponents"][-1] == pytest.approx(0.5, abs=0.01)
+    assert m["affine"]["product"]["exponents"][-1] == pytest.approx(1.0, abs=0.01)
+    v = {r["id"].split(":")[1]: held(r) for r in TH.two_layer_claims(m, TWO_CFG, TOL)}
+    assert v["layers-log-k"] is False and v["product-log-k"] is True and v["layers-root-log-k"] is True
+
+
+def test_shifted_power_exponent():
+    k = np.geomspace(200, 2e4, 40)
+    u = np.log(k)
+    for v, p in [(3 * u - 5, 1.0), (3 * u + 20, 1.0), (np.sqrt(14 * u - 62), 0.5), (u ** 2, 2.0)]:
+        assert fits.shifted_power(k, v)[0] == pytest.approx(p, abs=0.01)
+    assert fits.shifted_power(k, k ** 0.1)[0] > 10            # a power of k
+    assert fits.shifted_power(k, 5 - np.exp(-u / 3))[0] < 0.1  # a level
 
 
 # --- m100-balance -------------------------------------------------------------------------------
 
-BAL = {"balanced": {"diffs_start": [0.0, 0.0], "diffs_end": [0.01, -0.01], "drift": 0.02, "growth": [6.9, 6.95, 6.93],
-                    "nm_separated": 0.002, "nm_end": 0.12},
-       "unbalanced": {"diffs_start": [16.0, 0.0], "diffs_end": [15.9, 0.05], "drift": 0.1, "growth": [3.0, 3.1, 3.05],
-                      "nm_separated": 0.01, "nm_end": 0.1}}
+BAL = {"balanced": {"diverged": False, "loss_start": 2.398, "diffs_start": [0.0, 0.0], "diffs_end": [0.01, -0.01],
+                    "drift": 0.02, "growth": [6.9, 6.95, 6.93], "nm_separated": 0.002, "nm_end": 0.12},
+       "unbalanced": {"diverged": False, "loss_start": 2.398, "diffs_start": [16.0, 4.0], "diffs_end": [15.96, 4.0],
+                      "drift": 0.02, "growth": [7.3, 7.3, 7.3], "nm_separated": 0.004, "nm_end": 0.1}}
 BAL_CFG = {"eta": 0.02, "unbalance": 2.0}
 
 
 def test_balance_differences_constant():
     check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:differences-constant",
-          [setter(["balanced", "drift"], 2.0)])
+          [setter(["balanced", "drift"], 2.0),
+           (setter(["balanced", "diverged"], True), C.DIVERGED)])
 
 
 def test_balance_unbalanced_init_kept():
     check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:unbalanced-init-kept",
           [setter(["unbalanced", "drift"], 11.0),                   # GD moved the differences
-           setter(["unbalanced", "diffs_start"], [0.01, 0.0])])     # the start was not unbalanced
+           setter(["unbalanced", "diffs_start"], [0.01, 0.0]),      # the start was not unbalanced
+           (setter(["unbalanced", "diverged"], True), C.DIVERGED)])
 
 
 def test_balance_margin_rises():
     check(TH.balance_claims, BAL, BAL_CFG, "m100-balance:margin-rises",
-          [setter(["balanced", "nm_end"], 0.001), setter(["balanced", "nm_separated"], None)])
+          [setter(["balanced", "nm_end"], 0.001),
+           (setter(["balanced", "nm_separated"], None), C.NOT_CONVERGED)])   # never separated: not the memo's regime
 
 
 def test_balance_measurements():
-    t = pd.DataFrame({"step": [0, 10, 100], "train_err": [0.2, 0.0, 0.0], "normalized_margin": [-0.1, 0.01, 0.05],
+    t = pd.DataFrame({"step": [0, 10, 100], "loss": [0.9, 0.5, 0.1], "train_err": [0.2, 0.0, 0.0],
+                      "normalized_margin": [-0.1, 0.01, 0.05],
                       "sq_norm_1": [5.0, 6.0, 9.0], "sq_norm_2": [1.0, 2.0, 5.0]})
     m = TH.balance_measurements(t, 2)
     assert m["diffs_start"] == [4.0] and m["drift"] == 0.0 and m["growth"] == [4.0, 4.0]
     assert m["nm_separated"] == 0.01 and m["nm_end"] == 0.05
+    assert m["loss_start"] == 0.9 and m["diverged"] is False
+    t.loc[2, "sq_norm_1"] = np.inf
+    assert TH.balance_measurements(t, 2)["diverged"] is True
 
 
 def test_rescale_balances_then_unbalances():
@@ -222,6 +299,20 @@ def test_rescale_balances_then_unbalances():
     sq = [float((W.detach() ** 2).sum()) for W in w]
     assert sq[1] == pytest.approx(sq[2]) and sq[0] == pytest.approx(4 * sq[1])
     assert isinstance(w[0], torch.Tensor)
+
+
+def test_unbalanced_scales_keep_the_function():
+    """m100-balance's unbalanced start: layer 1 x r, the last x 1/r, the same f as the balanced start."""
+    import torch
+    x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    widths = [5, 8, 8, 1]
+    a, b = nets.relu_net(widths, 0, 1.0), nets.relu_net(widths, 0, 1.0)
+    nets.rescale(a, balanced=True)
+    nets.rescale(b, balanced=True, layer_scales=nets.unbalanced_scales(3, 2.0))
+    with torch.no_grad():
+        torch.testing.assert_close(nets.forward(a, x), nets.forward(b, x))
+        sa, sb = [float((W ** 2).sum()) for W in a], [float((W ** 2).sum()) for W in b]
+    assert sb == pytest.approx([4 * sa[0], sa[1], sa[2] / 4])
 
 
 # --- t3-langevin-dims and t3-langevin-2d ------------------------------------------------------------

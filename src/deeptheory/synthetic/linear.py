@@ -39,14 +39,22 @@ def gd_least_squares(X, y, w0, steps: int, batch: int | None, rng, record_every:
 # --- separable classification ------------------------------------------------------------
 
 
-def separable_blobs(n: int, d: int, margin: float, rng) -> tuple[np.ndarray, np.ndarray]:
+def separable_blobs(n: int, d: int, margin: float, rng, single_support: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Two Gaussian clouds on either side of a random hyperplane through 0, at least
-    ``margin`` from it: linearly separable by a homogeneous (bias-free) predictor."""
+    ``margin`` from it: linearly separable by a homogeneous (bias-free) predictor.
+
+    ``single_support``: the hard-margin SVM has one support vector (the case memo100
+    section 3.F works out for weight normalization). The first point is ``margin`` u, on the
+    normal u itself, and every other point lies at least 2 ``margin`` from the hyperplane;
+    then w_svm = u / ``margin`` and only the first point's constraint is active."""
     u = rng.standard_normal(d)
     u /= np.linalg.norm(u)
     X = rng.standard_normal((n, d))
     y = np.where(np.arange(n) % 2 == 0, 1.0, -1.0)
-    X += (margin + np.abs(X @ u))[:, None] * u * y[:, None] - (X @ u)[:, None] * u
+    floor = 2 * margin if single_support else margin
+    X += (floor + np.abs(X @ u))[:, None] * u * y[:, None] - (X @ u)[:, None] * u
+    if single_support:
+        X[0] = margin * u
     return X, y
 
 
@@ -63,6 +71,11 @@ def hard_margin_svm(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     if not res.success:
         raise RuntimeError(f"SVM quadratic program failed: {res.message}")
     return res.x.reshape(d)
+
+
+def support_vectors(X: np.ndarray, y: np.ndarray, w_svm: np.ndarray, rtol: float = 1e-6) -> int:
+    """How many points lie on the hard-margin SVM's margin: y_i <w_svm, x_i> = 1 within ``rtol``."""
+    return int((np.abs(y * (X @ w_svm) - 1) <= rtol).sum())
 
 
 def loss_grad(loss: str, margins: np.ndarray) -> tuple[float, np.ndarray]:

@@ -47,6 +47,15 @@ def rescale(weights, balanced: bool = False, layer_scales=None) -> None:
             W *= s
 
 
+def unbalanced_scales(L: int, r: float) -> list[float]:
+    """Layer scales for :func:`rescale` that unbalance a net of ``L`` layers without changing
+    its function: layer 1 times ``r``, the last layer times 1 / ``r`` (the net is
+    1-homogeneous in each layer's weights, so f is unchanged and only |W_k|^2 move)."""
+    if L < 2:
+        raise ValueError("an unbalanced start that keeps the function needs at least two layers")
+    return [float(r)] + [1.0] * (L - 2) + [1.0 / float(r)]
+
+
 def gd_step(loss: torch.Tensor, leaves: list[torch.Tensor], eta: float) -> None:
     """One step of plain gradient descent on ``loss`` over ``leaves``, in place."""
     grads = torch.autograd.grad(loss, leaves)
@@ -136,7 +145,7 @@ def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: floa
     """Full-batch GD on the exponential loss of the deep homogeneous ReLU net of
     :func:`relu_net`, plain or normalized (:func:`normalized_params`), from a balanced init
     (every |W_k|_F the layers' mean, as :func:`rescale`) whose first layer is then scaled by
-    ``unbalance`` and last by 1 / ``unbalance`` (the same function). Records at log-spaced
+    ``unbalance`` and last by 1 / ``unbalance`` (:func:`unbalanced_scales`: the same function). Records at log-spaced
     steps: loss, train error, margin, normalized margin min_i y_i f(x_i) / prod_k |W_k|_F of
     the effective weights, and squared norms of the effective weights (``sq_eff_k``) and of
     the trained tensors (``sq_w_k``: W_k or V_k; ``sq_g_k``: g_k^2 of WN)."""
@@ -144,7 +153,7 @@ def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: floa
     yt = torch.as_tensor(y, dtype=torch.float64)
     weights = relu_net(widths, seed, 1.0)
     L = len(weights)
-    rescale(weights, balanced=True, layer_scales=[unbalance] + [1.0] * (L - 2) + [1.0 / unbalance])
+    rescale(weights, balanced=True, layer_scales=unbalanced_scales(L, unbalance))
     params = normalized_params(weights, method, x)
     leaves = [t for group in params.values() for t in group]
     tensors = params["W"] if method == "plain" else params["V"]

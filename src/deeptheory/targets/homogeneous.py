@@ -16,39 +16,70 @@ from . import Inputs, Outcome
 from ..synthetic import linear, nets
 
 
-def log_log_exponent(k, v) -> tuple[float, float]:
-    """Exponent a and R^2 of v ~ (log k)^a: the least-squares line of log v on log log k."""
-    slope, _, r2 = fits.line(np.log(np.log(np.asarray(k, float))), np.log(np.asarray(v, float)))
-    return slope, r2
-
-
 # --- slides-two-layer-margin -------------------------------------------------------------
 
-def two_layer_measurements(table: pd.DataFrame, steps: int, L: int) -> dict:
+def two_layer_measurements(table: pd.DataFrame, steps: int, L: int, windows: int) -> dict:
+    """Separation, the loss's log-log slope over the last decade, the normalized margin over
+    it, and, over the late window k >= steps / 100, how each layer norm |W_k|, the product of
+    the norms and each |W_k|^L follow a log k + b (``fits.log_affine`` over ``windows``)."""
     fit = table[table["train_err"] == 0]
     last_decade = table[table["step"] >= steps / 10]
     window = table[table["step"] >= steps / 100]
-    norms = {str(k): window[f"norm_{k}"] for k in range(1, L + 1)}
+    norms = {f"|W{k}|": window[f"norm_{k}"] for k in range(1, L + 1)}
     norms["product"] = np.prod([window[f"norm_{k}"] for k in range(1, L + 1)], axis=0)
+    norms.update({f"|W{k}|^{L}": window[f"norm_{k}"] ** L for k in range(1, L + 1)})
     nm = last_decade["normalized_margin"]
     return {"L": L, "first_separated": int(fit["step"].min()) if len(fit) else None,
             "loss_slope": float(np.polyfit(np.log(last_decade["step"]), np.log(last_decade["loss"]), 1)[0]),
-            "exponents": {k: log_log_exponent(window["step"], v)[0] for k, v in norms.items()},
-            # the same fit over the last decade only, reported beside the verdicts: how much a depends on the window
-            "exponents_last_decade": {k: log_log_exponent(window["step"][window["step"] >= steps / 10],
-                                                          np.asarray(v)[np.asarray(window["step"]) >= steps / 10])[0]
-                                      for k, v in norms.items()},
+            "affine": {k: fits.log_affine(window["step"], v, windows) for k, v in norms.items()},
             "k_from": int(window["step"].iloc[0]), "k_to": int(window["step"].iloc[-1]),
             "nm_first": float(nm.iloc[0]), "nm_last": float(nm.iloc[-1]), "nm_from": int(last_decade["step"].iloc[0])}
 
 
+def affine_claim(cid: str, text: str, keys: list[str], m: dict, tol, source: str) -> dict:
+    """Each quantity in ``keys`` grows like a log k + b over the late window, read through the
+    exponent p of c (log k - u0)^p fitted in successive windows (``fits.log_affine``; 1 for
+    the affine law whatever b). Held if, for every one, the last window's p is within
+    ``norm_exponent_tol`` of 1 and the line on log k over the whole window has R^2 >=
+    ``log_affine_min_r2``. Inconclusive (not converged) if the data separate only inside the
+    window, or where a quantity's last p is within tolerance but an early bend pulls R^2
+    down, or its p is beyond tolerance but moved toward 1 from the previous window by at least
+    the distance still to go (one more window at that pace reaches the tolerance). Refuted
+    otherwise: p stays off 1 ((log k)^(1/2), a power of k, a level)."""
+    sep, et = m["first_separated"], tol.norm_exponent_tol
+    parts, states = [], []
+    for key in keys:
+        q = m["affine"][key]
+        p = q["exponents"]
+        off = abs(p[-1] - 1)
+        moved = abs(p[-2] - 1) - off if len(p) > 1 else 0.0
+        if off <= et:
+            states.append("held" if q["r2"] >= tol.log_affine_min_r2 else "approaching")
+        else:
+            states.append("approaching" if moved > 0 and off - et <= moved else "refuted")
+        parts.append(f"{key}: {q['slope']:.3f} log k {q['intercept']:+.3f} (R^2 {q['r2']:.4f}); p by window "
+                     + ", ".join(f"{x:.3f}" for x in p))
+    held = all(st == "held" for st in states)
+    reason = None
+    if sep is None or sep > m["k_from"] or (not held and "refuted" not in states):
+        reason = C.NOT_CONVERGED
+    edges = m["affine"][keys[0]]["window_edges"]
+    return C.claim(
+        cid, text, held, "; ".join(parts),
+        f"{source} Over k in [{m['k_from']}, {m['k_to']}]: the line on log k, and as its residual trend the exponent p "
+        f"of c (log k - u0)^p fitted in {len(edges) - 1} successive windows of equal width in log k (edges "
+        + ", ".join(f"{x:.0f}" for x in edges) + "): p = 1 is the affine law whatever its intercept, p = 1/2 "
+        f"sqrt(a log k + b). Held if for each the last window's p is within {et:g} of 1 and R^2 >= "
+        f"{tol.log_affine_min_r2:g}; inconclusive (not converged) if p moved toward 1 by at least the distance still "
+        f"to go, if only R^2 falls short, or if the data separate only inside the window; fails if p stays off 1 by "
+        f"more than {et:g} ((log k)^(1/2), a power of k, a level)",
+        inconclusive=reason)
+
+
 def two_layer_claims(m: dict, cfg: dict, tol) -> list[dict]:
-    L, ex, et = m["L"], m["exponents"], tol.norm_exponent_tol
-    layers = [k for k in ex if k != "product"]
-    fmt = "; ".join(f"{'product of norms' if k == 'product' else f'|W{k}|'}: a = {a:.3f}" for k, a in ex.items())
-    if "exponents_last_decade" in m:
-        fmt += " (fitted over the last decade only: " + ", ".join(f"{a:.3f}" for a in m["exponents_last_decade"].values()) + ")"
-    fit_text = f"a from a line of log |W| on log log k for k in [{m['k_from']}, {m['k_to']}]"
+    L = m["L"]
+    layers = [f"|W{k}|" for k in range(1, L + 1)]
+    powers = [f"|W{k}|^{L}" for k in range(1, L + 1)]
     sep = m["first_separated"]
     change = abs(m["nm_last"] - m["nm_first"]) / abs(m["nm_last"]) if m["nm_last"] else float("inf")
     return [
@@ -59,19 +90,16 @@ def two_layer_claims(m: dict, cfg: dict, tol) -> list[dict]:
         C.claim("slides-two-layer-margin:loss-1-over-k", "the loss falls like 1/k", abs(m["loss_slope"] + 1) <= tol.rate_tol,
                 f"log-log slope of the loss over the last decade {m['loss_slope']:.3f}",
                 f"held if within {tol.rate_tol} of -1; fails for a loss falling like 1/sqrt(k), 1/k^2 or levelling off"),
-        C.claim("slides-two-layer-margin:layers-log-k", "each layer norm grows like log k (the slides)",
-                all(abs(ex[k] - 1) <= et for k in layers), fmt,
-                f"{fit_text}; held if every layer's a is within {et} of 1, as the slides state; fails for balanced "
-                f"layers growing like (log k)^(1/L), a = {1 / L:.2f}"),
-        C.claim("slides-two-layer-margin:product-log-k", "the product of layer norms grows like log k",
-                abs(ex["product"] - 1) <= et, fmt,
-                f"{fit_text}; held if the product's a is within {et} of 1 (homogeneous net of degree L under an "
-                f"exponential-type loss: the margin, and with it the product of norms, grows like log k); fails if the "
-                f"product grows faster than logarithmically (as memo100 section 3.E reads for one support vector) or slower"),
-        C.claim("slides-two-layer-margin:layers-root-log-k", f"each balanced layer norm grows like (log k)^(1/{L})",
-                all(abs(ex[k] - 1 / L) <= et for k in layers), fmt,
-                f"{fit_text}; held if every layer's a is within {et} of 1/L = {1 / L:.2f} (the product's log k shared by "
-                f"L balanced layers); fails if a layer grows like log k"),
+        affine_claim("slides-two-layer-margin:layers-log-k", "each layer norm grows like a log k + b (the slides)",
+                     layers, m, tol, "The slides: \"Both W1 and W2 grow to infinity (log k)\": each |W_k| affine in log k."),
+        affine_claim("slides-two-layer-margin:product-log-k", "the product of layer norms grows like a log k + b",
+                     ["product"], m, tol,
+                     "The slides' loss ~ 1/k makes the margin min_i y_i f(x_i) = log k + O(1) (exponential tail), and their "
+                     "stable normalized margin = margin / product of norms makes the product affine in log k too."),
+        affine_claim("slides-two-layer-margin:layers-root-log-k",
+                     f"each balanced layer norm grows like (a log k + b)^(1/{L})", powers, m, tol,
+                     f"Balanced layers (memo100 section 3.E: every |W_k|^2 grows at the same rate) share the product's "
+                     f"a log k + b, so each |W_k|^{L} is affine in log k."),
         C.claim("slides-two-layer-margin:margin-levels-off", "the normalized margin levels off",
                 m["nm_last"] > 0 and change <= tol.level_tol,
                 f"normalized margin {m['nm_first']:.4f} at k = {m['nm_from']}, {m['nm_last']:.4f} at k = {m['k_to']}",
@@ -86,7 +114,7 @@ def two_layer_margin(inp: Inputs) -> Outcome:
     table = pd.DataFrame(nets.train_homogeneous(X, y, [2, cfg["q"], 1], cfg["loss"], cfg["steps"], cfg["eta"], seed))
     table["norm_1"], table["norm_2"] = np.sqrt(table["sq_norm_1"]), np.sqrt(table["sq_norm_2"])
     steps = cfg["steps"]
-    m = two_layer_measurements(table, steps, 2)
+    m = two_layer_measurements(table, steps, 2, cfg["windows"])
 
     def draw(caption, png, pdf):
         fig, axes = plots.panels(3, width=3.6)
@@ -117,7 +145,9 @@ def balance_measurements(table: pd.DataFrame, L: int) -> dict:
     diffs = sq[:, :-1] - sq[:, 1:]
     sep = table[table["train_err"] == 0]
     after = np.asarray(table["step"]) >= 1
-    return {"diffs_start": diffs[0].tolist(), "diffs_end": diffs[-1].tolist(),
+    finite = bool(np.isfinite(sq).all() and np.isfinite(table["loss"]).all())
+    return {"diverged": not finite, "loss_start": float(table["loss"].iloc[0]),
+            "diffs_start": diffs[0].tolist(), "diffs_end": diffs[-1].tolist(),
             "drift": float(np.abs(diffs - diffs[0]).max()), "growth": (sq[-1] - sq[0]).tolist(),
             "drift_after_step_1": float(np.abs(diffs[after] - diffs[after][0]).max()) if after.any() else float("nan"),
             "nm_separated": float(sep["normalized_margin"].iloc[0]) if len(sep) else None,
@@ -126,33 +156,44 @@ def balance_measurements(table: pd.DataFrame, L: int) -> dict:
 
 def balance_claims(m: dict, cfg: dict, tol) -> list[dict]:
     """``m``: {"balanced": measurements of a run from a balanced init, "unbalanced": of a
-    run with layer 1 scaled at init}."""
+    run from the same init with layer 1 scaled by r and the last layer by 1 / r (the same
+    network function, :func:`nets.unbalanced_scales`)}. A run whose loss or norms left the
+    floats (``diverged``) makes the claims on it inconclusive; so does a balanced run that
+    never separated the data, for the margin (the memo speaks of the separable regime)."""
     b, u = m["balanced"], m["unbalanced"]
     fmt = lambda xs: ", ".join(f"{x:.3f}" for x in xs)  # noqa: E731
     gb, gu = max(b["growth"]), max(u["growth"])
     imbalance = max(abs(x) for x in u["diffs_start"])
     nm0, nm1 = b["nm_separated"], b["nm_end"]
+    r = cfg["unbalance"]
+    same = (f"; loss at init {u['loss_start']:.6f}, the balanced run's {b['loss_start']:.6f} (the same function)"
+            if "loss_start" in u and "loss_start" in b else "")
     return [
         C.claim("m100-balance:differences-constant",
                 "from a balanced init the differences of squared layer norms stay constant (0): the norms grow at the same rate",
                 b["drift"] <= tol.balance_tol * gb,
                 f"largest drift of |W_k|^2 - |W_k+1|^2: {b['drift']:.4f}; growth of |W_k|^2 by layer: {fmt(b['growth'])}",
                 f"held if the drift is <= {tol.balance_tol} x the largest growth; fails if one layer's norm grows faster "
-                f"than another's; step {cfg['eta']}, {len(b['growth'])} layers"),
+                f"than another's; inconclusive if the run diverged; step {cfg['eta']}, {len(b['growth'])} layers",
+                inconclusive=C.DIVERGED if b.get("diverged") else None),
         C.claim("m100-balance:unbalanced-init-kept",
                 "balance is kept only if present at initialization: an unbalanced start keeps its nonzero differences",
                 imbalance > tol.balance_tol * gu and u["drift"] <= tol.balance_tol * gu,
-                f"layer 1 scaled x{cfg['unbalance']} at init: |W_k|^2 - |W_k+1|^2 at start {fmt(u['diffs_start'])}, at the end "
-                f"{fmt(u['diffs_end'])}; drift {u['drift']:.4f} (from GD step 1 on: {u.get('drift_after_step_1', float('nan')):.4f}); "
-                f"growth of |W_k|^2 by layer {fmt(u['growth'])}",
-                f"held if the start is unbalanced (largest difference > {tol.balance_tol} x the largest growth) and the "
-                f"differences drift by at most {tol.balance_tol} x that growth (memo090: gradient flow maintains the "
-                f"balance if present at initialization, and by the same conservation law cannot create it); fails if GD "
-                f"balances the layers"),
+                f"layer 1 x{r:g}, last layer x1/{r:g} at init{same}: |W_k|^2 - |W_k+1|^2 at start {fmt(u['diffs_start'])}, "
+                f"at the end {fmt(u['diffs_end'])}; drift {u['drift']:.4f} (from GD step 1 on: "
+                f"{u.get('drift_after_step_1', float('nan')):.4f}); growth of |W_k|^2 by layer {fmt(u['growth'])}",
+                f"the unbalanced run starts from the balanced run's net rescaled without changing its function, so only "
+                f"the balance differs; held if the start is unbalanced (largest difference > {tol.balance_tol} x the largest "
+                f"growth) and the differences drift by at most {tol.balance_tol} x that growth (memo100 section 3.E, "
+                f"memo090: gradient flow keeps the differences of squared layer norms, so it keeps a balance present at "
+                f"initialization and cannot create one); fails if GD balances the layers; inconclusive if the run diverged",
+                inconclusive=C.DIVERGED if u.get("diverged") else None),
         C.claim("m100-balance:margin-rises", "the normalized margin increases", nm0 is not None and nm1 > nm0,
                 f"normalized margin {nm0 if nm0 is None else f'{nm0:.4f}'} when the data first separate, {nm1:.4f} at the end",
                 "margin / product of layer Frobenius norms, balanced run; held if higher at the end than at separation; "
-                "fails if it falls or the data never separate"),
+                "fails if it falls; inconclusive if the data never separate within the steps (the memo's statement is "
+                "about separating nets) or the run diverged",
+                inconclusive=C.DIVERGED if b.get("diverged") else (C.NOT_CONVERGED if nm0 is None else None)),
     ]
 
 
@@ -163,7 +204,7 @@ def balance(inp: Inputs) -> Outcome:
     widths = [cfg["d"], *cfg["hidden"], 1]
     L = len(widths) - 1
     tables, m = {}, {}
-    for run, scales in [("balanced", None), ("unbalanced", [float(cfg["unbalance"])] + [1.0] * (L - 1))]:
+    for run, scales in [("balanced", None), ("unbalanced", nets.unbalanced_scales(L, cfg["unbalance"]))]:
         t = pd.DataFrame(nets.train_homogeneous(X, y, widths, "exp", cfg["steps"], cfg["eta"], seed, init_scale=1.0,
                                                 balanced=True, layer_scales=scales))
         m[run] = balance_measurements(t, L)
