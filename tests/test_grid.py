@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 from conftest import ROOT
 from deeptheory import grid, paths
@@ -125,3 +126,21 @@ def test_every_pack_key_matches_the_pack_wildcard_pattern(plan):
     paper = grid.plan({**yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), "profile": "paper"})
     for key in [*plan.packs, *paper.packs]:
         assert re.fullmatch(paths.PACK_KEY_REGEX, key), key
+
+
+def test_a_substitute_list_takes_the_first_stand_in_that_holds_the_targets_largest_n():
+    datasets = {"small": {"train_size": 4000}, "big": {"train_size": 60000}}
+    sub = {"mnist": ["small", "big"]}
+    assert grid.dataset_used({"dataset": "mnist", "N": [250, 4000]}, sub, datasets) == "small"
+    # one grid past 4,000 sends the whole target to the larger set
+    assert grid.dataset_used({"dataset": ["mnist"], "N": [250], "grids": [{"N": [5000]}]}, sub, datasets) == ["big"]
+    with pytest.raises(grid.ConfigError, match=r"substitute.mnist.*N = 70,000"):
+        grid.dataset_used({"dataset": "mnist", "N": [70000]}, sub, datasets)
+
+
+def test_offline_mnist_is_the_real_5000_digits_where_it_fits():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((ROOT / "config" / "offline.yaml").read_text()))
+    plan = grid.plan(config)
+    assert {s.dataset for s in plan.runs_of("slides-spectral-margin")} == {"mnist-5k"}
+    assert {s.dataset for s in plan.runs_of("t3-err-vs-n")} == {"fashion-mnist"}

@@ -263,7 +263,8 @@ DEEP = {"n": 20, "d": 3, "margin": 0.3, "hidden": [6, 6], "steps": 200, "eta": 0
 def cnn_row(model, nm, sq_init, sq_final, seed=0):
     row = {"run_id": f"{model}_s{seed}", "unit": f"{model}_s{seed}", "model": model, "seed": seed, "width": 8, "N": 256,
            "lr": 0.2, "steps": 400, "n_params": 3000, "unbalance": 4.0 if model == "hcnnu" else 1.0,
-           "normalized_margin_init": -0.2, "normalized_margin_final": nm, "train_err_init": 0.9, "train_err_final": 0.0}
+           "normalized_margin_init": -0.2, "normalized_margin_final": nm, "train_err_init": 0.9, "train_err_final": 0.0,
+           "train_loss_init": 2.3, "train_loss_final": 0.01}
     for k, (a, b) in enumerate(zip(sq_init, sq_final), 1):
         row[f"sq_w{k}_init"], row[f"sq_w{k}_final"] = a, b
     return row

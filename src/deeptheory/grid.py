@@ -88,9 +88,27 @@ def as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def dataset_used(tcfg: dict, substitute: dict | None):
-    """The data set trained on for a target's asked one (a list for a list)."""
-    used = [(substitute or {}).get(d, d) for d in as_list(tcfg["dataset"])]
+def largest_n(tcfg: dict) -> int:
+    """The largest N a target's grids ask for."""
+    return max(int(n) for g in [tcfg, *tcfg.get("grids", [])] for n in g.get("N", tcfg["N"]))
+
+
+def dataset_used(tcfg: dict, substitute: dict | None, datasets: dict | None = None):
+    """The data set trained on for a target's asked one (a list for a list). A substitute may
+    list several stand-ins: the first whose training set (``datasets.<name>.train_size``,
+    where given) holds the target's largest N is used, so a small real set serves the targets
+    it fits and a larger one the rest."""
+    n = largest_n(tcfg)
+
+    def pick(asked):
+        options = as_list((substitute or {}).get(asked, asked))
+        for name in options:
+            size = ((datasets or {}).get(name) or {}).get("train_size")
+            if size is None or n <= int(size):
+                return name
+        raise ConfigError(f"config key substitute.{asked}: none of {options} holds N = {n:,} training images "
+                          f"(datasets.<name>.train_size); add a larger stand-in to the list")
+    used = [pick(d) for d in as_list(tcfg["dataset"])]
     return used if isinstance(tcfg["dataset"], list) else used[0]
 
 
@@ -154,12 +172,13 @@ def seeds_of(tcfg: dict, profile: dict) -> list[tuple[int, int | None]]:
 
 
 def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
-              profile_name: str = "<profile>") -> list[RunSpec]:
+              profile_name: str = "<profile>", datasets: dict | None = None) -> list[RunSpec]:
     check_grid(tid, tcfg, profile_name)
     if "grids" in tcfg:  # further grids of the same target, each overriding some keys of the first
-        base = {k: v for k, v in tcfg.items() if k != "grids"}
+        # one stand-in for the whole target, chosen by its largest N over every grid
+        base = {k: v for k, v in tcfg.items() if k != "grids"} | {"dataset": dataset_used(tcfg, substitute, datasets)}
         specs = {s.run_id: s for g in [{}, *tcfg["grids"]]
-                 for s in run_specs(tid, {**base, **g}, profile, substitute, profile_name)}
+                 for s in run_specs(tid, {**base, **g}, profile, None, profile_name)}
         return list(specs.values())
     stop = tcfg.get("stop", "zero")
     try:
@@ -168,7 +187,7 @@ def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = Non
         raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.stop: {err}") from None
     specs = {}  # two asked data sets may stand for one used (offline): their runs are the same
     for ds, w, n, labels, init, noise, recipe, (seed, sub) in itertools.product(
-            as_list(dataset_used(tcfg, substitute)), tcfg["widths"], tcfg["N"], as_list(tcfg["labels"]),
+            as_list(dataset_used(tcfg, substitute, datasets)), tcfg["widths"], tcfg["N"], as_list(tcfg["labels"]),
             tcfg.get("init_scales", [1.0]), tcfg.get("noise", [0.0]), as_list(tcfg.get("recipe")),
             seeds_of(tcfg, profile)):
         s = spec_for(ds, tcfg["model"], w, n, labels, init, seed, profile, stop, noise, sub, recipe, profile_name)
@@ -205,9 +224,10 @@ def plan(config: dict) -> Plan:
     profile = config["profiles"][name]
     substitute = config.get("substitute") or {}
     for asked, used in substitute.items():
-        if used not in config["datasets"]:
-            raise ConfigError(f"config key substitute.{asked} names data set {used!r}, which config key "
-                              f"'datasets' lacks")
+        for one in as_list(used):
+            if one not in config["datasets"]:
+                raise ConfigError(f"config key substitute.{asked} names data set {one!r}, which config key "
+                                  f"'datasets' lacks")
     targets = {**(profile.get("targets") or {}), **(profile.get("synthetic") or {})}
     if not targets:
         raise ConfigError(f"profile {name!r} names no target: fill config key profiles.{name}.targets or .synthetic")
@@ -222,7 +242,7 @@ def plan(config: dict) -> Plan:
                 raise ConfigError(f"config key profiles.{name}.{section}.{tid}: this target belongs under "
                                   f"profiles.{name}.{right}")
             if section == "targets":
-                runs[tid] = run_specs(tid, tcfg, profile, substitute, name)
+                runs[tid] = run_specs(tid, tcfg, profile, substitute, name, config["datasets"])
     specs = {}
     for tid, target_runs in runs.items():
         for s in target_runs:

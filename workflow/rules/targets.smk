@@ -48,7 +48,9 @@ rule target:
         claims_cfg=config["claims"],
         seed=PROFILE["seeds"][0],
         requested=lambda w: PLAN.targets[w.target].get("dataset"),  # a name, or a list of them
-        substitute=SUBSTITUTE,
+        used=lambda w: grid.dataset_used(PLAN.targets[w.target], SUBSTITUTE, config["datasets"])
+        if PLAN.targets[w.target].get("dataset") else None,
+        descriptions={k: v["description"] for k, v in config["datasets"].items() if v.get("description")},
         profile=config["profile"],
         device=config.get("device", "auto"),
         caption=target_caption,

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from deeptheory import analyses, claims, grid, logs, report
+from deeptheory import analyses, claims, logs, report
 from deeptheory.run import visible_device
 from deeptheory.targets import Inputs, get
 
@@ -18,7 +18,7 @@ runs = list(sm.input.runs)
 inputs = Inputs(target=tid, cfg=cfg, tol=claims.Tolerances(sm.params.claims_cfg), seed=sm.params.seed,
                 runs=pd.concat([pd.read_csv(p) for p in runs], ignore_index=True) if runs else None,
                 requested=sm.params.requested,
-                used=grid.dataset_used(cfg, sm.params.substitute) if sm.params.requested else None,
+                used=sm.params.used, descriptions=sm.params.descriptions,
                 device=str(visible_device(sm.params.device)),
                 analyses=pd.concat([pd.read_csv(p) for p in sm.input.analyses], ignore_index=True)
                 if sm.input.get("analyses") else None,
@@ -28,6 +28,6 @@ log.info("building %s from %d runs with %s", tid, len(runs), cfg)
 rows = report.build(get(tid), inputs, Path(sm.output.claims).parent,
                     runs_read=runs, analyses_read=list(sm.input.get("analyses", [])),
                     config={"profile": sm.params.profile, "target": cfg, "claims": sm.params.claims_cfg,
-                            "substitute": sm.params.substitute})
+                            "used": sm.params.used})
 for r in rows.itertuples():
     log.info("%s  %s%s  %s", r.id, r.verdict, f" ({r.reason})" if r.reason else "", r.measured)

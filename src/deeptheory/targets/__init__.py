@@ -58,6 +58,7 @@ class Inputs:
     device: str = "cpu"
     analyses: Any = None    # targets with an analysis: every row of their units' tables (a DataFrame, column unit)
     arrays: dict = field(default_factory=dict)  # unit -> {name: array} the analysis kept (example images, ...)
+    descriptions: dict = field(default_factory=dict)  # data set -> config datasets.<name>.description
 
     @property
     def data(self) -> str:
@@ -66,7 +67,10 @@ class Inputs:
             return "synthetic, no data set"
         asked = self.requested if isinstance(self.requested, list) else [self.requested]
         used = self.used if isinstance(self.used, list) else [self.used]
-        return "; ".join(u if u == a else f"{u} (standing in for {a})" for u, a in zip(used, asked))
+
+        def name(u):
+            return f"{u}: {self.descriptions[u]}" if self.descriptions.get(u) else u
+        return "; ".join(name(u) if u == a else f"{name(u)} (standing in for {a})" for u, a in zip(used, asked))
 
 
 @dataclass

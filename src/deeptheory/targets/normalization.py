@@ -66,6 +66,7 @@ def cnn_balance(row: pd.Series) -> dict:
     L = layer_count(row, "sq_w")
     two = pd.DataFrame({"step": [0, int(row["steps"])],
                         "train_err": [row["train_err_init"], row["train_err_final"]],
+                        "loss": [row["train_loss_init"], row["train_loss_final"]],
                         "normalized_margin": [row["normalized_margin_init"], row["normalized_margin_final"]],
                         **{f"sq_norm_{k}": [row[f"sq_w{k}_init"], row[f"sq_w{k}_final"]] for k in range(1, L + 1)}})
     return balance_measurements(two, L)
