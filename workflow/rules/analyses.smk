@@ -22,6 +22,8 @@ rule analyze:
         runtime=60,
     log:
         "logs/analyses/{target}/{run}.log",
+    benchmark:
+        "benchmarks/analyses/{target}/{run}.tsv"
     conda:
         ENV
     script:

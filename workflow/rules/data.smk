@@ -9,6 +9,8 @@ rule fetch_dataset:
         dataset_cfg=lambda w: config["datasets"][w.dataset],
     log:
         "logs/fetch/{dataset}.log",
+    benchmark:
+        "benchmarks/fetch/{dataset}.tsv"
     localrule: True
     conda:
         ENV
@@ -25,6 +27,8 @@ rule decode_dataset:
         fmt=lambda w: config["datasets"][w.dataset]["format"],
     log:
         "logs/decode/{dataset}.log",
+    benchmark:
+        "benchmarks/decode/{dataset}.tsv"
     localrule: True
     conda:
         ENV

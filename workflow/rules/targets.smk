@@ -62,6 +62,8 @@ rule target:
         runtime=60,
     log:
         "logs/targets/{target}.log",
+    benchmark:
+        "benchmarks/targets/{target}.tsv"
     conda:
         ENV
     script:
@@ -76,6 +78,8 @@ rule claims:
         md="results/claims.md",
     log:
         "logs/claims.log",
+    benchmark:
+        "benchmarks/claims.tsv"
     localrule: True
     conda:
         ENV

@@ -29,6 +29,8 @@ if not PACKED:
             gpu=TRAIN_GPUS,
         log:
             "logs/train/{run}.log",
+        benchmark:
+            "benchmarks/train/{run}.tsv"
         conda:
             ENV
         script:
@@ -54,6 +56,8 @@ else:
             gpu=TRAIN_GPUS,
         log:
             "logs/train/{pack}.pack.log",
+        benchmark:
+            "benchmarks/train/{pack}.pack.tsv"
         conda:
             ENV
         script:
@@ -70,6 +74,8 @@ else:
         localrule: True
         log:
             "logs/train/{run}.from_pack.log",
+        benchmark:
+            "benchmarks/train/{run}.from_pack.tsv"
         conda:
             ENV
         script:
