@@ -176,7 +176,9 @@ def test_nonseparable_control():
 def test_nonseparable_losses_differ():
     check(TL.nonseparable_claims, NONSEP, {}, "slides-nonseparable:losses-differ",
           [setter(["angle_deg"], 0.5),                           # within the margin
-           setter(["control_deg", "logistic"], 2.0)])           # a control as wide as the difference
+           # a control as wide as the difference: the runs' solution depends on the init, nothing to compare
+           (setter(["control_deg", "logistic"], 2.0), C.UNTESTABLE),
+           (setter(["grad_norm"], 1.0), C.NOT_CONVERGED)])     # GD stopped early
 
 
 # --- slides-two-layer-margin ------------------------------------------------------------------

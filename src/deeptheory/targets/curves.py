@@ -80,14 +80,16 @@ def _model_claims(role: str, final: pd.DataFrame, tol) -> list[dict]:
         return [C.untestable(cid, text, f"no {role} model in the grid (one width only)", "needs two widths")
                 for cid, text in zip(CURVES_BY_N_CLAIMS[role], texts)]
     n_min = int(final["N"].min())
-    if final["N"].nunique() < 2:
-        shrink = C.untestable(shrink_id, texts[2], f"one N only ({n_min}); {_interpolated(final)}", "needs two N")
+    settled = final[~C.diverged(final)]  # the fit check reads a diverged run by its status; the errors do not
+    if settled["N"].nunique() < 2:
+        shrink = C.untestable(shrink_id, texts[2], f"{settled['N'].nunique()} N with a finite loss; "
+                              f"{_interpolated(final)}", "needs two N")
     else:
-        shrink = C.falls_with(shrink_id, texts[2], C.by_point(final, "N"), "N", "gap", tol)
+        shrink = C.falls_with(shrink_id, texts[2], C.by_point(settled, "N"), "N", "gap", tol)
         shrink["measured"] += f"; {_interpolated(final)}"
-    return [C.train_near_zero(zero_id, texts[0], final, final["N"] == n_min, f"N = {n_min}", tol),
-            _gap_large(gap_id, texts[1], final, n_min, tol),
-            shrink]
+    gap = (_gap_large(gap_id, texts[1], settled, n_min, tol) if (settled["N"] == n_min).any() else
+           C.untestable(gap_id, texts[1], f"every run at N = {n_min} diverged", "needs a finite run", reason=C.DIVERGED))
+    return [C.train_near_zero(zero_id, texts[0], final, final["N"] == n_min, f"N = {n_min}", tol), gap, shrink]
 
 
 LARGER_NO_WORSE = ("t3-curves-by-n:larger-model-test-no-worse",

@@ -243,7 +243,10 @@ def nonseparable_claims(m: dict, cfg: dict, tol) -> list[dict]:
                 f"angle between the solutions {m['angle_deg']:.3f} deg; norms "
                 + " vs ".join(f"{k} {v:.3f}" for k, v in m["norms"].items()),
                 f"held if the control holds and the angle exceeds the control angle {tol.solution_control_deg:g} deg by "
-                f"{tol.solution_angle_deg:g} deg (> {need:g} deg); fails if the two losses' minimizers agree that closely"),
+                f"{tol.solution_angle_deg:g} deg (> {need:g} deg); fails if the two losses' minimizers agree that closely; "
+                f"inconclusive if the control fails (GD stopped early, or its solution depends on the init)",
+                inconclusive=None if control_ok else (C.NOT_CONVERGED if m["grad_norm"] >= tol.gradient_converged
+                                                      else C.UNTESTABLE)),
     ]
 
 

@@ -141,7 +141,13 @@ def balance_claim(cid: str, setting: str, ms: dict, tol) -> dict:
                          f"{_fmt(m['diffs_end'])}" for k, m in ms.items())
     return C.claim(cid, text, held, measured,
                    f"held if the largest drift of |W_k|^2 - |W_k+1|^2 is <= {t:g} x the largest growth of a |W_k|^2 "
-                   f"(balance_tol); fails if one layer's norm grows faster than another's")
+                   f"(balance_tol); fails if one layer's norm grows faster than another's; inconclusive if a net's "
+                   f"loss or norms left the floats", inconclusive=_diverged(ms))
+
+
+def _diverged(ms: dict) -> str | None:
+    """A conservation law says nothing of a run whose loss or norms became non-finite."""
+    return C.DIVERGED if any(m.get("diverged") for m in ms.values()) else None
 
 
 def imbalance_claim(cid: str, setting: str, ms: dict, unbalance: float, tol) -> dict:
@@ -158,7 +164,7 @@ def imbalance_claim(cid: str, setting: str, ms: dict, unbalance: float, tol) -> 
     return C.claim(cid, text, held, measured,
                    f"first layer x{unbalance:g}, last x1/{unbalance:g} at init; held if the largest difference at init is "
                    f"> {t:g} x the largest growth and the differences drift by <= {t:g} x that growth (balance_tol); "
-                   f"fails if GD balances the layers or unbalances them further")
+                   f"fails if GD balances the layers or unbalances them further", inconclusive=_diverged(ms))
 
 
 def claims_of(setting: str, short: str, nets_: pd.DataFrame, col: str, keys: tuple, balance: dict,

@@ -461,7 +461,7 @@ def perturb_claims(rows: pd.DataFrame, tol) -> list[dict]:
     held = bool((star_r < star_n).all())
     measured = "; ".join(f"seed {r['seed']}: gamma_star random {r['gamma_star_a']:g}, natural {r['gamma_star_b']:g} "
                          f"(clean err {r['clean_err_a']:.3f}, {r['clean_err_b']:.3f})" for _, r in crossed.iterrows())
-    return [C.claim(cid, text, held, measured + "".join(f"; {n} (not testable)" for n in neither),
+    return [C.claim(cid, text, held, measured + "".join(f"; {n} (left out: no crossing to compare)" for n in neither),
                     f"gamma_star: the smallest grid gamma whose mean error over the draws exceeds the clean error by "
                     f"more than {rise:g} (nan: none up to the grid's largest); held if the random-label gamma_star is "
                     f"smaller in every pair where one crosses, fails if it is equal or larger; {_left_out(reasons)}")]

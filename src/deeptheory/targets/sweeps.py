@@ -163,7 +163,7 @@ def _renamed(rows: list[dict], old: str, new: str) -> list[dict]:
 
 def _part_claims(claims_of, final: pd.DataFrame, every: pd.DataFrame, x: str, ref, old: str, new: str) -> list[dict]:
     """One sweep's claims under t3-poly's ids; if every run of the sweep diverged, each of
-    them is not testable (the diverged rows only name the claims)."""
+    them is inconclusive (the diverged rows only name the claims)."""
     if final.empty:
         return [C.untestable(c["id"], c["claim"], f"all {len(every)} run(s) of this sweep diverged",
                              "needs runs whose loss stayed finite", reason=C.DIVERGED)
