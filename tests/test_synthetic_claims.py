@@ -344,8 +344,32 @@ def test_langevin_dims_boltzmann_memo_step():
 
 
 def test_langevin_dims_boltzmann_fine_step():
+    """From Boltzmann starts: held when chains that mixed keep the law; refuted when chains that
+    mixed leave it; not mixed when the chains stayed in their wells, whatever their share."""
+    far = [0.47, 0.58, 0.82, 0.94, 0.95]
     check(TP.langevin_dims_claims, DIMS, {}, "t3-langevin-dims:boltzmann-fine-step",
-          [setter(["fine"], shares(EXACT_DIMS, [0.47, 0.58, 0.82, 0.94, 0.95], se=0.03, chains=200, eta=0.05))])
+          [setter(["fine"], shares(EXACT_DIMS, far, se=0.03, chains=200, eta=0.05)),
+           (setter(["fine"], shares(EXACT_DIMS, far, se=0.03, chains=200, eta=0.05, moves=0.1)), C.NOT_MIXED),
+           (setter(["fine"], shares(EXACT_DIMS, EXACT_DIMS, chains=200, eta=0.05, moves=0.0)), C.NOT_MIXED),
+           (setter(["fine", 2, "moves_per_chain"], 0.2), C.NOT_MIXED)])   # one D did not mix, none refutes
+
+
+def test_langevin_dims_fine_step_refuted_by_a_mixed_d_alone():
+    m = copy.deepcopy(DIMS)
+    m["fine"] = shares(EXACT_DIMS, [0.47] + EXACT_DIMS[1:], se=0.03, chains=200, eta=0.05, moves=0.1)
+    m["fine"][0]["moves_per_chain"] = 2.0
+    row = {r["id"]: r for r in TP.langevin_dims_claims(m, {}, TOL)}["t3-langevin-dims:boltzmann-fine-step"]
+    assert held(row) is False
+
+
+def test_boltzmann_starts_follow_the_law():
+    P, T = langevin.TwoWells(), 0.125
+    w = langevin.boltzmann_starts(P, 2, T, 4000, np.random.default_rng(0))
+    in_well, in_flat = langevin.basins(P, w[None])
+    share = in_flat.sum() / in_well.sum()
+    exact, plateau = langevin.exact_shares(P, 2, T)
+    assert abs(share - exact) < 3 * np.sqrt(exact * (1 - exact) / in_well.sum())
+    assert abs((1 - in_well.mean()) - plateau) < 3 * np.sqrt(plateau * (1 - plateau) / 4000)
 
 
 def test_langevin_dims_sampler_check():
@@ -405,16 +429,43 @@ def test_full_gradient_averages_the_shifted_potentials():
 
 SGD = {"GD": {"share": 0.75, "se": 0.02, "in_wells": 1.0, "moves": 0.0},
        "SGD": {"share": 0.96, "se": 0.002, "in_wells": 0.8, "moves": 4.0},
-       "SGDL": {"share": 0.93, "se": 0.001, "in_wells": 0.5, "moves": 20.0}}
+       "SGDL": {"share": 0.93, "se": 0.001, "in_wells": 0.5, "moves": 20.0},
+       "depths": {"valley": 1.0, "point": 1.0, "copies_valley": 0.75, "copies_point": 0.54}}
 SGD_CFG = {"batch": 1, "n_points": 64, "spread": 1.5}
 
 
 @pytest.mark.parametrize("method", ["SGD", "SGDL"])
 def test_sgd_prefers_degenerate(method):
     check(TP.sgd_claims, SGD, SGD_CFG, f"t3-sgd-potential:{method.lower()}-prefers-degenerate",
-          [(setter([method, "moves"], 0.0), C.NOT_MIXED),     # no chain moved: the share is GD's basin share
-           (setter([method, "share"], 0.77), C.WITHIN_NOISE),  # within 3 se of GD
+          [(setter([method, "moves"], 0.0), C.NOT_MIXED),     # no chain moved: the share is the control's basin share
+           (setter([method, "share"], 0.77), C.WITHIN_NOISE),  # within 3 se of the spread-0 control
+           (setter(["depths", "point"], 0.54), C.OUT_OF_REGIME),  # minima of unequal depth: not the memo's comparison
            setter([method, "share"], 0.4)])
+
+
+def test_zero_mean_minibatch_noise_averages_to_the_potential():
+    P, rng = langevin.ValleyAndPoint(), np.random.default_rng(0)
+    a, b = rng.normal(0, 1.5, (2, 4))
+    w = rng.uniform(0, P.box, (9, 2))
+    z = np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)
+    np.testing.assert_allclose(langevin.copies_mean_grad(P, w, a, b), np.mean([P.grad(w - zi) for zi in z], 0), atol=1e-14)
+    np.testing.assert_allclose(langevin.copies_mean_U(P, w, a, b), np.mean([P.U(w - zi) for zi in z], 0), atol=1e-14)
+    # every example of the batch drawn in turn: the per-example gradients average to grad U exactly
+    grad = langevin.zero_mean_minibatch_gradient(P, a, b, 1)
+
+    class Each:
+        """Draws every example (j, k) of the 4 x 4 product set once, one per call pair."""
+        def __init__(self):
+            self.values = iter([v for n in range(16) for v in (n // 4, n % 4)])
+
+        def integers(self, lo, hi, shape):
+            return np.full(shape, next(self.values))
+    draws = Each()
+    total = np.mean([grad(w, draws) for _ in range(16)], 0)
+    np.testing.assert_allclose(total, P.grad(w), atol=1e-14)
+    d = langevin.averaged_depths(P, a, b)
+    assert d["valley"] == pytest.approx(d["point"], rel=1e-4)
+    assert d["copies_valley"] > d["copies_point"] * 1.1   # the shifted copies alone: unequal depths
 
 
 # --- m100-deep-vs-shallow ---------------------------------------------------------------------------

@@ -283,3 +283,97 @@ def full_gradient(potential, shifts: np.ndarray):
         g = potential.grad((w[None] - z[:, None]).reshape(k * c, d))
         return g.reshape(k, c, d).mean(0)
     return grad
+
+
+# --- SGD on a loss whose average is the potential itself (memo073 eqs. 6-8) -------------------
+
+def _bump(d, s: float):
+    return _exp(-(d**2) / (2 * s**2))
+
+
+def copies_mean_U(potential: ValleyAndPoint, w, a, b):
+    """The average over the product set of shifts {(a_j, b_k)} of the shifted copies
+    U0(w - z): in 2D both bumps factor over the coordinates, so the mean of n = len(a) x len(b)
+    copies costs len(a) + len(b) one-dimensional terms, exactly (no table)."""
+    s, box = potential.s, potential.box
+    dv = wrap(w[:, :1] - a[None, :] - potential.v, box)
+    d1 = wrap(w[:, :1] - a[None, :] - potential.p, box)
+    d2 = wrap(w[:, 1:2] - b[None, :] - potential.p, box)
+    return 1 - _bump(dv, s).mean(1) - _bump(d1, s).mean(1) * _bump(d2, s).mean(1)
+
+
+def copies_mean_grad(potential: ValleyAndPoint, w, a, b):
+    """Gradient of :func:`copies_mean_U`, exactly, by the same factoring."""
+    s, box = potential.s, potential.box
+    dv = wrap(w[:, :1] - a[None, :] - potential.v, box)
+    d1 = wrap(w[:, :1] - a[None, :] - potential.p, box)
+    d2 = wrap(w[:, 1:2] - b[None, :] - potential.p, box)
+    e1, e2 = _bump(d1, s), _bump(d2, s)
+    g1 = (_bump(dv, s) * dv).mean(1, keepdims=True) if not _is_tensor(w) else (_bump(dv, s) * dv).mean(1, keepdim=True)
+    m1 = (e1 * d1).mean(1) / s**2
+    m2 = (e2 * d2).mean(1) / s**2
+    g = w * 0
+    g[:, 0] = g1[:, 0] / s**2 + m1 * e2.mean(1)
+    g[:, 1] = e1.mean(1) * m2
+    return g
+
+
+def zero_mean_minibatch_gradient(potential: ValleyAndPoint, a: np.ndarray, b: np.ndarray, batch: int):
+    """SGD on n = len(a) x len(b) per-example losses V_i(w) = U0(w) + U0(w - z_i) - mean_j U0(w - z_j),
+    z_i on the product set of shifts {(a_j, b_k)}. Their average is U0 itself, exactly, whatever
+    the shifts: the minibatch gradient is grad U0 plus xi = (mean over the batch of
+    grad U0(w - z_i)) - mean_j grad U0(w - z_j), noise of mean 0 (memo073 eqs. 7-8) whose law is
+    that of a shifted copy about the copies' average. With every shift 0 (spread 0) xi = 0 and
+    the step is plain GD on U0."""
+    like_a, like_b = _like(np.asarray(a, float)), _like(np.asarray(b, float))
+    m_a, m_b = len(a), len(b)
+
+    def grad(w, rng):
+        aa, bb = like_a(w), like_b(w)
+        if _is_tensor(w):
+            import torch
+            ia = torch.randint(0, m_a, (len(w), batch), generator=rng, device=w.device)
+            ib = torch.randint(0, m_b, (len(w), batch), generator=rng, device=w.device)
+            z = lambda j: torch.stack([aa[ia[:, j]], bb[ib[:, j]]], 1)  # noqa: E731
+        else:
+            ia, ib = rng.integers(0, m_a, (len(w), batch)), rng.integers(0, m_b, (len(w), batch))
+            z = lambda j: np.stack([aa[ia[:, j]], bb[ib[:, j]]], 1)  # noqa: E731
+        sampled = sum(potential.grad(w - z(j)) for j in range(batch)) / batch
+        return potential.grad(w) + sampled - copies_mean_grad(potential, w, aa, bb)
+    return grad
+
+
+def averaged_depths(potential: ValleyAndPoint, a: np.ndarray, b: np.ndarray, grid: int = 100) -> dict:
+    """Depths (plateau level 1 minus the minimum, within each basin as :meth:`in_flat` splits
+    them) of the per-example losses' average, evaluated on a grid over the box by brute force
+    over every example (not through the factoring the sampler uses), and of the average of the
+    shifted copies alone (the earlier noise model, whose mean is U0 smoothed by the shifts).
+    The grid (step box / grid) holds both minima of U0."""
+    x = np.linspace(0, potential.box, grid, endpoint=False)
+    w = np.stack(np.meshgrid(x, x, indexing="ij"), -1).reshape(-1, 2)
+    z = np.stack(np.meshgrid(a, b, indexing="ij"), -1).reshape(-1, 2)
+    copies = np.mean([potential.U(w - zi) for zi in z], axis=0)
+    average = potential.U(w) + copies - copies_mean_U(potential, w, a, b)  # the mean over i of V_i(w)
+    flat = potential.in_flat(w)
+    out = {}
+    for name, u in [("", average), ("copies_", copies)]:
+        out[name + "valley"] = float(1 - u[flat].min())
+        out[name + "point"] = float(1 - u[~flat].min())
+    return out
+
+
+# --- starts drawn from the Boltzmann law ----------------------------------------------------------
+
+def boltzmann_starts(potential, D: int, T: float, n: int, rng, batch: int = 200_000) -> np.ndarray:
+    """n exact draws from exp(-U/T) on the box [0, box)^D, by rejection from the uniform law:
+    accept w with probability exp(-(U(w) - U_low)/T), U_low a bound below the minimum (the
+    wells' centres' value less a margin), so the accepted draws follow exp(-U/T) exactly."""
+    centres = np.array([[potential.a] * D, [potential.b] * D], float) if isinstance(potential, TwoWells) else None
+    low = float(np.min(potential.U(centres))) - 0.01 if centres is not None else -0.01
+    out, got = [], 0
+    while got < n:
+        w = rng.uniform(0, potential.box, (batch, D))
+        keep = w[rng.uniform(size=batch) < np.exp(-(potential.U(w) - low) / T)]
+        out.append(keep)
+        got += len(keep)
+    return np.concatenate(out)[:n]

@@ -19,12 +19,14 @@ from ..synthetic import langevin
 def _shares(potential, dims, chains, steps, eta, sigma, seed, start=None, device=None):
     """GDL chains at each D: sampled share of the wells' samples in the flat (degenerate)
     well with its standard error, plateau mass, moves between wells, and the exact
-    Boltzmann values at T = sigma^2 / (2 eta)."""
+    Boltzmann values at T = sigma^2 / (2 eta). ``start``: every coordinate's start, "boltzmann"
+    (exact draws from exp(-U/T) on the box) or None (uniform on the box)."""
     T = sigma**2 / (2 * eta)
     rows, slices = [], {}
     for D in dims:
         rng = np.random.default_rng([seed, D])
-        w0 = (np.full((chains, D), float(start)) if start is not None
+        w0 = (langevin.boltzmann_starts(potential, D, T, chains, rng) if start == "boltzmann"
+              else np.full((chains, D), float(start)) if start is not None
               else rng.uniform(0, potential.box, (chains, D)))
         states = langevin.run_chains(potential.grad, w0, steps, eta, sigma, rng, box=potential.box, device=device)
         in_well, in_flat = langevin.basins(potential, states)
@@ -63,27 +65,45 @@ def _se_floor(r) -> float:
     return max(se if np.isfinite(se) else 0.0, 1.0 / r["chains"])
 
 
-def boltzmann_claim(cid: str, rows: list[dict], what: str, tol) -> dict:
+def boltzmann_claim(cid: str, rows: list[dict], what: str, tol, min_moves: float | None = None) -> dict:
     """Sampled share against the exact Boltzmann share at every D, within sampling_se_k
-    standard errors."""
+    standard errors. With ``min_moves`` the chains started from the Boltzmann law itself: a D
+    whose chains moved between wells less than that (mean per chain) kept their starts' share
+    and says nothing of the stationary law, so it can refute nothing and leaves the claim
+    inconclusive (NOT_MIXED) unless another D refutes it."""
+    k = tol.sampling_se_k
     devs = [abs(r["share_flat"] - r["exact_share"]) / _se_floor(r) for r in rows]
-    held = all(np.isfinite(d) and d <= tol.sampling_se_k for d in devs)
+    far = [not (np.isfinite(d) and d <= k) for d in devs]
+    mixed = [min_moves is None or r["moves_per_chain"] >= min_moves for r in rows]
+    refuted = any(f and m_ for f, m_ in zip(far, mixed))
+    why = None if refuted or all(mixed) else C.NOT_MIXED
     r0 = rows[0]
+    if min_moves is None:
+        rule = (f"held if at every D the sampled share is within {k:g} standard errors (over {r0['chains']} chains, at "
+                f"least 1/chains) of exp(-U/T) integrated over each well (U < {langevin.WELL_LEVEL}) at T = {r0['T']:g}; "
+                f"fails if the step distorts the stationary law (a coarse step is not a Boltzmann sampler: the discrete "
+                f"chain's variance in a well of curvature k is T/k x 2/(2 - eta k)) or the chains do not mix between wells "
+                f"in {r0['steps']} steps (few moves)")
+    else:
+        rule = (f"chains start from exact draws of the Boltzmann law exp(-U/T) on the box (rejection from the uniform "
+                f"law), so a share that departs from it is the step's doing, not the start's; held if at every D the "
+                f"sampled share matches exp(-U/T) integrated over each well (U < {langevin.WELL_LEVEL}) at T = "
+                f"{r0['T']:g} within {k:g} standard errors (over {r0['chains']} chains, at least 1/chains) and the chains "
+                f"mixed (mean moves between wells per chain >= {min_moves:g} at every D); refuted if at a D whose chains "
+                f"mixed it differs beyond that; inconclusive (not mixed) if chains that did not move are all that "
+                f"could tell: a chain that stays in its well keeps its start's share whatever the stationary law")
     return C.claim(
-        cid, f"GDL at eta = {r0['eta']:g} samples the Boltzmann share of the {what} minimum", held,
+        cid, f"GDL at eta = {r0['eta']:g} samples the Boltzmann share of the {what} minimum", not any(far),
         f"sampled vs exact share by D: " + ", ".join(f"{r['D']}: {r['share_flat']:.3f} vs {r['exact_share']:.3f}" for r in rows)
         + f"; deviation in standard errors by D: " + ", ".join(f"{r['D']}: {d:.1f}" for r, d in zip(rows, devs))
         + "; plateau mass sampled vs exact by D: " + ", ".join(f"{r['D']}: {r['plateau']:.3f} vs {r['plateau_exact']:.3f}" for r in rows)
         + "; moves between wells per chain by D: " + _by_d(rows, "moves_per_chain", "{:.2f}"),
-        f"held if at every D the sampled share is within {tol.sampling_se_k:g} standard errors (over {r0['chains']} chains, at "
-        f"least 1/chains) of exp(-U/T) integrated over each well (U < {langevin.WELL_LEVEL}) at T = {r0['T']:g}; fails if the step "
-        f"distorts the stationary law (a coarse step is not a Boltzmann sampler: the discrete chain's variance in a well of "
-        f"curvature k is T/k x 2/(2 - eta k)) or the chains do not mix between wells in {r0['steps']} steps (few moves)")
+        rule, inconclusive=why)
 
 
 def langevin_dims_claims(m: dict, cfg: dict, tol) -> list[dict]:
     """``m``: memo (rows per D at the memo's step), fine (rows per D at a fine step at the same
-    T), check ({got, se, exact, T, eta}, the sampler on a double well)."""
+    T, from Boltzmann starts), check ({got, se, exact, T, eta}, the sampler on a double well)."""
     rows = m["memo"]
     t = tol.sampling_se_k * max(_se_floor(r) for r in rows)
     held, worst = C.trend([r["D"] for r in rows], [r["share_flat"] for r in rows], t, "rises")
@@ -96,7 +116,7 @@ def langevin_dims_claims(m: dict, cfg: dict, tol) -> list[dict]:
                 f"{worst:+.4f}; fails if the share falls or stays flat as D grows; eta {rows[0]['eta']:g}, T = {rows[0]['T']:g}; "
                 f"plateau mass by D: " + _by_d(rows, "plateau", "{:.2f}")),
         boltzmann_claim("t3-langevin-dims:boltzmann-memo-step", rows, "flat", tol),
-        boltzmann_claim("t3-langevin-dims:boltzmann-fine-step", m["fine"], "flat", tol),
+        boltzmann_claim("t3-langevin-dims:boltzmann-fine-step", m["fine"], "flat", tol, min_moves=tol.mix_min_moves),
         C.claim("t3-langevin-dims:sampler-matches-boltzmann", "GDL on a double well puts the Boltzmann share of mass in each well",
                 abs(ck["got"] - ck["exact"]) <= tol.sampling_se_k * ck["se"],
                 f"right-well share {ck['got']:.4f} +- {ck['se']:.4f} sampled, {ck['exact']:.4f} exact",
@@ -112,7 +132,9 @@ def langevin_dims(inp: Inputs) -> Outcome:
     memo, slices = _shares(P, cfg["dims"], cfg["chains"], cfg["steps"], eta, sigma, seed, start=cfg["start"], device=dev)
     f = cfg["fine"]
     fine_sigma = float(np.sqrt(2 * f["eta"] * sigma**2 / (2 * eta)))  # the same T at a finer step
-    fine, _ = _shares(P, cfg["dims"], f["chains"], f["steps"], float(f["eta"]), fine_sigma, seed + 1, start=cfg["start"],
+    # the fine chains start from the Boltzmann law: from the memo's start at 7 they barely move between wells in
+    # 2,000 time units, and their share would be where they fell, not the stationary law
+    fine, _ = _shares(P, cfg["dims"], f["chains"], f["steps"], float(f["eta"]), fine_sigma, seed + 1, start="boltzmann",
                       device=dev)
     ck = cfg["check"]
     got, se = langevin.sampled_right_share(ck["T"], ck["eta"], ck["steps"], ck["chains"], seed, device=dev)
@@ -157,28 +179,41 @@ def langevin_2d(inp: Inputs) -> Outcome:
 
 
 def sgd_claims(m: dict, cfg: dict, tol) -> list[dict]:
-    """``m``: per method (GD, SGD, SGDL): share (of in-well samples in the degenerate
-    minimum), se, moves (mean moves between wells per chain), in_wells."""
-    gd, k = m["GD"], tol.sampling_se_k
+    """``m``: per method (GD, the spread-0 control; SGD; SGDL): share (of in-well samples in the
+    degenerate minimum), se, moves (mean moves between wells per chain), in_wells; and depths
+    (valley, point: the depths of the per-example losses' average; copies_valley, copies_point:
+    of the shifted copies' average, the earlier model's)."""
+    gd, k, dp = m["GD"], tol.sampling_se_k, m["depths"]
+    gap = abs(dp["valley"] - dp["point"]) / max(dp["valley"], dp["point"])
+    equal = gap <= tol.depth_rtol
     out = []
     for method in ("SGD", "SGDL"):
         r = m[method]
         se = float(np.hypot(r["se"], gd["se"]))
         excess = r["share"] - gd["share"]
         mixed = r["moves"] >= tol.sgd_min_moves
-        why = C.NOT_MIXED if not mixed else (None if abs(excess) > k * se else C.WITHIN_NOISE)
+        why = (C.OUT_OF_REGIME if not equal else C.NOT_MIXED if not mixed
+               else None if abs(excess) > k * se else C.WITHIN_NOISE)
         out.append(C.claim(
             f"t3-sgd-potential:{method.lower()}-prefers-degenerate",
-            f"{method} prefers the degenerate minimum (beyond noiseless GD from the same starts)", excess > k * se,
-            f"share in degenerate minimum {r['share']:.4f} +- {r['se']:.4f}, GD from the same starts {gd['share']:.4f} +- "
-            f"{gd['se']:.4f} (excess {excess:+.4f}, {excess / se if se else float('inf'):.1f} se); moves between wells per chain "
-            f"{r['moves']:.2f}; samples in wells {r['in_wells']:.2f} (GD {gd['in_wells']:.2f})",
-            f"held if chains move between wells (mean >= {tol.sgd_min_moves:g} moves per chain; without moves the share "
-            f"measures basin sizes, not {method}: inconclusive) and the share beats GD's by {k:g} standard errors; "
-            f"refuted if GD's beats it by as much. "
-            f"Minibatch {cfg['batch']} of {cfg['n_points']} shifted copies of the potential (spread {cfg['spread']}); the "
-            f"averaged potential is the valley and point smoothed by the spread, so its minima are no longer of equal "
-            f"depth (1/sqrt(1 + s^2) vs 1/(1 + s^2) at s = spread)", inconclusive=why))
+            f"{method} prefers the degenerate minimum to the point minimum of the same depth (beyond the spread-0 "
+            f"control: noiseless GD from the same starts)", excess > k * se,
+            f"share in degenerate minimum {r['share']:.4f} +- {r['se']:.4f}, spread-0 control (GD from the same starts) "
+            f"{gd['share']:.4f} +- {gd['se']:.4f} (excess {excess:+.4f}, {excess / se if se else float('inf'):.1f} se); "
+            f"moves between wells per chain {r['moves']:.2f}; samples in wells {r['in_wells']:.2f} (control "
+            f"{gd['in_wells']:.2f}); depths of the averaged loss: valley {dp['valley']:.4f}, point {dp['point']:.4f} "
+            f"(shifted copies alone: {dp['copies_valley']:.2f}, {dp['copies_point']:.2f})",
+            f"held if the averaged loss's minima are of equal depth (within {tol.depth_rtol:g} relative; else out of the "
+            f"memo's regime, inconclusive), the chains move between wells (mean >= {tol.sgd_min_moves:g} moves per chain; "
+            f"without moves the share measures basin sizes, not {method}: inconclusive) and the share beats the spread-0 "
+            f"control's by {k:g} standard errors; refuted if the control's beats it by as much. "
+            f"Minibatches of {cfg['batch']} of n = {cfg['n_points']} per-example losses V_i(w) = U(w) + U(w - z_i) - "
+            f"mean_j U(w - z_j), shifts z_i on a product set of Gaussian draws of sd {cfg['spread']}: their average is "
+            f"the potential U itself (memo073 eqs. 6-8: SGD descends U = (1/n) sum_i V(f, z_i) plus noise of mean 0, "
+            f"and Fig. 10's U has minima of the same depth), and the noise is a shifted copy's deviation from the "
+            f"copies' average. Shifted copies alone average to U smoothed by the spread, whose minima are not of "
+            f"equal depth (the figures in brackets): a valley preference there could be depth, not degeneracy. The "
+            f"control is the same procedure at spread 0 (every V_i = U: plain GD on U)", inconclusive=why))
     return out
 
 
@@ -186,27 +221,34 @@ def sgd_potential(inp: Inputs) -> Outcome:
     cfg, tol, seed, dev = inp.cfg, inp.tol, inp.seed, langevin.chain_device(inp.device)
     P = langevin.ValleyAndPoint()
     eta, sigma = float(cfg["eta"]), float(cfg["sigma"])
+    side = int(round(np.sqrt(cfg["n_points"])))
+    if side * side != cfg["n_points"]:
+        raise ValueError(f"t3-sgd-potential: n_points {cfg['n_points']} is not a square (a product set of shifts)")
     rng = np.random.default_rng(seed)
-    shifts = rng.normal(0, cfg["spread"], (cfg["n_points"], 2))
+    a, b = rng.normal(0, cfg["spread"], (2, side))
     starts = rng.uniform(0, P.box, (cfg["chains"], 2))
-    grad = langevin.minibatch_gradient(P, shifts, cfg["batch"])
-    rows, states = [], {}
-    final = langevin.run_chains(langevin.full_gradient(P, shifts), starts, cfg["gd_steps"], eta, 0.0, rng, box=P.box,
+    depths = langevin.averaged_depths(P, a, b)
+    # the spread-0 control: every shift 0, so no minibatch noise: plain GD on U from the same starts
+    control = langevin.zero_mean_minibatch_gradient(P, np.zeros(side), np.zeros(side), cfg["batch"])
+    final = langevin.run_chains(None, starts, cfg["gd_steps"], eta, 0.0, rng, box=P.box, grad_noise=control,
                                 record_every=1, burn_in=1 - 1 / cfg["gd_steps"], device=dev)
     runs = {"GD": final}
+    grad = langevin.zero_mean_minibatch_gradient(P, a, b, cfg["batch"])
     for method, noise in [("SGD", 0.0), ("SGDL", sigma)]:
         r = np.random.default_rng([seed, int(noise * 1000)])
         runs[method] = langevin.run_chains(None, starts, cfg["steps"], eta, noise, r, box=P.box, grad_noise=grad,
                                            device=dev)
-    m = {}
+    m, rows, states = {"depths": depths}, [], {}
     for method, s in runs.items():
         in_well, in_flat = langevin.basins(P, s)
         share, se = langevin.ratio_with_error(in_flat, in_well)
         m[method] = {"share": share, "se": se, "in_wells": float(in_well.mean()),
                      "moves": float(langevin.moves_per_chain(in_well, in_flat).mean())}
-        rows.append({"method": method, "share_degenerate": share, "se": se, "in_wells": m[method]["in_wells"],
+        rows.append({"method": method, "spread": 0.0 if method == "GD" else float(cfg["spread"]),
+                     "share_degenerate": share, "se": se, "in_wells": m[method]["in_wells"],
                      "moves_per_chain": m[method]["moves"], "noise_sigma": sigma if method == "SGDL" else 0.0,
-                     "steps": cfg["gd_steps"] if method == "GD" else cfg["steps"]})
+                     "steps": cfg["gd_steps"] if method == "GD" else cfg["steps"],
+                     "depth_valley": depths["valley"], "depth_point": depths["point"]})
         states[method] = s
     table = pd.DataFrame(rows)
 
@@ -215,7 +257,7 @@ def sgd_potential(inp: Inputs) -> Outcome:
         for ax, method in zip(axes[:2], ("SGD", "SGDL")):
             ax.hist(states[method][:, :, 0].ravel(), bins=30, range=(0, P.box), density=True, label=method)
             ax.hist(states["GD"][-1][:, 0], bins=30, range=(0, P.box), density=True, histtype="step", color="k",
-                    label="GD, same starts")
+                    label="spread 0 (GD), same starts")
             ax.set_title(method)
             ax.set_xlabel("w1 (degenerate minimum at %.1f)" % P.v)
             ax.legend(fontsize=6)
