@@ -250,3 +250,17 @@ def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
     assert a.path_affects(tmp_path / "results" / "runs" / run / "metrics.csv") == ["t3-err-vs-n", "claims table"]
     assert a.path_affects(tmp_path / "results" / "t3-minnorm" / "table.md") == ["t3-minnorm"]
     assert a.dataset_affects("fashion-mnist") == ["m100-err-vs-neurons", "claims table"]
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o022])
+def test_written_files_and_their_manifest_follow_the_umask(tmp_path, mask):
+    # mkstemp makes every file 0600: in a shared group folder nobody else could read results.
+    old = os.umask(mask)
+    try:
+        target = tmp_path / "results" / "t3-err-vs-n"
+        write_json(target / "provenance.json", {"target": "t3-err-vs-n"})
+        write_csv(target / "table.csv", pd.DataFrame({"N": [30]}))
+    finally:
+        os.umask(old)
+    for name in ["provenance.json", "table.csv", manifest.NAME]:
+        assert (target / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
