@@ -14,6 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+# Training images of each format's data sets (MNIST and Fashion-MNIST: 60,000; CIFAR-10:
+# 50,000): the largest N a config may ask for, checked before any job (deeptheory.grid.plan).
+TRAIN_IMAGES = {"idx": 60_000, "cifar10-python": 50_000}
+
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur in the data sets.
 _IDX_UBYTE = 0x08
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from . import paths
+from .formats import TRAIN_IMAGES
 from .spec import BATCH_STATISTICS, RunSpec, parse_stop
 from .targets import REGISTRY, get
 
@@ -219,6 +220,11 @@ def plan(config: dict) -> Plan:
             if s.dataset not in config["datasets"]:
                 raise ConfigError(f"target {tid} needs data set {s.dataset!r}: add it under config key 'datasets' "
                                   f"or map it to one there with config key 'substitute'")
+            fmt = config["datasets"][s.dataset]["format"]
+            if s.N > TRAIN_IMAGES.get(fmt, s.N):
+                raise ConfigError(f"config key profiles.{name}.targets.{tid}.N: {s.N} is more than the "
+                                  f"{TRAIN_IMAGES[fmt]:,} training images of data set {s.dataset!r} (format {fmt}); "
+                                  f"allowed: 1 to {TRAIN_IMAGES[fmt]}")
             specs[s.run_id] = s
     packs = {}
     for run_id in sorted(specs):
