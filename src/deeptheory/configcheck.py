@@ -104,10 +104,11 @@ def workflow_sources(workflow) -> list:
 
 def describe(err, sources=()) -> str:
     """One line for a jsonschema error: where it came from, the key, the value, what is allowed."""
-    if err.context:  # oneOf/anyOf: the alternative that came closest says most
+    if err.context:  # oneOf/anyOf: the alternative of the value's own type says most
         import jsonschema
 
-        err = jsonschema.exceptions.best_match(err.context) or err
+        closest = [e for e in err.context if e.validator != "type"] or err.context
+        err = jsonschema.exceptions.best_match(closest) or err
     path = [str(p) for p in err.absolute_path]
     value, rule, what = err.instance, err.validator, err.validator_value
     short = SHORT.repr
