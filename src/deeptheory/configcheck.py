@@ -62,15 +62,10 @@ def parse_overrides(entries) -> dict:
         raise ConfigError(f"{OVERRIDES}: {err}") from None
 
 
-def load(folder=".", configfiles=(), overrides=None) -> dict:
-    """The config a build in ``folder`` was run with: its config/config.yaml, each config
-    file (relative to ``folder``, as Snakemake's --directory reads them) and the overrides,
-    validated, with the schema's defaults filled in."""
-    folder = Path(folder)
-    sources = [(folder / BASE, read_yaml(folder / BASE))]
-    sources += [(folder / f, read_yaml(folder / f)) for f in configfiles]
-    if overrides:
-        sources.append((OVERRIDES, overrides))
+def load(files, overrides=None) -> dict:
+    """The config merged from ``files`` (the workflow's config.yaml first, then each
+    --configfile) and the --config ``overrides``, validated, with the schema's defaults."""
+    sources = [(str(f), read_yaml(f)) for f in files] + ([(OVERRIDES, overrides)] if overrides else [])
     config = {}
     for _, data in sources:
         config = merge(config, data)
