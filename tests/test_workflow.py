@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -117,6 +118,10 @@ def test_dag_builds_every_target_with_claims_and_provenance(built):
     # Progress is in the job logs.
     log = next((workdir / "logs" / "train").rglob("*.log")).read_text()
     assert re.search(r"epoch 1/3 +loss [0-9.]+ +train err [0-9.]+ +test err [0-9.]+", log)
+    # Every result follows the umask (mkstemp's 0600 kept the group of a shared folder out).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in (workdir / "results").rglob("*") if p.is_file()} == {0o666 & ~mask}
 
 
 def test_changing_one_grid_value_reruns_only_what_depends_on_it(built):
