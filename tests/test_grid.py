@@ -182,3 +182,9 @@ def test_an_N_larger_than_the_data_set_is_named_before_any_job():
                               "training images of data set 'cifar10' (format cifar10-python); allowed: 1 to 50000")
     config["profiles"]["quick"]["targets"]["t3-err-vs-w"]["N"] = [50_000]  # the whole training set is fine
     grid.plan({**config, "profile": "quick"})
+
+
+def test_an_N_larger_than_the_data_set_names_the_file_that_set_it(tmp_path):
+    config, sources, extra = config_sources(tmp_path, "profiles:\n  quick:\n    targets:\n"
+                                                      "      t3-err-vs-n: {N: [500, 100000]}\n")
+    assert one_line_error(config, sources).endswith(f"allowed: 1 to 50000 (set in {extra})")

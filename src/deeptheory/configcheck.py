@@ -10,12 +10,13 @@ audit`` both read the config through here.
 
 from __future__ import annotations
 
+import re
 import reprlib
 from pathlib import Path
 
 import yaml
 
-from .grid import ConfigError
+from .grid import ConfigError, plan
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -86,6 +87,12 @@ def validate(config: dict, sources=()) -> None:
         if not isinstance(cause, jsonschema.ValidationError):
             raise
         raise ConfigError(describe(cause, sources)) from None
+    try:  # what the schema cannot say (N within the data set, a recipe that exists, ...)
+        plan(config)
+    except ConfigError as err:
+        key = re.match(r"config key '?([\w.+-]+)'?", str(err))
+        origin = where(key[1].split("."), sources) if key else None
+        raise ConfigError(f"{err}" + (f" (set in {origin})" if origin else "")) from None
 
 
 def workflow_sources(workflow) -> list:
