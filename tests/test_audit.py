@@ -51,9 +51,11 @@ def copy(build, tmp_path):
     return dst
 
 
-def run_audit(workdir: Path, *configfiles: Path) -> tuple[int, dict]:
+def run_audit(workdir: Path, *configfiles: Path, own_config: bool = False) -> tuple[int, dict]:
+    """The audit's JSON; by default with the config file the build was run with (own_config:
+    none, the build folder's config/config.yaml alone)."""
     args = ["--directory", str(workdir), "--json"]
-    for c in configfiles or (workdir / "config.yaml",):
+    for c in configfiles or (() if own_config else (workdir / "config.yaml",)):
         args += ["--configfile", str(c)]
     out = subprocess.run([sys.executable, "-m", "deeptheory.audit", *args], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
@@ -240,3 +242,57 @@ def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
     assert a.path_affects(tmp_path / "results" / "runs" / run / "metrics.csv") == ["t3-err-vs-n", "claims table"]
     assert a.path_affects(tmp_path / "results" / "t3-minnorm" / "table.md") == ["t3-minnorm"]
     assert a.dataset_affects("fashion-mnist") == ["m100-err-vs-neurons", "claims table"]
+
+
+@pytest.mark.parametrize("mask", [0o002, 0o022])
+def test_written_files_and_their_manifest_follow_the_umask(tmp_path, mask):
+    # mkstemp makes every file 0600: in a shared group folder nobody else could read results.
+    old = os.umask(mask)
+    try:
+        target = tmp_path / "results" / "t3-err-vs-n"
+        write_json(target / "provenance.json", {"target": "t3-err-vs-n"})
+        write_csv(target / "table.csv", pd.DataFrame({"N": [30]}))
+    finally:
+        os.umask(old)
+    for name in ["provenance.json", "table.csv", manifest.NAME]:
+        assert (target / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_the_audit_reads_the_config_of_the_build_folder_as_run(copy):
+    # It read the library checkout's config/config.yaml: an edited build folder audited OK.
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    built = audit.configcheck.merge(base, yaml.safe_load((copy / "config.yaml").read_text()))
+    (copy / "config").mkdir()
+    (copy / "config" / "config.yaml").write_text(yaml.safe_dump(built))
+    rc, report = run_audit(copy, own_config=True)
+    assert rc == 0, errors(report)
+    assert report["summary"]["config"] == [str(copy / "config" / "config.yaml")]
+    built["profiles"]["tiny"]["train"]["lr"] = 0.1  # Snakemake would retrain every run
+    (copy / "config" / "config.yaml").write_text(yaml.safe_dump(built))
+    rc, report = run_audit(copy, own_config=True)
+    stale = [p for p in errors(report) if p["kind"] == "config"]
+    assert rc == 1 and len(stale) == 3 and all("lr 0.05 -> 0.1" in p["detail"] for p in stale)
+    # --config as given to snakemake (`--config profile=paper device=cuda`): audited as asked.
+    out = subprocess.run([sys.executable, "-m", "deeptheory.audit", "-d", str(copy), "--config", "profile=quick",
+                          "device=cpu"], capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    quick = len(base["profiles"]["quick"]["targets"]) + len(base["profiles"]["quick"]["synthetic"])
+    assert out.returncode == 1 and f"of {quick} targets built" in out.stdout.splitlines()[-1]
+    assert f"config: {copy / 'config' / 'config.yaml'} + --config profile=quick device=cpu" in out.stdout
+
+
+def test_a_missing_folder_a_deleted_target_and_a_half_build_are_errors(copy):
+    out = subprocess.run([sys.executable, "-m", "deeptheory.audit", "-d", str(copy / "nonexistent")],
+                         capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT / "src")))
+    assert out.returncode == 2 and f"no build folder {copy / 'nonexistent'}" in out.stderr
+    shutil.rmtree(copy / "results" / "t3-minnorm")  # its rows stay in results/claims.csv
+    shutil.rmtree(copy / N30)  # a killed build: a run never made
+    rc, report = run_audit(copy)
+    assert rc == 1 and report["summary"]["targets"] == 2 and report["summary"]["targets_asked"] == 3
+    [gone] = named(report, "results/t3-minnorm")
+    assert "target t3-minnorm: the config asks for figure.png" in gone["detail"]
+    [claims] = named(report, "results/claims.csv")
+    assert "holds claims of t3-minnorm, whose target folder results/t3-minnorm/ has no provenance" in claims["detail"]
+    [run] = named(report, N30)
+    assert "run cifar10/allconv5_w2_N30_natural_i1_s0_zero: the config asks for metrics.csv, model.pt" in run["detail"]
+    assert run["affects"] == ["t3-err-vs-n", "claims table"]

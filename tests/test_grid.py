@@ -7,7 +7,7 @@ import yaml
 from snakemake.utils import update_config
 
 from conftest import ROOT
-from deeptheory import grid, paths
+from deeptheory import configcheck, grid, paths
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +129,7 @@ def test_every_pack_key_matches_the_pack_wildcard_pattern(plan):
 
 
 def test_a_substitute_list_takes_the_first_stand_in_that_holds_the_targets_largest_n():
-    datasets = {"small": {"train_size": 4000}, "big": {"train_size": 60000}}
+    datasets = {"small": {"format": "digits-csv"}, "big": {"format": "idx"}}
     sub = {"mnist": ["small", "big"]}
     assert grid.dataset_used({"dataset": "mnist", "N": [250, 4000]}, sub, datasets) == "small"
     # one grid past 4,000 sends the whole target to the larger set
@@ -144,3 +144,70 @@ def test_offline_mnist_is_the_real_5000_digits_where_it_fits():
     plan = grid.plan(config)
     assert {s.dataset for s in plan.runs_of("slides-spectral-margin")} == {"mnist-5k"}
     assert {s.dataset for s in plan.runs_of("t3-err-vs-n")} == {"fashion-mnist"}
+
+
+# Config errors in one line before any job (deeptheory.configcheck): the file or --config
+# that set the key, the key, the bad value and what is allowed; not jsonschema's dump of
+# the whole schema and config.
+def config_sources(tmp_path, text: str, overrides=None):
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(text)
+    sources = [("config/config.yaml", base), (str(extra), configcheck.read_yaml(extra))]
+    sources += [("--config", overrides)] if overrides else []
+    config = {}
+    for _, data in sources:
+        config = configcheck.merge(config, data)
+    return config, sources, extra
+
+
+def one_line_error(config, sources) -> str:
+    with pytest.raises(grid.ConfigError) as err:
+        configcheck.validate(config, sources)
+    assert "\n" not in str(err.value) and len(str(err.value)) < 300, str(err.value)
+    return str(err.value)
+
+
+def test_an_unknown_key_is_one_line_naming_it_where_it_was_set_and_the_allowed_keys(tmp_path):
+    config, sources, _ = config_sources(tmp_path, "profile: quick\n", configcheck.parse_overrides(["widht=3"]))
+    msg = one_line_error(config, sources)
+    assert msg.startswith("config key widht: unknown key (value 3); allowed here: claims, datasets, device")
+    assert msg.endswith("(set in --config)")
+
+
+def test_a_duplicated_N_is_one_line_naming_the_file_and_key(tmp_path):
+    config, sources, extra = config_sources(tmp_path, "profiles:\n  quick:\n    targets:\n"
+                                                      "      t3-err-vs-w: {N: [500, 500]}\n")
+    msg = one_line_error(config, sources)
+    assert msg == (f"config key profiles.quick.targets.t3-err-vs-w.N: [500, 500] repeats 500; give each value once "
+                   f"(set in {extra})")
+
+
+def test_a_bad_value_names_the_allowed_ones(tmp_path):
+    config, sources, extra = config_sources(tmp_path, "device: gpu\n")
+    assert one_line_error(config, sources) == (f"config key device: 'gpu' is not allowed; allowed: strings matching "
+                                               f"^(auto|cpu|cuda(:[0-9]+)?|mps)$ (set in {extra})")
+
+
+def test_a_malformed_config_file_is_named_with_its_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profile: quick\nprofiles: {quick: [1, 2\n")
+    with pytest.raises(grid.ConfigError, match=rf"^config file {bad}, line 3, column 1: not valid YAML: "):
+        configcheck.read_yaml(bad)
+
+
+def test_an_N_larger_than_the_data_set_is_named_before_any_job():
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["profiles"]["quick"]["targets"]["t3-err-vs-w"]["N"] = [60_000]  # MNIST's size, not CIFAR-10's
+    with pytest.raises(grid.ConfigError) as err:
+        grid.plan({**config, "profile": "quick"})
+    assert str(err.value) == ("config key profiles.quick.targets.t3-err-vs-w.N: 60000 is more than the 50,000 "
+                              "training images of data set 'cifar10' (format cifar10-python); allowed: 1 to 50000")
+    config["profiles"]["quick"]["targets"]["t3-err-vs-w"]["N"] = [50_000]  # the whole training set is fine
+    grid.plan({**config, "profile": "quick"})
+
+
+def test_an_N_larger_than_the_data_set_names_the_file_that_set_it(tmp_path):
+    config, sources, extra = config_sources(tmp_path, "profiles:\n  quick:\n    targets:\n"
+                                                      "      t3-err-vs-n: {N: [500, 100000]}\n")
+    assert one_line_error(config, sources).endswith(f"allowed: 1 to 50000 (set in {extra})")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +119,10 @@ def test_dag_builds_every_target_with_claims_and_provenance(built):
     # Progress is in the job logs.
     log = next((workdir / "logs" / "train").rglob("*.log")).read_text()
     assert re.search(r"epoch 1/3 +loss [0-9.]+ +train err [0-9.]+ +test err [0-9.]+", log)
+    # Every result follows the umask (mkstemp's 0600 kept the group of a shared folder out).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert {p.stat().st_mode & 0o777 for p in (workdir / "results").rglob("*") if p.is_file()} == {0o666 & ~mask}
 
 
 def test_changing_one_grid_value_reruns_only_what_depends_on_it(built):
@@ -255,3 +261,37 @@ def test_the_smoke_build_runs_every_kind_of_job(tmp_path):
     assert set(counts) - {"total"} == rule_names() - {"train"}, out.stdout + out.stderr
     # About a minute on 2 cores: a handful of tiny packs.
     assert counts["train_pack"] <= 6 and counts["run_from_pack"] <= 12
+
+
+def test_config_errors_are_one_line_before_any_job(tmp_path):
+    # Snakemake's validate() printed the key on line 3, then 1,301 lines of schema and config.
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=60, n_test=20)))
+    (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=20, n_test=10)))
+    bad = snakemake(tmp_path, tiny_config(sources), "-n", "--config", "widht=3")
+    assert bad.returncode != 0
+    line = next(i for i, l in enumerate(bad.stdout.splitlines()) if l.startswith("config key widht"))
+    assert line <= 2 and len(bad.stdout.splitlines()) <= line + 3, bad.stdout
+    assert "unknown key (value 3); allowed here: claims, datasets, device" in bad.stdout
+    assert "Failed validating" not in bad.stdout and not (tmp_path / "results").exists()
+    cfg = tiny_config(sources)
+    cfg["profiles"]["tiny"]["targets"]["t3-err-vs-w"]["N"] = [60, 60]
+    bad = snakemake(tmp_path, cfg, "-n")
+    assert f"config key profiles.tiny.targets.t3-err-vs-w.N: [60, 60] repeats 60; give each value once (set in " \
+           f"{tmp_path / 'config.yaml'})" in bad.stdout
+    assert len(bad.stdout.splitlines()) <= 4, bad.stdout
+
+
+def test_a_malformed_workflow_config_names_its_file_and_line(tmp_path):
+    # Snakemake's own reading says "Config file is not valid JSON or YAML", naming neither.
+    for part in ["workflow", "config", "src"]:
+        shutil.copytree(ROOT / part, tmp_path / "checkout" / part, ignore=shutil.ignore_patterns("__pycache__"))
+    config = tmp_path / "checkout" / "config" / "config.yaml"
+    config.write_text(config.read_text().replace("profile: quick", "profile: [quick", 1))
+    bad = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile",
+                          str(tmp_path / "checkout" / "workflow" / "Snakefile"), "--directory", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert bad.returncode != 0
+    assert re.search(rf"^config file {re.escape(str(config))}, line \d+, column \d+: not valid YAML", bad.stdout,
+                     re.M), bad.stdout

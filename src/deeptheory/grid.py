@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from . import paths
+from .formats import TRAIN_IMAGES
 from .spec import BATCH_STATISTICS, RunSpec, parse_stop
 from .targets import REGISTRY, get
 
@@ -95,19 +96,19 @@ def largest_n(tcfg: dict) -> int:
 
 def dataset_used(tcfg: dict, substitute: dict | None, datasets: dict | None = None):
     """The data set trained on for a target's asked one (a list for a list). A substitute may
-    list several stand-ins: the first whose training set (``datasets.<name>.train_size``,
-    where given) holds the target's largest N is used, so a small real set serves the targets
-    it fits and a larger one the rest."""
+    list several stand-ins: the first whose training set (formats.TRAIN_IMAGES of its format)
+    holds the target's largest N is used, so a small real set serves the targets it fits and
+    a larger one the rest."""
     n = largest_n(tcfg)
 
     def pick(asked):
         options = as_list((substitute or {}).get(asked, asked))
         for name in options:
-            size = ((datasets or {}).get(name) or {}).get("train_size")
-            if size is None or n <= int(size):
+            size = TRAIN_IMAGES.get(((datasets or {}).get(name) or {}).get("format"))
+            if size is None or n <= size:
                 return name
-        raise ConfigError(f"config key substitute.{asked}: none of {options} holds N = {n:,} training images "
-                          f"(datasets.<name>.train_size); add a larger stand-in to the list")
+        raise ConfigError(f"config key substitute.{asked}: none of {options} holds N = {n:,} training images; "
+                          f"add a larger stand-in to the list")
     used = [pick(d) for d in as_list(tcfg["dataset"])]
     return used if isinstance(tcfg["dataset"], list) else used[0]
 
@@ -249,6 +250,11 @@ def plan(config: dict) -> Plan:
             if s.dataset not in config["datasets"]:
                 raise ConfigError(f"target {tid} needs data set {s.dataset!r}: add it under config key 'datasets' "
                                   f"or map it to one there with config key 'substitute'")
+            fmt = config["datasets"][s.dataset]["format"]
+            if s.N > TRAIN_IMAGES.get(fmt, s.N):
+                raise ConfigError(f"config key profiles.{name}.targets.{tid}.N: {s.N} is more than the "
+                                  f"{TRAIN_IMAGES[fmt]:,} training images of data set {s.dataset!r} (format {fmt}); "
+                                  f"allowed: 1 to {TRAIN_IMAGES[fmt]}")
             specs[s.run_id] = s
     packs = {}
     for run_id in sorted(specs):

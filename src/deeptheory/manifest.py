@@ -67,10 +67,24 @@ def read(folder: str | os.PathLike) -> dict:
         return {}
 
 
+def umask() -> int:
+    """The process's umask (os.umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(fd: int) -> None:
+    """Give a file made by tempfile.mkstemp (always 0600) the mode open() would have given
+    it, 0666 less the umask: in a shared group folder the group can then read the results."""
+    os.fchmod(fd, 0o666 & ~umask())
+
+
 def _write(folder: Path, files: dict) -> None:
     # Not through deeptheory.atomic: that module records into manifests.
     fd, tmp = tempfile.mkstemp(prefix=f".{NAME}.", suffix=".tmp", dir=folder)
     try:
+        follow_umask(fd)
         with os.fdopen(fd, "w") as f:
             json.dump({"files": files}, f, indent=1, sort_keys=True)
             f.write("\n")
