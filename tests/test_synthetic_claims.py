@@ -353,10 +353,19 @@ def test_deep_vs_shallow_fewer_params():
     rows = TC.deep_vs_shallow_claims(good, DVS_CFG, TOL)
     assert all(held(r) for r in rows) and all("fail" in r["detail"] for r in rows)
     for bad in [dvs([0.1, 0.03], [0.3, 0.04]),                                  # shallow reaches it at matched size
-                dvs([0.1, 0.03], [0.3, 0.2], extended=[(300, 0.04)]),           # and with under 2x
-                dvs([0.1, 0.03], [0.3, 0.2]),                                   # never reached, but only 233 tried
+                dvs([0.1, 0.03], [0.3, 0.2], extended=[(236, 0.04)]),           # and under 2x even of deep's 119
                 dvs([0.1, 0.08], [0.3, 0.2], extended=[(930, 0.04)])]:          # deep never reaches it
         assert verdicts(TC.deep_vs_shallow_claims(bad, DVS_CFG, TOL))["m100-deep-vs-shallow:fewer-params"] is False
+
+
+def test_deep_vs_shallow_a_grid_too_coarse_or_too_small_is_inconclusive():
+    # Deep needs 120 to 231 parameters, shallow 234 to 300: the ratio lies between 1.01 and 2.52.
+    straddles = TC.deep_vs_shallow_claims(dvs([0.1, 0.03], [0.3, 0.2], extended=[(300, 0.04)]), DVS_CFG, TOL)[0]
+    assert held(straddles) is None and straddles["reason"] == C.UNTESTABLE and "between 1.01 and 2.52" in straddles[
+        "measured"]
+    # Never reached, but only 233 tried: a lower bound of 1.01.
+    small = TC.deep_vs_shallow_claims(dvs([0.1, 0.03], [0.3, 0.2]), DVS_CFG, TOL)[0]
+    assert held(small) is None and small["reason"] == C.UNTESTABLE
 
 
 def test_deep_vs_shallow_unreached_counts_as_a_lower_bound():
@@ -387,7 +396,7 @@ def test_a_shallow_net_that_misses_the_error_by_overfitting_is_about_estimation(
 
 def test_an_overfit_net_that_reaches_the_error_leaves_the_verdict_alone():
     # Overfitting only raises a test error: a shallow net under 2x that reaches the error still refutes.
-    table = overfit(dvs([0.1, 0.03], [0.3, 0.2], extended=[(300, 0.04)]), "shallow", 300)
+    table = overfit(dvs([0.1, 0.03], [0.3, 0.2], extended=[(236, 0.04)]), "shallow", 236)
     assert verdicts(TC.deep_vs_shallow_claims(table, DVS_CFG, TOL))["m100-deep-vs-shallow:fewer-params"] is False
 
 

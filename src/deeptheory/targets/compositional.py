@@ -51,12 +51,22 @@ def deep_vs_shallow_claims(table: pd.DataFrame, cfg: dict, tol) -> list[dict]:
     deep, shallow = g[g["net"] == "deep"], g[g["net"] == "shallow"]
     p_deep, p_shallow = params_to_reach(deep, eps), params_to_reach(shallow, eps)
     tried = int(shallow["params"].max())
+    # The grid brackets what each net needs: more than the largest count below the first that reaches the error
+    # (all of those miss it), at most that first count. The ratio is known only to lie between the two brackets'
+    # ends; where they straddle min_ratio, the grid's steps are too coarse to decide (as is a lower bound below it).
+    coarse = None
     if not np.isfinite(p_deep):
         held, ratio = False, f"deep net never reaches it (up to {int(deep['params'].max())} parameters)"
     elif np.isfinite(p_shallow):
-        held, ratio = p_shallow / p_deep >= tol.min_ratio, f"ratio {p_shallow / p_deep:.2f}"
+        below_s, below_d = shallow[shallow["params"] < p_shallow], deep[deep["params"] < p_deep]
+        lo = float(below_s["params"].max()) / p_deep if len(below_s) else 0.0
+        hi = p_shallow / float(below_d["params"].max()) if len(below_d) else float("inf")
+        held = lo >= tol.min_ratio
+        ratio = f"ratio {p_shallow / p_deep:.2f}, between {lo:.2f} and {hi:.2f} at the grid's steps"
+        coarse = None if held or hi < tol.min_ratio else C.UNTESTABLE
     else:  # a lower bound: the shallow net needs more than the largest count tried
         held, ratio = tried / p_deep >= tol.min_ratio, f"ratio > {tried / p_deep:.2f} (a lower bound)"
+        coarse = None if held else C.UNTESTABLE
     fmt = lambda p: f"{p:.0f}" if np.isfinite(p) else f"> {tried} (not reached; ceiling {ceiling})"  # noqa: E731
     at = lambda f: ", ".join(f"{p}: {e:.4f} ({t:.4f})" for p, e, t in zip(f["params"], f["test_mse"],  # noqa: E731
                                                                           f["train_mse"]))
@@ -79,11 +89,14 @@ def deep_vs_shallow_claims(table: pd.DataFrame, cfg: dict, tol) -> list[dict]:
                 f"n = {n_max}: parameters to reach relative test MSE {eps}: deep {fmt(p_deep)}, shallow {fmt(p_shallow)} "
                 f"({ratio}); test MSE (training MSE) by parameters, deep: {at(deep)}; shallow: {at(shallow)}"
                 + over_text(missed),
-                f"held if the shallow net needs >= {tol.min_ratio}x the deep net's parameters; a shallow net that never reaches "
-                f"the error counts only as needing more than the largest count tried (the grid doubles up to {ceiling}); fails "
-                f"if a shallow net with fewer than {tol.min_ratio}x reaches it, or the bound is too weak; {regime} and misses "
+                f"held if the shallow net needs >= {tol.min_ratio}x the deep net's parameters, at the least reading of the "
+                f"grid (the largest shallow count that misses the error over the first deep count that reaches it); a shallow "
+                f"net that never reaches the error counts only as needing more than the largest count tried (the grid doubles "
+                f"up to {ceiling}); fails if even the most favourable reading (first shallow count reaching it over the "
+                f"largest deep count missing it) is under {tol.min_ratio}x, or the deep net never reaches it; inconclusive "
+                f"where the grid's steps straddle {tol.min_ratio}x or a lower bound is under it; {regime} and misses "
                 f"the error. Learning rate and stopping step chosen on validation; test and training MSE at that step",
-                inconclusive=C.OUT_OF_REGIME if len(missed) else None),
+                inconclusive=C.OUT_OF_REGIME if len(missed) else coarse),
         C.claim("m100-deep-vs-shallow:gap-widens", "the gap widens with n",
                 len(ns) >= 2 and all(gaps[a] < gaps[b] for a, b in zip(ns, ns[1:])),
                 "mean log(shallow / deep test MSE) at matched parameters: " + ", ".join(f"n = {n}: {gaps[n]:+.3f}" for n in ns)
