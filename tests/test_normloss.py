@@ -83,7 +83,8 @@ def net_rows(train_norm, test_norm, train_raw, test_raw, labels="natural", train
             for i, (c, d, a, b) in enumerate(zip(train_norm, test_norm, train_raw, test_raw))]
 
 
-TRAIN_NORM = np.linspace(1.9, 2.25, 6)
+LN10 = float(np.log(10))
+TRAIN_NORM = np.linspace(1.5, 1.85, 6)
 WIGGLE = np.array([0.002, -0.001, 0.0015, -0.002, 0.001, -0.0015])   # scatter of the natural nets about their line
 RAW_TRAIN = [0.006, 0.011, 0.003, 0.008, 0.005, 0.009]
 RAW_TEST = [2.7, 2.2, 2.9, 1.8, 1.9, 3.1]                            # unrelated to the raw train losses
@@ -117,9 +118,23 @@ def test_every_claim_holds_where_memo100_fig3_says():
     assert held(claims) == {"normalized-slope-one": True, "raw-off-line": True, "random-off-line": True,
                             "random-at-chance": True}
     measured = claims["normalized-slope-one"]["measured"]
-    assert "slope-1 fit" in measured and "free fit" in measured and "R^2" in measured
+    assert "slope-1 fit" in measured and "free fit" in measured and "R^2" in measured and "not judged" in measured
     assert len(out.table) == 8 and out.table["kept"].all()
     assert out.table["residual_over_rmse"].abs()[out.table["labels"] == "natural"].max() < TOL.normloss_offline_k
+    nat = out.table["labels"] == "natural"
+    assert out.table["margin_kept_z"][nat].abs().max() < TOL.normloss_offline_k
+    assert (out.table["margin_kept"][~nat] < 0).all()   # test losses above ln 10: no training margin kept
+
+
+# memo100's slope-1 line: judged on the line of slope 1 fixed, not on a free fit's slope.
+
+def test_a_slope_one_line_through_points_whose_free_slope_is_not_1_holds():
+    # Points on a ray through (ln 10, ln 10) of slope 0.85 (the quick build's natural nets lie on one of slope ~0.8):
+    # the slope-1 line still explains > 90% of the test losses and lies above the diagonal.
+    test = LN10 - 0.85 * (LN10 - TRAIN_NORM) + WIGGLE
+    claims, _ = build(natural(test_norm=test), random_nets())
+    assert held(claims["normalized-slope-one"]) is True
+    assert "its slope interval excludes 1" in claims["normalized-slope-one"]["measured"]
 
 
 def test_a_normalized_slope_far_from_1_fails():
@@ -133,14 +148,53 @@ def test_normalized_points_scattered_off_any_line_fail():
     assert held(claims["normalized-slope-one"]) is False
 
 
+def test_a_slope_one_line_below_the_diagonal_fails():
+    claims, _ = build(natural(test_norm=TRAIN_NORM - 0.05 + WIGGLE), random_nets())
+    assert held(claims["normalized-slope-one"]) is False
+
+
+def test_an_intercept_within_noise_of_0_is_inconclusive():
+    claims, _ = build(natural(test_norm=TRAIN_NORM + WIGGLE), random_nets())   # WIGGLE has mean 0
+    row = claims["normalized-slope-one"]
+    assert held(row) is None and row["reason"] == C.WITHIN_NOISE
+
+
 def test_raw_losses_on_a_line_fail_the_raw_claim():
     claims, _ = build(natural(raw_test=[2 + 100 * t for t in RAW_TRAIN]), random_nets())
     assert held(claims["raw-off-line"]) is False and held(claims["normalized-slope-one"]) is True
 
 
+# Random-label nets: judged by the share of the training margin kept on test, not by a distance in nats.
+
 def test_a_random_label_net_on_the_natural_line_fails():
-    claims, _ = build(natural(), random_nets(test_norm=(2.33, 2.20 + 0.05)))   # the second on the line
+    rows = random_nets()
+    rows[1].update(train_loss_norm=1.70, test_loss_norm=1.75)   # on the natural nets' line, mid-range
+    claims, _ = build(natural(), rows)
     assert held(claims["random-off-line"]) is False
+
+
+def test_a_random_label_net_near_ln10_ln10_is_still_off_the_line():
+    # Outputs 100x smaller than the others': the net lies within 0.002 nats of (ln 10, ln 10), nearer the slope-1
+    # line than the natural nets' scatter of the gap, yet it keeps no training margin on test.
+    rows = random_nets()
+    rows[1].update(train_loss_norm=LN10 - 0.001, test_loss_norm=LN10 + 0.0001)
+    claims, out = build(natural(), rows)
+    assert held(claims["random-off-line"]) is True
+    assert out.table["margin_kept"].iloc[-1] == pytest.approx(-0.1)
+
+
+def test_natural_shares_too_scattered_to_tell_a_net_at_chance_are_inconclusive():
+    # Natural nets near ln 10 with a constant gap keep from 87% to 5% of their margin: a share of 0 is inside that.
+    train = np.linspace(1.9, 2.25, 6)
+    rows = net_rows(train, train + 0.05 + WIGGLE, RAW_TRAIN, RAW_TEST)
+    claims, _ = build(rows, random_nets())
+    row = claims["random-off-line"]
+    assert held(row) is None and row["reason"] == C.UNTESTABLE
+
+
+def test_random_label_nets_without_a_training_margin_are_not_testable():
+    claims, _ = build(natural(), [dict(r, train_loss_norm=LN10 + 0.001) for r in random_nets()])
+    assert held(claims["random-off-line"]) is None
 
 
 def test_a_random_label_net_above_chance_accuracy_fails():
@@ -165,6 +219,7 @@ def test_fits_report_their_intervals():
     assert free.slope_lo < free.slope < free.slope_hi and free.slope_lo < 1 < free.slope_hi
     assert free.r2_lo <= free.r2 <= free.r2_hi and free.r2 > 0.99
     assert one.intercept == pytest.approx(0.05 + WIGGLE.mean()) and one.intercept_lo < 0.05 < one.intercept_hi
+    assert one.intercept_se == pytest.approx((WIGGLE.std(ddof=1)) / np.sqrt(len(WIGGLE)))
 
 
 # --- nets fit to the tiny data set, through report.build -----------------------------------

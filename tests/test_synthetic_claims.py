@@ -470,14 +470,23 @@ def test_zero_mean_minibatch_noise_averages_to_the_potential():
 
 # --- m100-deep-vs-shallow ---------------------------------------------------------------------------
 
-def dvs(deep_8, shallow_8, extended=(), deep_4=(0.2, 0.04), shallow_4=(0.2, 0.06)):
+def dvs(deep_8, shallow_8, extended=(), deep_4=(0.2, 0.04), shallow_4=(0.2, 0.06), train_share=0.9):
+    """A table of test MSEs; every net's training MSE is ``train_share`` of its test MSE (no overfitting)."""
     rows = []
     for n, deep, shallow, params in [(4, deep_4, shallow_4, [51, 99]), (8, deep_8, shallow_8, [119, 231])]:
         for k, p, d, s in zip([4, 8], params, deep, shallow):
             rows.append({"n": n, "k": k, "net": "deep", "grid": "matched", "params": p, "test_mse": d})
             rows.append({"n": n, "k": k, "net": "shallow", "grid": "matched", "params": p + 2, "test_mse": s})
     rows += [{"n": 8, "k": None, "net": "shallow", "grid": "extended", "params": p, "test_mse": e} for p, e in extended]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.assign(train_mse=train_share * table["test_mse"], test_mse_se=0.02 * table["test_mse"])
+
+
+def overfit(table, net, params, share=0.3):
+    """The net of ``net`` and ``params`` fit its training set to ``share`` of its test MSE."""
+    at = (table["net"] == net) & (table["params"] == params)
+    table.loc[at, "train_mse"] = share * table.loc[at, "test_mse"]
+    return table
 
 
 DVS_CFG = {"error": 0.05, "shallow_max_params": 2000}
@@ -488,10 +497,19 @@ def test_deep_vs_shallow_fewer_params():
     rows = TC.deep_vs_shallow_claims(good, DVS_CFG, TOL)
     assert all(held(r) for r in rows) and all("fail" in r["detail"] for r in rows)
     for bad in [dvs([0.1, 0.03], [0.3, 0.04]),                                  # shallow reaches it at matched size
-                dvs([0.1, 0.03], [0.3, 0.2], extended=[(300, 0.04)]),           # and with under 2x
-                dvs([0.1, 0.03], [0.3, 0.2]),                                   # never reached, but only 233 tried
+                dvs([0.1, 0.03], [0.3, 0.2], extended=[(236, 0.04)]),           # and under 2x even of deep's 119
                 dvs([0.1, 0.08], [0.3, 0.2], extended=[(930, 0.04)])]:          # deep never reaches it
         assert verdicts(TC.deep_vs_shallow_claims(bad, DVS_CFG, TOL))["m100-deep-vs-shallow:fewer-params"] is False
+
+
+def test_deep_vs_shallow_a_grid_too_coarse_or_too_small_is_inconclusive():
+    # Deep needs 120 to 231 parameters, shallow 234 to 300: the ratio lies between 1.01 and 2.52.
+    straddles = TC.deep_vs_shallow_claims(dvs([0.1, 0.03], [0.3, 0.2], extended=[(300, 0.04)]), DVS_CFG, TOL)[0]
+    assert held(straddles) is None and straddles["reason"] == C.UNTESTABLE and "between 1.01 and 2.52" in straddles[
+        "measured"]
+    # Never reached, but only 233 tried: a lower bound of 1.01.
+    small = TC.deep_vs_shallow_claims(dvs([0.1, 0.03], [0.3, 0.2]), DVS_CFG, TOL)[0]
+    assert held(small) is None and small["reason"] == C.UNTESTABLE
 
 
 def test_deep_vs_shallow_unreached_counts_as_a_lower_bound():
@@ -505,3 +523,46 @@ def test_deep_vs_shallow_gap_widens():
     bad = dvs([0.1, 0.03], [0.3, 0.2], extended=[(930, 0.04)], shallow_4=(2.0, 1.0))
     assert verdicts(TC.deep_vs_shallow_claims(good, DVS_CFG, TOL))["m100-deep-vs-shallow:gap-widens"]
     assert verdicts(TC.deep_vs_shallow_claims(bad, DVS_CFG, TOL))["m100-deep-vs-shallow:gap-widens"] is False
+
+
+def test_deep_vs_shallow_reports_training_mse_beside_test():
+    row = TC.deep_vs_shallow_claims(dvs([0.1, 0.03], [0.3, 0.2], extended=[(466, 0.1), (930, 0.04)]), DVS_CFG, TOL)[0]
+    assert "231: 0.0300 (0.0270)" in row["measured"] and "no net overfits" in row["measured"]
+
+
+def test_a_shallow_net_that_misses_the_error_by_overfitting_is_about_estimation():
+    # The largest shallow net tried fits its training set to 0.03 but tests at 0.1: it may miss the error for want of
+    # data, not of parameters, so the lower bound it gives says nothing of approximation.
+    table = overfit(dvs([0.1, 0.03], [0.3, 0.2], extended=[(466, 0.1), (932, 0.1)]), "shallow", 932)
+    row = TC.deep_vs_shallow_claims(table, DVS_CFG, TOL)[0]
+    assert held(row) is None and row["reason"] == C.OUT_OF_REGIME and "shallow 932" in row["measured"]
+
+
+def test_an_overfit_net_that_reaches_the_error_leaves_the_verdict_alone():
+    # Overfitting only raises a test error: a shallow net under 2x that reaches the error still refutes.
+    table = overfit(dvs([0.1, 0.03], [0.3, 0.2], extended=[(236, 0.04)]), "shallow", 236)
+    assert verdicts(TC.deep_vs_shallow_claims(table, DVS_CFG, TOL))["m100-deep-vs-shallow:fewer-params"] is False
+
+
+def test_a_test_mse_above_training_within_noise_is_not_overfitting():
+    table = overfit(dvs([0.1, 0.03], [0.3, 0.2], extended=[(466, 0.1), (932, 0.1)]), "shallow", 932, share=0.5)
+    table.loc[table["params"] == 932, "test_mse_se"] = 0.03   # 0.1 - 2.5 x 0.03 < 1.5 x 0.05
+    assert held(TC.deep_vs_shallow_claims(table, DVS_CFG, TOL)[0]) is True
+
+
+def test_the_gap_over_n_is_inconclusive_where_a_matched_net_overfits():
+    table = overfit(dvs([0.1, 0.03], [0.3, 0.2], extended=[(930, 0.04)]), "deep", 231)
+    row = TC.deep_vs_shallow_claims(table, DVS_CFG, TOL)[1]
+    assert held(row) is None and row["reason"] == C.OUT_OF_REGIME and "deep 231" in row["measured"]
+
+
+def test_deep_vs_shallow_builds_with_training_mse(tmp_path):
+    from deeptheory import report
+    from deeptheory.targets import Inputs, get
+    cfg = {"n_vars": [4, 8], "ks": [2], "lrs": [0.01], "steps": 60, "n_train": 200, "n_test": 100, "error": 0.05,
+           "shallow_max_params": 60}
+    rows = report.build(get("m100-deep-vs-shallow"), Inputs("m100-deep-vs-shallow", cfg, TOL, seed=0), tmp_path,
+                        config={"target": cfg})
+    table = pd.read_csv(tmp_path / "table.csv")
+    assert {"train_mse", "test_mse", "test_mse_se"} <= set(table.columns) and (table["train_mse"] > 0).all()
+    assert len(rows) == 2 and (tmp_path / "figure.png").stat().st_size > 0

@@ -90,10 +90,10 @@ def sample(n: int, count: int, gen: torch.Generator):
 def fit(net: nn.Module, x, y, x_val, y_val, x_test, y_test, steps: int, lr: float, every: int = 50):
     """Full-batch Adam with a cosine schedule, evaluated every ``every`` steps. The stopping
     step is the evaluation with the best validation MSE; returns (validation MSE, that step,
-    test MSE at that step)."""
+    test MSE at that step, its standard error over the test points, training MSE at that step)."""
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    best = (float("inf"), 0, float("nan"))
+    best = (float("inf"), 0, float("nan"), float("nan"), float("nan"))
     for t in range(steps):
         loss = ((net(x) - y) ** 2).mean()
         opt.zero_grad()
@@ -104,27 +104,29 @@ def fit(net: nn.Module, x, y, x_val, y_val, x_test, y_test, steps: int, lr: floa
             with torch.no_grad():
                 val = float(((net(x_val) - y_val) ** 2).mean())
                 if val < best[0]:
-                    best = (val, t + 1, float(((net(x_test) - y_test) ** 2).mean()))
+                    sq = (net(x_test) - y_test) ** 2
+                    best = (val, t + 1, float(sq.mean()), float(sq.std() / math.sqrt(len(sq))),
+                            float(((net(x) - y) ** 2).mean()))
     return best
 
 
 def _train(kind, n, size, lrs, steps, data, seed):
     """The net of ``kind`` and ``size`` (k per tree node, or m hidden units) at the learning
-    rate with the best validation MSE; test MSE at its validation-chosen stopping step."""
+    rate with the best validation MSE; test and training MSE at its validation-chosen stopping step."""
     best = None
     for lr in lrs:
         g = torch.Generator().manual_seed(seed * 1000 + size)  # init drawn on the CPU: the same on any device
         net = (TreeNet(n, size, g) if kind == "deep" else shallow_net(n, size, g)).to(data[0].device)
-        val, step, test = fit(net, *data, steps, lr)
+        val, step, test, test_se, train = fit(net, *data, steps, lr)
         if best is None or val < best[0]:
-            best = (val, step, test, lr, n_params(net))
+            best = (val, step, test, test_se, train, lr, n_params(net))
     return best
 
 
 def compare(n: int, ks: list[int], lrs: list[float], steps: int, n_train: int, n_test: int, seed: int,
             error: float | None = None, shallow_max_params: int | None = None, device: str = "cpu") -> list[dict]:
-    """Test MSE (relative to the target's variance) of tree and shallow nets at matched
-    parameter counts; each net's learning rate and stopping step are chosen on a validation
+    """Test and training MSE (relative to the target's variance; the test MSE with its standard
+    error over the test points) of tree and shallow nets at matched parameter counts; each net's learning rate and stopping step are chosen on a validation
     set. With ``error`` and ``shallow_max_params``, the shallow grid then doubles its
     parameter count until a shallow net reaches ``error`` or the next count passes the ceiling.
     Data are drawn on the CPU and trained on ``device`` (full-batch: the paper profile's
@@ -138,9 +140,9 @@ def compare(n: int, ks: list[int], lrs: list[float], steps: int, n_train: int, n
     rows = []
 
     def row(kind, size, grid, k=None):
-        val, step, test, lr, params = _train(kind, n, size, lrs, steps, data, seed)
+        val, step, test, test_se, train, lr, params = _train(kind, n, size, lrs, steps, data, seed)
         rows.append({"n": n, "k": k, "net": kind, "grid": grid, "width": size, "params": params, "lr": lr, "stop_step": step,
-                     "val_mse": val / var, "test_mse": test / var})
+                     "train_mse": train / var, "val_mse": val / var, "test_mse": test / var, "test_mse_se": test_se / var})
         return test / var
 
     for k in ks:

@@ -156,7 +156,7 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
     Target("slides-two-layer-margin", "slides", "2-layer ReLU net on 2D data: loss, layer norms, normalized "
            "margin", "homogeneous"),
     Target("m100-deep-vs-shallow", "memo100 Fig 1, Theorems 1-2; slides", "shallow vs binary-tree nets on a "
-           "hierarchically compositional function: test error vs parameters", "compositional"),
+           "hierarchically compositional function: test and training error vs parameters", "compositional"),
 ]}
 
 
