@@ -102,7 +102,7 @@ def deep_vs_shallow_claims(table: pd.DataFrame, cfg: dict, tol) -> list[dict]:
                 "mean log(shallow / deep test MSE) at matched parameters: " + ", ".join(f"n = {n}: {gaps[n]:+.3f}" for n in ns)
                 + (f"; overfit: {_overfit_text(matched_over)}" if len(matched_over) else "; no matched net overfits"),
                 f"held if it increases with n; fails if the shallow net's disadvantage is as large or larger at small n; "
-                f"{regime}", inconclusive=C.OUT_OF_REGIME if len(matched_over) else None),
+                f"{regime}", inconclusive=C.OUT_OF_REGIME if len(matched_over) else None if len(ns) >= 2 else C.UNTESTABLE),
     ]
 
 
