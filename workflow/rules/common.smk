@@ -90,6 +90,14 @@ def target_runs(wildcards):
     return [str(paths.run_dir(s.run_id) / "metrics.csv") for s in PLAN.runs_of(wildcards.target)]
 
 
+def every_run_file(wildcards=None):
+    """Each run's files, asked for by rule all: Snakemake rebuilds a missing intermediate
+    only for a job that must run, so a deleted metrics.csv under a built target stayed
+    missing until the default target named it (every run of the plan: all asks every target)."""
+    return [str(paths.run_dir(r) / name) for r in PLAN.specs
+            for name in ("metrics.csv", "model.pt", "provenance.json")]
+
+
 def target_analyses(wildcards):
     """A target with an analysis also reads each unit's table and arrays (rule analyze)."""
     units = PLAN.units.get(wildcards.target, {})
