@@ -24,11 +24,30 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
+from deeptheory.atomic import write_text
+
 log = logging.getLogger(__name__)
 
 
 class DataSourceError(RuntimeError):
     """A source could not be reached, or what it delivered does not verify."""
+
+
+# The build from local sources (config/offline.yaml), which a failed fetch suggests.
+OFFLINE_COMMAND = "snakemake --cores all --configfile config/offline.yaml"
+
+
+def failure_note(data_root: str | Path, dataset: str) -> Path:
+    """Where a failed fetch of ``dataset`` leaves its message, for the workflow's onerror
+    handler to print last (fetch_failures). Written by fetch_dataset itself: an edit to the
+    rule's script would make Snakemake refetch, and so retrain, every existing build."""
+    return Path(data_root) / "raw" / dataset / "fetch.failed"
+
+
+def fetch_failures(data_root: str | Path, since: float) -> list[str]:
+    """The messages of the fetches that failed in this build (notes written since ``since``)."""
+    notes = sorted(Path(data_root).glob("raw/*/fetch.failed"))
+    return [n.read_text().strip() for n in notes if n.stat().st_mtime >= since]
 
 
 def md5_file(path: Path) -> str:
@@ -130,6 +149,17 @@ def fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict
     partly fetched file is removed, so nothing downstream mistakes it for done.
     """
     data_root = Path(data_root).resolve()
+    note = failure_note(data_root, dataset)
+    try:
+        report = _fetch_dataset(dataset, ds_cfg, data_root)
+    except DataSourceError as err:
+        write_text(note, f"{err}\n  Without network access, run from local sources:\n    {OFFLINE_COMMAND}")
+        raise
+    note.unlink(missing_ok=True)
+    return report
+
+
+def _fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict]:
     raw_dir = data_root / "raw" / dataset
     raw_dir.mkdir(parents=True, exist_ok=True)
     report = {}
@@ -148,10 +178,12 @@ def fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict
             if result.returncode != 0:
                 _remove(out)
                 detail = (result.stderr or result.stdout).strip().splitlines()
+                # DVC says "does not exist" for a host it cannot reach too: name both causes.
                 raise DataSourceError(
-                    f"could not fetch {filename} of data set '{dataset}' from {source}\n"
-                    f"  dvc said: {' | '.join(detail[-3:])}\n"
-                    f"  Set {source_key} to a reachable URL, a mirror, or a local file or directory.")
+                    f"could not fetch {filename} of data set '{dataset}' from {source}: no network "
+                    f"access to it, or it has no such file\n"
+                    f"  Set {source_key} to a reachable URL, a mirror, or a local file or directory.\n"
+                    f"  (dvc said: {' | '.join(detail[-3:])})")
             try:
                 how = verify(out, dataset, filename, file_cfg, source, source_key)
             except DataSourceError:
