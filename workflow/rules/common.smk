@@ -91,9 +91,9 @@ def target_runs(wildcards):
 
 
 def every_run_file(wildcards=None):
-    """Each run's files, asked for by rule all: Snakemake rebuilds a missing intermediate
-    only for a job that must run, so a deleted metrics.csv under a built target stayed
-    missing until the default target named it (every run of the plan: all asks every target)."""
+    """Each run's files, asked for by the default target (all), which asks for every target:
+    Snakemake rebuilds a missing intermediate only for a job that must run, so a deleted
+    metrics.csv under a built target stayed missing until the default target named it."""
     return [str(paths.run_dir(r) / name) for r in PLAN.specs
             for name in ("metrics.csv", "model.pt", "provenance.json")]
 
