@@ -72,3 +72,16 @@ def test_source_resolution(tmp_path):
     # A local directory holds the files; a file entry without settings (None) is allowed.
     assert fetch.file_source("m", {"source": str(tmp_path), "files": {LABELS: None}}, LABELS) == (
         str(tmp_path / LABELS), "datasets.m.source")
+
+
+def test_a_flipped_byte_in_the_gzip_payload_is_a_named_mismatch_not_a_crash(idx_dir):
+    folder, files = idx_dir
+    path = folder / LABELS
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the deflate stream: gzip cannot decompress it
+    path.write_bytes(bytes(data))
+    with pytest.raises(fetch.DataSourceError) as err:
+        fetch.verify(path, "mnist", LABELS, files[LABELS], str(folder), "datasets.mnist.source")
+    msg = str(err.value)
+    assert str(path) in msg and files[LABELS]["md5"] in msg and fetch.md5_file(path) in msg
+    assert f"datasets.mnist.files.{LABELS}.md5" in msg and "does not decompress" in msg

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, snakemake, write_cifar_set, write_idx_set
+from deeptheory import fetch
 
 
 
@@ -200,6 +201,33 @@ def test_a_build_killed_mid_job_reruns_its_incomplete_outputs_without_a_flag(bui
         assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout
     finally:
         marker.unlink()
+
+
+def test_a_changed_archive_stops_the_start_and_the_audit_until_one_command_refetches_it(built):
+    from test_audit import errors, run_audit
+
+    workdir, sources, _ = built
+    raw = workdir / "data" / "raw" / "fashion-mnist"
+    archive = raw / "train-labels-idx1-ubyte.gz"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the gzip payload: it no longer decompresses
+    archive.write_bytes(bytes(data))
+    (raw / "verified.json").unlink()  # the old advice: it must not hide the changed archive
+    for stopped in [snakemake(workdir, tiny_config(sources), "-n"),
+                    snakemake(workdir, tiny_config(sources), "-n", "results/t3-err-vs-w/figure.png")]:
+        assert stopped.returncode != 0 and "Traceback" not in stopped.stdout, stopped.stdout[-3000:]
+        assert "data/raw/fashion-mnist/train-labels-idx1-ubyte.gz" in stopped.stdout
+        assert "datasets.fashion-mnist.files.train-labels-idx1-ubyte.gz.md5" in stopped.stdout
+        assert fetch.refetch_command("fashion-mnist") in stopped.stdout
+    rc, report = run_audit(workdir)
+    assert rc != 0 and any(p["path"].endswith("train-labels-idx1-ubyte.gz") for p in errors(report)), report
+    # The one command: fetch and verify again; the archive matches, so nothing else reruns.
+    fixed = snakemake(workdir, tiny_config(sources), *fetch.refetch_command("fashion-mnist").split()[1:])
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert job_counts(fixed.stdout) == {"fetch_dataset": 1, "total": 1}
+    assert job_counts(snakemake(workdir, tiny_config(sources), "-n").stdout) == {}
+    rc, report = run_audit(workdir)
+    assert not [p for p in errors(report) if p["kind"] == "raw-data"], errors(report)
 
 
 def test_workflow_lints_clean():
