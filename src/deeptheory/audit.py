@@ -12,9 +12,9 @@ It reads the config as the workflow did, from the build folder: its ``config/con
 ``--configfile`` in turn (a relative path is looked for in the build folder, then in the
 current one) and the ``--config`` overrides (deeptheory.configcheck); then it checks
 
-- raw data: each archive of a fetched data set (``data/raw/<set>/verified.json`` exists)
-  against the md5 pinned in config and against DVC's own record (the ``.dvc`` file beside
-  it);
+- raw data: each archive on disk, and each one a ``data/raw/<set>/verified.json`` vouches
+  for, against the md5 pinned in config and against DVC's own record (the ``.dvc`` file
+  beside it);
 - results: every file under ``results/`` against its folder's manifest of sha256 sums
   (``deeptheory.manifest``, written when the file was); a file that changed, one that is
   missing and one no manifest knows (``results/checkpoints/`` is working state and skipped);
@@ -182,22 +182,28 @@ class Audit:
         used = {s.dataset for s in self.plan.specs.values()} if self.plan is not None else set()
         for dataset, ds_cfg in (self.config.get("datasets") or {}).items():
             raw = self.workdir / "data" / "raw" / dataset
-            if not (raw / "verified.json").exists():
+            # Every archive on disk is checked, verified.json or not: removing the marker must
+            # not hide a changed archive (the workflow's start check does the same).
+            fetched = (raw / "verified.json").exists()
+            if not fetched and not any((raw / f).exists() for f in ds_cfg["files"]):
                 if dataset in used:
                     self.add("note", "raw-data", self.rel(raw), f"data set '{dataset}' is not fetched yet",
                              self.dataset_affects(dataset))
                 continue
             for filename, file_cfg in ds_cfg["files"].items():
-                self.counts["raw files"] += 1
                 path = raw / filename
+                if not path.exists() and not fetched:
+                    continue  # not fetched yet: the build's fetch will
+                self.counts["raw files"] += 1
                 affects = self.dataset_affects(dataset)
                 if not path.exists():
                     self.add("error", "raw-data", self.rel(path), f"archive of data set '{dataset}' is missing "
-                             f"(remove {self.rel(raw / 'verified.json')} to fetch it again)", affects)
+                             f"(to fetch it again: {fetch.refetch_command(dataset)})", affects)
                     continue
                 problem = check_archive(path, dataset, filename, ds_cfg)
                 if problem:
-                    self.add("error", "raw-data", self.rel(path), problem, affects)
+                    self.add("error", "raw-data", self.rel(path),
+                             f"{problem}\n  To fetch it again: {fetch.refetch_command(dataset)}", affects)
 
     def check_manifests(self) -> None:
         if not self.results.is_dir():

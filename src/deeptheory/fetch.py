@@ -21,14 +21,34 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from urllib.parse import urlparse
+
+from deeptheory.atomic import write_text
 
 log = logging.getLogger(__name__)
 
 
 class DataSourceError(RuntimeError):
     """A source could not be reached, or what it delivered does not verify."""
+
+
+# The build from local sources (config/offline.yaml), which a failed fetch suggests.
+OFFLINE_COMMAND = "snakemake --cores all --configfile config/offline.yaml"
+
+
+def failure_note(data_root: str | Path, dataset: str) -> Path:
+    """Where a failed fetch of ``dataset`` leaves its message, for the workflow's onerror
+    handler to print last (fetch_failures). Written by fetch_dataset itself: an edit to the
+    rule's script would make Snakemake refetch, and so retrain, every existing build."""
+    return Path(data_root) / "raw" / dataset / "fetch.failed"
+
+
+def fetch_failures(data_root: str | Path, since: float) -> list[str]:
+    """The messages of the fetches that failed in this build (notes written since ``since``)."""
+    notes = sorted(Path(data_root).glob("raw/*/fetch.failed"))
+    return [n.read_text().strip() for n in notes if n.stat().st_mtime >= since]
 
 
 def md5_file(path: Path) -> str:
@@ -126,7 +146,10 @@ def verify(path: Path, dataset: str, filename: str, file_cfg: dict, source: str,
     got_archive = md5_file(path)
     if want_archive and got_archive == want_archive:
         return "archive md5"
-    got_content = content_md5(path) if want_content else None
+    try:
+        got_content = content_md5(path) if want_content else None
+    except (OSError, EOFError, zlib.error) as err:  # a flipped or cut gzip payload: a mismatch, not a crash
+        got_content = f"none, the archive does not decompress ({err})"
     if want_content and got_content == want_content:
         return "content md5 (archive differs: recompressed mirror)"
     lines = [f"checksum mismatch for {filename} of data set '{dataset}' (fetched from {source} to {path})"]
@@ -141,6 +164,12 @@ def verify(path: Path, dataset: str, filename: str, file_cfg: dict, source: str,
     raise DataSourceError("\n".join(lines))
 
 
+def refetch_command(dataset: str) -> str:
+    """The one command that fetches and verifies ``dataset`` again and runs nothing else
+    (the workflow's start check lets it through; docs/OPERATIONS.md)."""
+    return f"snakemake --cores 1 --force data/raw/{dataset}/verified.json"
+
+
 def fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict]:
     """Import every file of ``dataset`` into ``data_root/raw/<dataset>/`` and verify it.
 
@@ -148,6 +177,17 @@ def fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict
     partly fetched file is removed, so nothing downstream mistakes it for done.
     """
     data_root = Path(data_root).resolve()
+    note = failure_note(data_root, dataset)
+    try:
+        report = _fetch_dataset(dataset, ds_cfg, data_root)
+    except DataSourceError as err:
+        write_text(note, f"{err}\n  Without network access, run from local sources:\n    {OFFLINE_COMMAND}")
+        raise
+    note.unlink(missing_ok=True)
+    return report
+
+
+def _fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict]:
     raw_dir = data_root / "raw" / dataset
     raw_dir.mkdir(parents=True, exist_ok=True)
     report = {}
@@ -166,10 +206,12 @@ def fetch_dataset(dataset: str, ds_cfg: dict, data_root: Path) -> dict[str, dict
             if result.returncode != 0:
                 _remove(out)
                 detail = (result.stderr or result.stdout).strip().splitlines()
+                # DVC says "does not exist" for a host it cannot reach too: name both causes.
                 raise DataSourceError(
-                    f"could not fetch {filename} of data set '{dataset}' from {source}\n"
-                    f"  dvc said: {' | '.join(detail[-3:])}\n"
-                    f"  Set {source_key} to a reachable URL, a mirror, or a local file or directory.")
+                    f"could not fetch {filename} of data set '{dataset}' from {source}: no network "
+                    f"access to it, or it has no such file\n"
+                    f"  Set {source_key} to a reachable URL, a mirror, or a local file or directory.\n"
+                    f"  (dvc said: {' | '.join(detail[-3:])})")
             try:
                 how = verify(out, dataset, filename, file_cfg, source, source_key)
             except DataSourceError:

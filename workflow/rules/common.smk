@@ -1,4 +1,5 @@
 # Shared values of the DAG: the profile's plan (targets, runs, packs) and input functions.
+import os
 import sys
 from pathlib import Path
 
@@ -90,6 +91,14 @@ def target_runs(wildcards):
     return [str(paths.run_dir(s.run_id) / "metrics.csv") for s in PLAN.runs_of(wildcards.target)]
 
 
+def every_run_file(wildcards=None):
+    """Each run's files, asked for by the default target (all), which asks for every target:
+    Snakemake rebuilds a missing intermediate only for a job that must run, so a deleted
+    metrics.csv under a built target stayed missing until the default target named it."""
+    return [str(paths.run_dir(r) / name) for r in PLAN.specs
+            for name in ("metrics.csv", "model.pt", "provenance.json")]
+
+
 def target_analyses(wildcards):
     """A target with an analysis also reads each unit's table and arrays (rule analyze)."""
     units = PLAN.units.get(wildcards.target, {})
@@ -123,26 +132,49 @@ def train_resources(name, default):
 
 # ---------------------------------------------------------------------------------------
 # Raw data checked at every start (deeptheory.audit.check_archive, the fetch step's own
-# checks): an archive of a fetched data set that the plan uses (data/raw/<set>/verified.json
-# exists) which no longer matches the md5 pinned in config, or DVC's record of it, stops
-# the workflow before any job runs. Costs one md5 per archive (0.1 s per 26 MB).
+# checks): every archive of a data set the plan uses that is on disk, verified.json or not
+# (removing the marker must not hide a changed archive), and every archive a verified.json
+# vouches for, against the md5 pinned in config and DVC's record; a failure stops the
+# workflow before any job runs. Costs one md5 per archive (0.1 s per 26 MB). The command
+# that fetches a data set again (fetch.refetch_command) is let through for that data set.
+def refetching(dataset):
+    """Whether this command fetches ``dataset`` again: it names its verified.json, and forces
+    it or the marker is absent. Read from the command line: Snakemake sets its DAG settings
+    only after it has read the Snakefile."""
+    marker = f"data/raw/{dataset}/verified.json"
+    args = sys.argv[1:]
+    if marker not in {os.path.normpath(a) for a in args}:
+        return False
+    forced = {"-f", "--force", "-F", "--forceall"} & set(args) or "fetch_dataset" in args
+    return bool(forced) or not Path(marker).exists()
+
+
 def check_fetched_data(plan, datasets, root="data/raw"):
     from deeptheory.audit import check_archive
+    from deeptheory.fetch import refetch_command
 
     for dataset in sorted({s.dataset for s in plan.specs.values()}):
         raw = Path(root) / dataset
-        if dataset not in datasets or not (raw / "verified.json").exists():
+        if dataset not in datasets or refetching(dataset):
             continue
+        verified = (raw / "verified.json").exists()
         for filename in datasets[dataset]["files"]:
             path = raw / filename
+            if not path.exists() and not verified:
+                continue  # not fetched yet: rule fetch_dataset will
             problem = (f"archive {path} of data set '{dataset}' is missing" if not path.exists()
                        else check_archive(path, dataset, filename, datasets[dataset]))
             if problem:
-                raise WorkflowError(f"raw data changed since it was fetched and verified:\n{problem}\n"
-                                    f"  To fetch it again: remove {raw / 'verified.json'} and rerun.")
+                raise WorkflowError(f"raw data does not match its pinned checksums:\n{problem}\n"
+                                    f"  To fetch and verify it again (nothing else reruns if it then "
+                                    f"matches), with your build's --configfile options:\n"
+                                    f"    {refetch_command(dataset)}")
 
 
-check_fetched_data(PLAN, config["datasets"])
+# A cluster job's own Snakemake skips it: the main process checked, and a fetch may be
+# writing an archive meanwhile.
+if not workflow.remote_exec:
+    check_fetched_data(PLAN, config["datasets"])
 
 
 # One GPU job at a time (docs/PERFORMANCE.md, "One GPU job at a time"). When training runs
