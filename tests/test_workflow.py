@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, snakemake, write_cifar_set, write_idx_set, held
+from conftest import ROOT, snakemake, write_cifar_set, write_idx_set
 from deeptheory import fetch
 
 
