@@ -76,6 +76,12 @@ def untestable(cid: str, text: str, measured: str, detail: str, reason: str = UN
     return claim(cid, text, False, measured, detail, inconclusive=reason)
 
 
+def verdict_of(holds: bool, refutes: bool, reason: str) -> str | None:
+    """The ``inconclusive`` argument of ``claim`` for a check that found evidence ``holds``
+    for the statement or ``refutes`` it: None when one of them decides, else ``reason``."""
+    return None if holds or refutes else reason
+
+
 def binomial_se(p, n):
     """Standard error of an error rate ``p`` measured on ``n`` images."""
     p = np.clip(np.asarray(p, float), 0.0, 1.0)

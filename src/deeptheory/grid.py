@@ -103,6 +103,8 @@ def dataset_used(tcfg: dict, substitute: dict | None, datasets: dict | None = No
 
     def pick(asked):
         options = as_list((substitute or {}).get(asked, asked))
+        if len(options) == 1:  # no choice to make: plan() names an N the set cannot hold
+            return options[0]
         for name in options:
             size = TRAIN_IMAGES.get(((datasets or {}).get(name) or {}).get("format"))
             if size is None or n <= size:
