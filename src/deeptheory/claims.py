@@ -174,6 +174,15 @@ def noise_trend(ys, ses, z: float, direction: str, margin: float = 0.0) -> tuple
     return False, WITHIN_NOISE, overall
 
 
+def point_difference(first: pd.DataFrame, second: pd.DataFrame, x: str, col: str = "test_err"):
+    """Two sets of runs compared grid point by grid point: the points of each (``by_point``,
+    indexed by ``x``), the shared ``x`` values, and there ``second - first`` of ``col`` with the
+    standard error of that difference."""
+    a, b = (by_point(f, x).set_index(x) for f in (first, second))
+    xs = sorted(set(a.index) & set(b.index))
+    return a, b, xs, b.loc[xs, col] - a.loc[xs, col], np.hypot(a.loc[xs, f"{col}_se"], b.loc[xs, f"{col}_se"])
+
+
 def versus(value: float, se: float, threshold: float, z: float, below: bool) -> tuple[bool, str | None]:
     """``value`` (standard error ``se``) against ``threshold``: held where it lies beyond z se
     on the side the claim asks (``below``: value < threshold), refuted beyond z se on the

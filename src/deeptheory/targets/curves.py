@@ -102,12 +102,11 @@ def _larger_no_worse(small: pd.DataFrame, larger: pd.DataFrame, tol) -> dict:
     refuted if above claims.step beyond noise_z standard errors at one N, held if at every
     N it + z se stays within claims.step, else within noise."""
     cid, text = LARGER_NO_WORSE
-    a, b = (C.by_point(m, "N").set_index("N") for m in (small, larger))
-    ns = sorted(set(a.index) & set(b.index))
-    if larger.empty or not ns:
+    if larger.empty:
+        return C.untestable(cid, text, "no larger model in the grid", "needs two widths at a shared N")
+    _, _, ns, d, se = C.point_difference(small, larger, "N")
+    if not ns:
         return C.untestable(cid, text, "no N with both models", "needs two widths at a shared N")
-    d = b.loc[ns, "test_err"] - a.loc[ns, "test_err"]
-    se = np.hypot(a.loc[ns, "test_err_se"], b.loc[ns, "test_err_se"])
     z, step = tol.noise_z, tol.step
     refuted, held = bool((d - z * se > step).any()), bool((d + z * se <= step).all())
     return C.claim(cid, text, held, "larger - small final test error by N: "

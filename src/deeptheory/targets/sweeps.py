@@ -8,7 +8,6 @@ where it bites: at N = W, or at W = N.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from .. import claims as C
@@ -232,15 +231,16 @@ def like_relu(poly_runs: pd.DataFrame, relu_runs: pd.DataFrame, tol) -> dict:
     |test error difference| + noise_z se within poly_relu_tol and the (exact) train errors
     within it holds; a difference beyond it (the test one by noise_z se) refutes."""
     cid, text = LIKE_RELU
-    a, b = (C.by_point(r, "N").set_index("N") for r in (poly_runs, relu_runs))
-    ns = sorted(set(a.index) & set(b.index))
+    if poly_runs.empty or relu_runs.empty:
+        return C.untestable(cid, text, f"{len(poly_runs)} polynomial and {len(relu_runs)} ReLU run(s)",
+                            "needs the ReLU net at the polynomial net's N (a grid of model allconv5)")
+    a, b, ns, d, se = C.point_difference(poly_runs, relu_runs, "N")  # a: polynomial, b: ReLU
     if not ns:
         return C.untestable(cid, text, f"{len(a)} polynomial and {len(b)} ReLU grid point(s), none shared",
                             "needs the ReLU net at the polynomial net's N (a grid of model allconv5)")
     t, z = tol.poly_relu_tol, tol.noise_z
-    d_test = (a.loc[ns, "test_err"] - b.loc[ns, "test_err"]).abs()
-    se = np.hypot(a.loc[ns, "test_err_se"], b.loc[ns, "test_err_se"])
-    d_train = (a.loc[ns, "train_err"] - b.loc[ns, "train_err"]).abs()
+    d_test = d.abs()
+    d_train = (b.loc[ns, "train_err"] - a.loc[ns, "train_err"]).abs()
     refuted = bool(((d_test - z * se) > t).any() or (d_train > t).any())
     held = bool(((d_test + z * se) <= t).all() and (d_train <= t).all())
     return C.claim(cid, text, held, "polynomial vs ReLU by N: " + "; ".join(
