@@ -221,3 +221,31 @@ def test_the_plateau_rule_stops_an_unfit_run_after_the_schedule_and_says_so(tiny
     assert full[-1]["epoch"] == 40 and not full[-1]["plateaued"]
     # identical up to the stop: the rule only ends a run
     assert [r["train_loss"] for r in rows if r["epoch"] <= 20] == [r["train_loss"] for r in full if r["epoch"] <= 20]
+
+
+@pytest.mark.parametrize("beta, wd", [(0.9, 0.0), (0.9, 5e-4), (0.0, 0.0), (0.0, 1e-3)])
+def test_the_written_out_update_is_torch_sgd_bit_for_bit(beta, wd):
+    """engine.sgd_update replaces torch.optim.SGD (whose first call imports TorchDynamo):
+    the same operations in the same order, so the same bits, over steps whose learning
+    rate changes as a schedule's does."""
+    from deeptheory.engine import sgd_update
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+    twin = [p.detach().clone().requires_grad_() for p in net.parameters()]
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=beta, weight_decay=wd)
+    momentum = [torch.zeros_like(p) for p in twin]
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+    for step, lr in enumerate([0.1, 0.1, 0.1, 0.01, 0.01]):
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        out = torch.func.functional_call(net, dict(zip([n for n, _ in net.named_parameters()], twin)), (x,))
+        for p in twin:
+            p.grad = None
+        torch.nn.functional.cross_entropy(out, y).backward()
+        sgd_update(twin, momentum, lr, beta, wd)
+        for a, b in zip(net.parameters(), twin):
+            assert torch.equal(a, b), f"step {step}"
