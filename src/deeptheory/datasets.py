@@ -60,18 +60,39 @@ class Dataset:
         # The normalisation, per channel: pixel (in [0, 1]) = x * std + mean.
         self.mean, self.std = mean.to(self.device), std.to(self.device)
 
-        def prep(x):
-            return ((torch.as_tensor(x).float() / 255.0 - mean) / std).to(self.device)
-
-        self.x_train = prep(arrays["x_train"])
+        self._raw_train, self._x_train = torch.as_tensor(arrays["x_train"]), None
         self.y_train = torch.as_tensor(arrays["y_train"]).long().to(self.device)
-        self.x_test = prep(arrays["x_test"])
+        self.x_test = self._prep(arrays["x_test"])
         self.y_test = torch.as_tensor(arrays["y_test"]).long().to(self.device)
         self.num_classes = int(max(self.y_train.max(), self.y_test.max()).item()) + 1
 
+    def _prep(self, x) -> torch.Tensor:
+        mean, std = self.mean.cpu(), self.std.cpu()
+        return ((torch.as_tensor(x).float() / 255.0 - mean) / std).to(self.device)
+
+    @property
+    def x_train(self) -> torch.Tensor:
+        """Every training image, normalised (on first use: the packed path keeps them all on
+        the device)."""
+        if self._x_train is None:
+            self._x_train = self._prep(self._raw_train)
+        return self._x_train
+
+    @x_train.setter
+    def x_train(self, images: torch.Tensor) -> None:  # tests set float64 copies
+        self._x_train = images
+
+    def train_images(self, idx: torch.Tensor) -> torch.Tensor:
+        """The training images at ``idx``, normalised: a run of N images converts those
+        alone (a job's start, not its training, would otherwise pay for all 60,000). The
+        normalisation is elementwise, so these are the very values of ``x_train[idx]``."""
+        if self._x_train is not None:
+            return self._x_train[idx]
+        return self._prep(self._raw_train[idx.cpu()])
+
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.x_train.shape[1:])
+        return tuple(self._raw_train.shape[1:])
 
     @classmethod
     def load(cls, name: str, cache_path: Path, device="cpu") -> "Dataset":

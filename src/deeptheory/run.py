@@ -54,7 +54,7 @@ def subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
 
 def training_subset(spec: RunSpec, data: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
     idx, y = subset(spec, data)
-    return data.x_train[idx], y
+    return data.train_images(idx), y
 
 
 def sgdl_noise(spec: RunSpec, gen: torch.Generator, n_params: int, steps: int = 1) -> torch.Tensor:

@@ -49,7 +49,7 @@ def load(folder: str | Path, data: Dataset) -> TrainedRun:
     model.load_state_dict(saved["state_dict"])
     model = model.to(data.device).eval()
     idx, y = subset(spec, data)
-    return TrainedRun(spec, model, data.x_train[idx], y, data.x_test[: spec.n_test], data.y_test[: spec.n_test],
+    return TrainedRun(spec, model, data.train_images(idx), y, data.x_test[: spec.n_test], data.y_test[: spec.n_test],
                       data, pd.read_csv(folder / "metrics.csv"))
 
 
