@@ -78,6 +78,9 @@ def test_three_minimizers_share_one_training_set_and_form_one_unit(plan):
         assert len({(s.dataset, s.labels) for s in specs}) == 1
     assert all(members == [lead] for lead, members in plan.units["t3-flatness"].items())
     assert "t3-err-vs-n" not in plan.units   # a target reading metrics only has no analysis jobs
+    # m100-norm-loss measures every net in one job (unit "all"): one unit holding all its runs
+    (members,) = plan.units["m100-norm-loss"].values()
+    assert sorted(members) == sorted(s.run_id for s in plan.runs_of("m100-norm-loss")) and len(members) > 1
 
 
 def test_two_asked_data_sets_standing_in_as_one_train_one_grid():

@@ -204,10 +204,14 @@ def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = Non
 
 def analysis_units(tid: str, specs: list[RunSpec]) -> dict:
     """The units of a target's analysis jobs, each named by its first run's id: one run
-    each, or (unit "seeds") the runs that differ only in seed."""
+    each, (unit "seeds") the runs that differ only in seed, or (unit "all") every run of the
+    target in one job: for measures that take a second a net, where a job per net would
+    spend more on its start than on its work."""
     unit = get(tid).unit
     if unit == "run":
         return {s.run_id: [s.run_id] for s in specs}
+    if unit == "all":
+        return {specs[0].run_id: [s.run_id for s in specs]}
     if unit == "seeds":
         groups: dict = {}
         for s in sorted(specs, key=lambda s: s.seed):

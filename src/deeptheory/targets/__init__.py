@@ -27,8 +27,9 @@ class Target:
     sweep: str | None = None  # data-set targets: the grid axis they vary ("N", "width", or "grid": any of
                               # widths x N x labels x ...); None: synthetic
     # Data-set targets that analyse trained nets (rule analyze): the unit of one analysis job,
-    # "run" (each run alone) or "seeds" (the runs that differ only in seed, e.g. three
-    # minimizers of one training set); None: the target reads metrics only.
+    # "run" (each run alone), "seeds" (the runs that differ only in seed, e.g. three
+    # minimizers of one training set) or "all" (every run in one job: cheap measures);
+    # None: the target reads metrics only (deeptheory.grid.analysis_units).
     unit: str | None = None
 
     @property
@@ -125,7 +126,7 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
            "polynomial: error vs N (natural and random labels) and vs W", "sweeps", sweep="grid"),
     # memo100's data figure for its generalization argument (issue 12).
     Target("m100-norm-loss", "memo100 Fig 3; memo090", "test vs train cross-entropy of nets fit from many inits, "
-           "raw and with each layer divided by its Frobenius norm", "normloss", sweep="grid", unit="run"),
+           "raw and with each layer divided by its Frobenius norm", "normloss", sweep="grid", unit="all"),
     # The slides' CIFAR evidence for locality (issue 12): three families against parameter count.
     Target("slides-locality", 'slides "Locality of constituent functions is key: CIFAR"; memo100 section 1.A',
            "test error vs parameters of a convolutional, a locally connected and a fully connected net of one "
