@@ -62,7 +62,7 @@ def test_cluster_jobs_ask_for_what_they_use_whatever_the_user_passes(tmp_path, a
 def test_a_job_trains_on_cuda_under_auto_only_when_it_holds_a_gpu():
     import torch
 
-    from deeptheory.run import job_device, resolve_device, visible_device
+    from deeptheory.devices import job_device, resolve_device, visible_device
 
     assert job_device("auto", 0) == torch.device("cpu")  # a cluster job without a GPU, on any node
     assert job_device("auto", 1) == resolve_device("auto")

@@ -63,3 +63,20 @@ def save_torch(path, obj) -> None:
 
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def save_arrays(path, arrays: dict) -> None:
+    """An analysis's arrays as one .npz (empty when it kept none), written atomically."""
+    import numpy as np
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+
+
+def load_arrays(path) -> dict:
+    """What ``save_arrays`` wrote."""
+    import numpy as np
+
+    with np.load(path) as npz:
+        return {k: npz[k] for k in npz.files}

@@ -37,11 +37,13 @@ def versions() -> dict:
 
 
 def device_info(device) -> dict:
-    import torch
-
+    """The machine; torch's threads only for a job that computed with torch (a job that
+    only tables and plots never imports it: its threads are None)."""
+    torch = sys.modules.get("torch")
     info = {"device": str(device), "platform": platform.platform(), "host": socket.gethostname(),
-            "cpu": platform.processor() or platform.machine(), "torch_threads": torch.get_num_threads()}
-    if str(device).startswith("cuda") and torch.cuda.is_available():
+            "cpu": platform.processor() or platform.machine(),
+            "torch_threads": torch.get_num_threads() if torch else None}
+    if torch and str(device).startswith("cuda") and torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(device)
         info["cuda"] = torch.version.cuda
     return info

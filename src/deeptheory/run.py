@@ -249,26 +249,3 @@ def load_checkpoint(path, spec: RunSpec) -> dict | None:
         log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
         return None
     return state
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def job_device(name: str, gpus) -> torch.device:
-    """The device of a training job declaring ``gpus`` GPUs (its resource gpu): ``auto`` is
-    CUDA only for a job that holds a GPU. A cluster job without one may still see the
-    node's GPUs; the workflow asks for one only on the GPU path (device cuda)."""
-    if name == "auto" and not gpus:
-        return torch.device("cpu")
-    return resolve_device(name)
-
-
-def visible_device(name: str) -> torch.device:
-    """The device of a job that asks for no GPU (a target): ``name``, or the CPU where no
-    GPU is visible to it (a cluster job on the GPU path: only training jobs hold one)."""
-    if name != "cpu" and not torch.cuda.is_available():
-        return torch.device("cpu")
-    return resolve_device(name)

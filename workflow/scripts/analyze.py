@@ -5,9 +5,9 @@ from pathlib import Path
 import torch
 
 from deeptheory import analyses, logs, paths
-from deeptheory.atomic import write_csv
+from deeptheory.atomic import save_arrays, write_csv
 from deeptheory.datasets import Dataset
-from deeptheory.run import visible_device
+from deeptheory.devices import visible_device
 from deeptheory.targets import get
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
@@ -22,5 +22,5 @@ result = get(tid).analyze(runs, sm.params.target_cfg.get("analysis", {}), sm.par
 table = result.table.copy()
 table.insert(0, "unit", unit)
 write_csv(Path(sm.output.table), table)
-analyses.save_arrays(Path(sm.output.arrays), result.arrays)
+save_arrays(Path(sm.output.arrays), result.arrays)
 log.info("wrote %d rows", len(table))

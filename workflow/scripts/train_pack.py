@@ -13,7 +13,7 @@ import torch
 from deeptheory import logs, paths, runio
 from deeptheory.datasets import Dataset
 from deeptheory.packed import train_runs
-from deeptheory.run import job_device
+from deeptheory.devices import job_device
 from deeptheory.spec import RunSpec
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)

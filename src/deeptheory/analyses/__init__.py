@@ -51,17 +51,3 @@ def load(folder: str | Path, data: Dataset) -> TrainedRun:
     idx, y = subset(spec, data)
     return TrainedRun(spec, model, data.train_images(idx), y, data.x_test[: spec.n_test], data.y_test[: spec.n_test],
                       data, pd.read_csv(folder / "metrics.csv"))
-
-
-def save_arrays(path: str | Path, arrays: dict) -> None:
-    """The arrays of an analysis as one .npz (empty when it kept none), written atomically."""
-    from ..atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
-
-
-def load_arrays(path: str | Path) -> dict:
-    with np.load(path) as npz:
-        return {k: npz[k] for k in npz.files}

@@ -36,15 +36,16 @@ class Target:
     def trains(self) -> bool:
         return self.sweep is not None
 
-    def _module(self):
+    def module(self):
+        """Its family's module (imported on first use: a job imports only its own family)."""
         return importlib.import_module(f"{__name__}.{self.family}")
 
     def build(self, inputs: "Inputs") -> "Outcome":
-        return self._module().BUILD[self.id](inputs)
+        return self.module().BUILD[self.id](inputs)
 
     def analyze(self, runs: list, cfg: dict, seed: int) -> "Analysis":
         """The analysis of one unit of trained runs (deeptheory.analyses.TrainedRun)."""
-        return self._module().ANALYZE[self.id](runs, cfg, seed)
+        return self.module().ANALYZE[self.id](runs, cfg, seed)
 
 
 @dataclass(frozen=True)
