@@ -68,8 +68,9 @@ def degenerate_claims(table: pd.DataFrame, cfg: dict, tol) -> list[dict]:
         flat_under.empty and not under.empty, _counts(control_rows),
         f"held if at every grid n > p each {zero} (the teacher, and the trained net where it reached one) has no "
         f"eigenvalue with {rtol}; refuted if one has: then the count measures the net's conditioning, not the rank "
-        f"bound; inconclusive if the grid has no n > p (positive-loss minima of trained nets are reported, not judged)",
-        inconclusive=None if not under.empty else C.UNTESTABLE)
+        f"bound; inconclusive if the grid has no n > p, or no zero-loss minimum there (positive-loss minima of trained nets "
+        f"are reported, not judged)",
+        inconclusive=None if not under.empty else (C.UNTESTABLE if control_rows.empty else C.NOT_CONVERGED))
     return [flat, control]
 
 
