@@ -32,7 +32,7 @@ def reached(table: pd.DataFrame, tol) -> pd.Series:
 
 
 def _counts(sel: pd.DataFrame) -> str:
-    return ", ".join(f"n = {r.n} ({r.where}): {r.near_zero} near 0 of p - n = {r.p - r.n}"
+    return ", ".join(f"n = {r.n} ({r.where}): {r.near_zero} near 0, max(p - n, 0) = {max(r.p - r.n, 0)}"
                      f" (loss {r.loss:.1e}, |grad| {r.grad_norm:.1e})" for r in sel.itertuples()) or "none"
 
 
@@ -44,33 +44,34 @@ def degenerate_claims(table: pd.DataFrame, cfg: dict, tol) -> list[dict]:
     rtol = f"|lambda| <= {tol.hessian_zero_rtol:g} x the largest |lambda|"
     zero = f"a zero-loss minimum (loss <= {tol.interp_loss:g}, |grad| < {tol.gradient_converged:g})"
 
+    # the slides' statement: every trained net with n < p, at its zero-loss minimum
     over = table[(table["where"] == "trained") & (table["p"] > table["n"])]
     fewer = over[ok[over.index] & (over["near_zero"] < over["p"] - over["n"])]
     missed = over[~ok[over.index]]
-    flat_reason = None
-    if over.empty:
-        flat_reason = C.UNTESTABLE
-    elif fewer.empty and not missed.empty:
-        flat_reason = C.NOT_CONVERGED
+    p = int(table["p"].iloc[0]) if len(table) else 0
     flat = C.claim(
-        "slides-degenerate:flat-when-p-above-n", "as p > n the minima reached are degenerate: at least p - n flat "
-        "directions of the Hessian", fewer.empty, _counts(over),
-        f"held if at every grid n < p the trained net reaches {zero} and its Hessian has at least p - n eigenvalues "
-        f"with {rtol} (rank J^T J <= n); refuted if a zero-loss minimum has fewer; inconclusive if a point did not "
-        f"reach one (still falling at its cap) or the grid has no n < p; p = {int(table['p'].iloc[0]) if len(table) else 0}",
-        inconclusive=flat_reason)
+        "slides-degenerate:flat-when-p-above-n",
+        "as p > n the minima reached are degenerate: at least p - n flat directions of the Hessian",
+        fewer.empty, _counts(over),
+        f"held if at every grid n < p the trained net reaches {zero} and its Hessian has at least p - n "
+        f"eigenvalues with {rtol} (rank J^T J <= n); refuted if a zero-loss minimum has fewer; inconclusive if a "
+        f"point did not reach one (still falling at its cap) or the grid has no n < p; p = {p}",
+        inconclusive=C.verdict_of(fewer.empty and missed.empty and not over.empty, not fewer.empty,
+                                  C.UNTESTABLE if over.empty else C.NOT_CONVERGED))
 
-    under = table[(table["p"] < table["n"]) & ok]
-    control_rows = table[table["p"] < table["n"]]
-    flat_under = under[under["near_zero"] > 0]
+    # the control: past p nothing forces a zero eigenvalue at a zero-loss minimum
+    past = table[table["p"] < table["n"]]
+    judged = past[ok[past.index]]
+    flat_past = judged[judged["near_zero"] > 0]
     control = C.claim(
         "slides-degenerate:control-n-above-p", "control: where n > p a zero-loss minimum is non-degenerate",
-        flat_under.empty and not under.empty, _counts(control_rows),
-        f"held if at every grid n > p each {zero} (the teacher, and the trained net where it reached one) has no "
-        f"eigenvalue with {rtol}; refuted if one has: then the count measures the net's conditioning, not the rank "
-        f"bound; inconclusive if the grid has no n > p, or no zero-loss minimum there (positive-loss minima of trained nets "
-        f"are reported, not judged)",
-        inconclusive=None if not under.empty else (C.UNTESTABLE if control_rows.empty else C.NOT_CONVERGED))
+        flat_past.empty, _counts(past),
+        f"held if at every grid n > p every point that is {zero} (the teacher, and the trained net where it "
+        f"reached one) has no eigenvalue with {rtol}; refuted if one has: then the count measures the net's "
+        f"conditioning, not the rank bound; inconclusive if the grid has no n > p, or no zero-loss minimum there "
+        f"(positive-loss minima of trained nets are reported, not judged)",
+        inconclusive=C.verdict_of(flat_past.empty and not judged.empty, not flat_past.empty,
+                                  C.UNTESTABLE if past.empty else C.NOT_CONVERGED))
     return [flat, control]
 
 
@@ -115,7 +116,7 @@ def landscape(inp: Inputs) -> Outcome:
                          label=f"near-zero eigenvalues, {where}")
         missed = table[~table["zero_loss_minimum"]]
         axes[1].scatter(missed["n"], missed["near_zero"], s=80, facecolors="none", edgecolors="red",
-                        label="no zero-loss minimum reached", zorder=3)
+                        label="trained: no zero-loss minimum reached", zorder=3)
         ns = np.array(sorted(cfg["n"]))
         axes[1].plot(ns, np.maximum(p - ns, 0), color="grey", ls="--", label="max(p - n, 0)")
         axes[1].axvline(p, color="black", ls=":", lw=1, label=f"n = p = {p}")
