@@ -9,7 +9,7 @@ import torch
 
 from deeptheory import claims, report
 from deeptheory.fits import log_fit
-from deeptheory.synthetic import compositional, langevin, linear, nets
+from deeptheory.synthetic import compositional, hessian, langevin, linear, nets
 from deeptheory.targets import Inputs, get
 from deeptheory.targets.compositional import params_to_reach
 
@@ -176,9 +176,37 @@ def test_params_to_reach():
     assert params_to_reach(frame, 0.001) == float("inf")
 
 
+def test_hessian_at_a_zero_loss_minimum_obeys_the_rank_bound():
+    """A tanh net of p = 13 parameters fit to n = 5 points: the float64 Hessian of the loss
+    is J^T J / n (the residual part vanishes with the residuals), of rank n, so exactly p - n
+    eigenvalues are zero; past p points, at the teacher, none is."""
+    d, hidden, gen = 2, 3, torch.Generator().manual_seed(0)
+    p, tol = hessian.n_params(d, hidden), claims.Tolerances(config_claims())
+    assert p == 13
+    teacher = hessian.teacher(d, hidden, gen)
+    X, y = hessian.data(5, d, teacher, hidden, gen)
+    theta, trace = hessian.levenberg_marquardt(hessian.init(d, hidden, gen), X, y, hidden, 200)
+    m = hessian.at_minimum(theta, X, y, hidden)
+    assert m["loss"] <= tol.interp_loss and m["grad_norm"] < tol.gradient_converged and trace[-1] < trace[0]
+    assert m["jacobian_rank"] == 5 and m["residual_part"] < 1e-12
+    assert hessian.near_zero(m["eigenvalues"], tol.hessian_zero_rtol) == p - 5
+    # the Hessian autograd forms is the second derivative: a finite difference of the gradient agrees
+    grad = torch.func.grad(lambda t: hessian.loss(t, X, y, hidden))
+    e, h = torch.zeros(p, dtype=torch.float64), 1e-5
+    e[0] = h
+    column = (grad(theta + e) - grad(theta - e)) / (2 * h)
+    H = torch.func.hessian(lambda t: hessian.loss(t, X, y, hidden))(theta)
+    torch.testing.assert_close(column, H[:, 0], atol=1e-7, rtol=1e-5)
+    X, y = hessian.data(40, d, teacher, hidden, gen)
+    m = hessian.at_minimum(teacher, X, y, hidden)
+    assert m["loss"] == 0.0 and m["jacobian_rank"] == p
+    assert hessian.near_zero(m["eigenvalues"], tol.hessian_zero_rtol) == 0
+
+
 @pytest.mark.parametrize("tid,cfg", [
     ("t3-minnorm", {"n": 5, "d": 12, "steps": 3000, "batch": 1}),
     ("slides-nonseparable", {"n": 40, "steps": 5000, "eta": 0.1, "init_scale": 0.5}),
+    ("slides-degenerate", {"d": 2, "hidden": 3, "n": [5, 40], "steps": 100}),
 ])
 def test_report_writes_figure_table_claims_and_provenance(tmp_path, tid, cfg):
     inputs = Inputs(tid, cfg, claims.Tolerances(config_claims()), seed=0)

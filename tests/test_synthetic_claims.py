@@ -12,6 +12,7 @@ from deeptheory import claims as C
 from deeptheory import fits
 from deeptheory.synthetic import langevin, linear, nets
 from deeptheory.targets import compositional as TC
+from deeptheory.targets import degenerate as TD
 from deeptheory.targets import homogeneous as TH
 from deeptheory.targets import linear as TL
 from deeptheory.targets import potentials as TP
@@ -566,3 +567,53 @@ def test_deep_vs_shallow_builds_with_training_mse(tmp_path):
     table = pd.read_csv(tmp_path / "table.csv")
     assert {"train_mse", "test_mse", "test_mse_se"} <= set(table.columns) and (table["train_mse"] > 0).all()
     assert len(rows) == 2 and (tmp_path / "figure.png").stat().st_size > 0
+
+
+# --- slides-degenerate ------------------------------------------------------------------------
+
+def degenerate_table():
+    """p = 41; at n < p the trained net and the teacher each have exactly p - n near-zero
+    eigenvalues, at n > p none; every point a zero-loss minimum."""
+    rows = [{"n": n, "p": 41, "where": where, "loss": 1e-32, "grad_norm": 1e-16, "near_zero": max(41 - n, 0)}
+            for n in (10, 40, 80) for where in ("trained", "teacher")]
+    return pd.DataFrame(rows)
+
+
+def edit(n, where, **values):
+    def brk(t):
+        sel = (t["n"] == n) & (t["where"] == where)
+        for k, v in values.items():
+            t.loc[sel, k] = v
+    return brk
+
+
+def degenerate_row(table, cid):
+    return {r["id"]: r for r in TD.degenerate_claims(table, {}, TOL)}[f"slides-degenerate:{cid}"]
+
+
+def test_degenerate_flat_when_p_above_n():
+    check(TD.degenerate_claims, degenerate_table(), {}, "slides-degenerate:flat-when-p-above-n",
+          [edit(10, "trained", near_zero=20),                                # fewer flat directions than p - n
+           # a minimum that falls short of the bound refutes even beside a point that did not reach one
+           lambda t: (edit(10, "trained", near_zero=30)(t), edit(40, "trained", loss=1e-6)(t)),
+           (edit(40, "trained", loss=1e-6, grad_norm=1e-4), C.NOT_CONVERGED),  # did not reach zero loss
+           (edit(40, "trained", grad_norm=1e-3), C.NOT_CONVERGED)])           # not an equilibrium
+    t = degenerate_table()
+    row = degenerate_row(t[t["n"] > t["p"]], "flat-when-p-above-n")       # no n < p on the grid
+    assert (row["verdict"], row["reason"]) == ("inconclusive", C.UNTESTABLE)
+
+
+def no_fit_above_p(t):
+    t.loc[t["n"] > t["p"], "loss"] = 1e-3
+
+
+def test_degenerate_control_n_above_p():
+    check(TD.degenerate_claims, degenerate_table(), {}, "slides-degenerate:control-n-above-p",
+          [edit(80, "teacher", near_zero=2),                                 # a flat direction nothing forces
+           (no_fit_above_p, C.NOT_CONVERGED)])                                # no zero-loss minimum past p
+    t = degenerate_table()
+    row = degenerate_row(t[t["n"] < t["p"]], "control-n-above-p")         # no n > p on the grid
+    assert (row["verdict"], row["reason"]) == ("inconclusive", C.UNTESTABLE)
+    # a trained net at n > p that stops at a positive-loss minimum is reported, not judged
+    edit(80, "trained", loss=1e-3, near_zero=3)(t)
+    assert held(degenerate_row(t, "control-n-above-p"))

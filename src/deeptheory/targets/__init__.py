@@ -157,6 +157,9 @@ REGISTRY: dict[str, Target] = {t.id: t for t in [
            "norms", "homogeneous"),
     Target("slides-two-layer-margin", "slides", "2-layer ReLU net on 2D data: loss, layer norms, normalized "
            "margin", "homogeneous"),
+    Target("slides-degenerate", 'slides "Over-parametric Landscapes: as p > n, equilibria are all degenerate"',
+           "tanh net trained to a zero square-loss minimum on n points: near-zero Hessian eigenvalues vs p - n",
+           "degenerate"),
     Target("m100-deep-vs-shallow", "memo100 Fig 1, Theorems 1-2; slides", "shallow vs binary-tree nets on a "
            "hierarchically compositional function: test and training error vs parameters", "compositional"),
 ]}
