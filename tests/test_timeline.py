@@ -134,6 +134,19 @@ def test_the_breakdown_sums_wall_and_core_seconds_per_kind(build):
     assert timeline.busy_s(jobs) == pytest.approx(48.5)
 
 
+def test_a_build_made_by_two_commands_is_drawn_without_its_idle_hours(build, tmp_path_factory):
+    write_job(build, "targets/t3", 3 * 3600, 5.0, 4.0, None, ["results/t3/claims.csv"], [])
+    jobs = timeline.read_jobs(build)
+    (at, length), = timeline.idle_gaps(jobs)
+    assert at == pytest.approx(T0 + 48.5) and length == pytest.approx(3 * 3600 - 48.5)
+    assert timeline.busy_s(jobs) == pytest.approx(48.5 + 5.0)
+    clock = timeline.busy_clock(jobs, [(at, length)])
+    assert clock(T0 + 3 * 3600) == pytest.approx(48.5) and clock(T0 + 45) == pytest.approx(45)
+    out = tmp_path_factory.mktemp("gap") / "timeline.png"
+    timeline.draw(jobs, timeline.throughput(build, jobs), "two commands", out)
+    assert out.stat().st_size > 0
+
+
 def test_the_critical_path_is_the_longest_chain_of_inputs(build):
     jobs = timeline.read_jobs(build)
     path = jobs.loc[timeline.critical_path(jobs, timeline.snakemake_records(build)), "job"].tolist()

@@ -300,6 +300,13 @@ def test_packed_mode_trains_only_the_asked_targets_runs_in_one_job_per_architect
     assert trained(tmp_path) == [n30, n60, w3]
     assert "2 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/all")
     assert not list((tmp_path / "results" / "checkpoints").rglob("*.pt"))  # dropped once linked out
+    # The timeline counts each run's steps once, in the pack that trained it, not in one that
+    # linked it in.
+    from deeptheory import timeline
+
+    rates = timeline.throughput(tmp_path, timeline.read_jobs(tmp_path)).set_index("job")
+    assert rates["runs"].sum() == 3 and rates.at["cifar10/allconv5_w2_b32/all", "runs"] == 1, rates
+    assert (rates["kind"] == "train_pack").all() and (rates["steps_per_s"] > 0).all()
     for run in [n30, n60]:  # the same numbers as the single-run path
         single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
         packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")

@@ -49,6 +49,8 @@ RECORD_TOL_S = 2.0
 # Seconds within which a pack's member was written by the pack job, not linked in from earlier
 # (provenance's `created` is to the second).
 CREATED_TOL_S = 2.0
+# Seconds without any job that the figure cuts out (a build made by several commands), marked.
+IDLE_GAP_S = 120.0
 JOB_COLUMNS = ["kind", "job", "start", "end", "wall_s", "cpu_s", "max_rss_mb", "device", "lane", "slot", "clock",
                "log"]
 
@@ -171,12 +173,25 @@ def assign_slots(jobs: pd.DataFrame) -> pd.DataFrame:
 def busy_s(jobs: pd.DataFrame) -> float:
     """Seconds during which at least one job ran (the span less the idle gaps between
     commands that built the folder piecewise)."""
-    total, reach = 0.0, -math.inf
+    span = jobs["end"].max() - jobs["start"].min()
+    return float(span - sum(length for _, length in idle_gaps(jobs, 0.0)))
+
+
+def idle_gaps(jobs: pd.DataFrame, min_gap_s: float = IDLE_GAP_S) -> list[tuple[float, float]]:
+    """(start, seconds) of each stretch longer than ``min_gap_s`` in which no job ran: the
+    pauses between the commands that built the folder piecewise."""
+    gaps, reach = [], math.inf
     for start, end in sorted(zip(jobs["start"], jobs["end"])):
-        if end > reach:
-            total += end - max(start, reach)
-            reach = end
-    return total
+        if start - reach > min_gap_s:
+            gaps.append((reach, start - reach))
+        reach = end if reach == math.inf else max(reach, end)
+    return gaps
+
+
+def busy_clock(jobs: pd.DataFrame, gaps: list[tuple[float, float]]):
+    """Seconds since the first job started, less the idle gaps before each moment."""
+    t0 = jobs["start"].min()
+    return lambda t: t - t0 - sum(length for at, length in gaps if at + length <= t)
 
 
 def dependencies(jobs: pd.DataFrame, records: dict[str, dict]) -> dict[int, set[int]]:
@@ -254,8 +269,8 @@ def build_label(workdir: str | Path) -> str:
     """The build's folder, commit(s) and profile(s), from the provenance of its targets and runs."""
     workdir = Path(workdir)
     commits, profiles = Counter(), Counter()
-    files = [*(workdir / "results").glob("*/provenance.json"), *(workdir / "results" / "runs").glob("*/*/provenance.json")]
-    for f in files:
+    results = workdir / "results"
+    for f in [*results.glob("*/provenance.json"), *(results / "runs").glob("*/*/provenance.json")]:
         try:
             prov = json.loads(f.read_text())
         except (OSError, ValueError):
@@ -279,18 +294,24 @@ def draw(jobs: pd.DataFrame, rates: pd.DataFrame, label: str, out_png) -> None:
 
     from .atomic import atomic_path
 
-    t0 = jobs["start"].min() if len(jobs) else 0.0
+    gaps = idle_gaps(jobs) if len(jobs) else []
+    clock = busy_clock(jobs, gaps) if len(jobs) else (lambda t: t)
     lanes = [(lane, s) for lane in ("GPU", "CPU") for s in sorted(set(jobs.loc[jobs["lane"] == lane, "slot"]))]
     height = 2.0 + 0.35 * max(len(lanes), 1)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, height + 3.2), height_ratios=[height, 3.2])
     for y, (lane, slot) in enumerate(lanes):
         part = jobs[(jobs["lane"] == lane) & (jobs["slot"] == slot)]
-        top.broken_barh([((s - t0) / 60, max(w, 0.01) / 60) for s, w in zip(part["start"], part["wall_s"])],
+        top.broken_barh([(clock(s) / 60, max(w, 0.01) / 60) for s, w in zip(part["start"], part["wall_s"])],
                         (y - 0.4, 0.8), facecolors=[KINDS.get(k, "grey") for k in part["kind"]],
                         edgecolor="white", linewidth=0.3)
+    for at, length in gaps:
+        top.axvline(clock(at) / 60, color="black", ls="--", lw=0.8)
+        idle = f"idle {length / 3600:.1f} h" if length >= 3600 else f"idle {length / 60:.0f} min"
+        top.annotate(idle, (clock(at) / 60, 0.99), xycoords=("data", "axes fraction"), fontsize=7, va="top",
+                     ha="center", bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     top.set_yticks(range(len(lanes)), [f"{lane} {slot + 1}" for lane, slot in lanes])
     top.invert_yaxis()
-    top.set_xlabel("minutes since the first job started")
+    top.set_xlabel("minutes since the first job started" + (", idle stretches cut out (dashed)" if gaps else ""))
     top.set_title(label, fontsize=9)
     present = [k for k in KINDS if k in set(jobs["kind"])] + sorted(set(jobs["kind"]) - set(KINDS))
     top.legend(handles=[Patch(color=KINDS.get(k, "grey"), label=k) for k in present], fontsize=7, ncol=len(present),
@@ -309,6 +330,7 @@ def draw(jobs: pd.DataFrame, rates: pd.DataFrame, label: str, out_png) -> None:
         bottom.legend(fontsize=7)
     else:
         bottom.text(0.5, 0.5, "no training job in this build", ha="center", va="center", transform=bottom.transAxes)
+        bottom.set_axis_off()
     bottom.set_title("training throughput per job", fontsize=9)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
@@ -362,7 +384,11 @@ def text(s: dict, top: int = 10) -> str:
                   + " -> ".join(f"{k} {j} ({w:.0f} s)" for k, j, w in zip(path["kind"], path["job"], path["wall_s"]))]
     rates = s["throughput"]
     if len(rates):
-        lines += ["", "training throughput (run-steps per second) by model and lane:"]
+        train_jobs = jobs[jobs["kind"].isin(TRAINING)]
+        lines += ["", f"training loops: {rates['train_s'].sum():.1f} s of the {train_jobs['wall_s'].sum():.1f} s "
+                      f"training jobs took (outside the loop, per job: median "
+                      f"{(rates['job_s'] - rates['train_s']).median():.1f} s: start, imports, data, writing)",
+                  "training throughput (run-steps per second) by model and lane:"]
         agg = rates.groupby(["model", "lane"]).agg(jobs=("job", "size"), runs=("runs", "sum"), steps=("steps", "sum"),
                                                    median=("steps_per_s", "median"), min=("steps_per_s", "min"),
                                                    max=("steps_per_s", "max"))
