@@ -152,6 +152,7 @@ def test_the_critical_path_is_the_longest_chain_of_inputs(build):
     path = jobs.loc[timeline.critical_path(jobs, timeline.snakemake_records(build)), "job"].tolist()
     assert path == ["ds", "ds", "ds/big", "t1", "claims"]
     assert timeline.critical_path(jobs, {}) == []
+    assert timeline.breakdown(jobs, [])["critical_s"].isna().all()  # unknown, not zero
 
 
 def test_throughput_counts_each_jobs_own_steps(build):

@@ -222,7 +222,8 @@ def critical_path(jobs: pd.DataFrame, records: dict[str, dict]) -> list[int]:
 
 def breakdown(jobs: pd.DataFrame, critical: list[int] | None = None) -> pd.DataFrame:
     """Per kind: jobs, wall seconds, core-seconds (CPU time), mean cores busy while one ran,
-    peak memory, and seconds on the critical path; a last row ``all`` sums them."""
+    peak memory, and seconds on the critical path (blank without one: no Snakemake records);
+    a last row ``all`` sums them."""
     on_path = jobs.loc[critical or []]
     rows = []
     kinds = [k for k in KINDS if k in set(jobs["kind"])] + sorted(set(jobs["kind"]) - set(KINDS))
@@ -232,7 +233,7 @@ def breakdown(jobs: pd.DataFrame, critical: list[int] | None = None) -> pd.DataF
         rows.append({"kind": kind, "jobs": len(part), "wall_s": round(wall, 2), "core_s": round(cpu, 2),
                      "cores": round(cpu / wall, 2) if wall else math.nan,
                      "max_rss_mb": float(part["max_rss_mb"].max()) if len(part) else math.nan,
-                     "critical_s": round(float(crit["wall_s"].sum()), 2)})
+                     "critical_s": round(float(crit["wall_s"].sum()), 2) if critical else math.nan})
     return pd.DataFrame(rows)
 
 
