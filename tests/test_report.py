@@ -69,6 +69,11 @@ def test_the_report_holds_every_target_with_figure_caption_verdicts_table_and_cl
         assert f"report/{table['data_uri']}" in names
         gathered = pd.read_csv(z.open(f"report/{table['data_uri']}"))
         assert set(gathered["id"].str.split(":").str[0]) == set(targets)
+        # Under "Build": where the time went, the figure and its table, with their caption.
+        for name, kind in [("timeline.png", "timeline"), ("timeline.csv", "time per kind of job")]:
+            item = items[f"results/{name}"]
+            assert item["labels"] == {"file": kind} and "Where this build's time went" in item["caption"]
+            assert z.read(f"report/{item['data_uri']}") == (tmp_path / "results" / name).read_bytes()
     # The report beside the results is no stray file to the audit.
     rc, audited = run_audit(tmp_path)
     assert rc == 0, errors(audited)

@@ -133,8 +133,26 @@ def test_changing_one_grid_value_reruns_only_what_depends_on_it(built):
     dry = snakemake(workdir, tiny_config(sources, n_grid=(30, 90)), "-n")
     assert dry.returncode == 0, dry.stdout[-3000:]
     # N=90 is new for both N sweeps; the W and neuron sweeps do not change.
-    assert job_counts(dry.stdout) == {"train": 2, "target": 2, "claims": 1, "all": 1, "total": 6}
+    assert job_counts(dry.stdout) == {"train": 2, "target": 2, "claims": 1, "timeline": 1, "all": 1, "total": 7}
     assert "results/t3-err-vs-n/figure.png" in dry.stdout and "results/t3-err-vs-n-random/figure.png" in dry.stdout
+
+
+def test_the_timeline_comes_last_and_drawing_it_again_reruns_nothing_else(built):
+    from deeptheory import timeline
+
+    workdir, sources, _ = built
+    jobs = timeline.read_jobs(workdir)
+    drawn = timeline.snakemake_records(workdir)["logs/timeline.log"]
+    assert drawn["starttime"] >= jobs["end"].max()  # it started once every job it shows had ended
+    breakdown = pd.read_csv(workdir / "results" / "timeline.csv").set_index("kind")
+    assert {"fetch", "decode", "train", "analyze", "target", "claims", "all"} <= set(breakdown.index)
+    assert "timeline" not in breakdown.index  # its own job is not part of the build it draws
+    assert breakdown.at["all", "jobs"] == breakdown["jobs"].drop("all").sum() == \
+        len(list((workdir / "benchmarks").rglob("*.tsv"))) - 1
+    assert breakdown.at["all", "critical_s"] > 0  # Snakemake's records gave the DAG's edges
+    assert (workdir / "results" / "timeline.png").stat().st_size > 0
+    again = snakemake(workdir, tiny_config(sources), "-n", "--forcerun", "timeline")
+    assert job_counts(again.stdout) == {"timeline": 1, "all": 1, "total": 2}, again.stdout[-3000:]
 
 
 def test_config_errors_name_the_key(built):
@@ -282,6 +300,13 @@ def test_packed_mode_trains_only_the_asked_targets_runs_in_one_job_per_architect
     assert trained(tmp_path) == [n30, n60, w3]
     assert "2 runs, 1 to train" in pack_log(tmp_path, "cifar10/allconv5_w2_b32/all")
     assert not list((tmp_path / "results" / "checkpoints").rglob("*.pt"))  # dropped once linked out
+    # The timeline counts each run's steps once, in the pack that trained it, not in one that
+    # linked it in.
+    from deeptheory import timeline
+
+    rates = timeline.throughput(tmp_path, timeline.read_jobs(tmp_path)).set_index("job")
+    assert rates["runs"].sum() == 3 and rates.at["cifar10/allconv5_w2_b32/all", "runs"] == 1, rates
+    assert (rates["kind"] == "train_pack").all() and (rates["steps_per_s"] > 0).all()
     for run in [n30, n60]:  # the same numbers as the single-run path
         single = pd.read_csv(workdir / "results" / "runs" / "cifar10" / run / "metrics.csv")
         packed = pd.read_csv(tmp_path / "results" / "runs" / "cifar10" / run / "metrics.csv")

@@ -99,6 +99,11 @@ def every_run_file(wildcards=None):
             for name in ("metrics.csv", "model.pt", "provenance.json")]
 
 
+def build_outputs(wildcards=None):
+    """What a whole build makes: the claims table, every target's figure, every run's files."""
+    return ["results/claims.csv", *expand("results/{target}/figure.png", target=TARGET_IDS), *every_run_file()]
+
+
 def target_analyses(wildcards):
     """A target with an analysis also reads each unit's table and arrays (rule analyze)."""
     units = PLAN.units.get(wildcards.target, {})
