@@ -211,7 +211,8 @@ def growth_claims(m: dict, cfg: dict, tol) -> list[dict]:
              f"{regime}")
     faster = C.claim(
         "m100-balance:product-faster-than-log", "the product of the layer norms diverges faster than logarithmically",
-        p > 1 + et, f"exponent p of prod_k |W_k| ~ c (log k - u0)^p by window: {_ps(b['p_product'])}",
+        p > 1 + et, f"exponent p of prod_k |W_k| ~ c (log k - u0)^p by window: {_ps(b['p_product'])}; normalized "
+                    f"margin change over the late window {b['nm_change']:.1%}",
         f"balanced run {where}. p = 1 is logarithmic growth (a log k + b, whatever the unit of t); held if the last "
         f"window's p > 1 + norm_exponent_tol = {1 + et:g}, fails if p < {1 - et:g} (slower than log k); within noise "
         f"between; inconclusive if the run is not in the asymptotic regime (data separated before the window, "
@@ -225,7 +226,8 @@ def growth_claims(m: dict, cfg: dict, tol) -> list[dict]:
         "each layer norm diverges slower than the one-layer net's norm (rho ~ log t)",
         max(layers) < p1 - et,
         f"last-window exponent p of |W_k| by layer: {_ps(layers)}; of the one-layer net's |w|: {p1:.3f} (by window: "
-        f"{_ps(one['p_product'])})",
+        f"{_ps(one['p_product'])}); normalized margin change over the late window {b['nm_change']:.1%} (deep), "
+        f"{one['nm_change']:.1%} (one layer)",
         f"the one-layer net: a linear predictor on the same data, exponential loss, step and steps; deep {where}; "
         f"{regime1}. Held if every layer's p is below the one-layer p by more than norm_exponent_tol = {et:g}, fails "
         f"if some layer's exceeds it by more; within noise between; inconclusive if either run is not in the "
