@@ -307,8 +307,9 @@ def balance(inp: Inputs) -> Outcome:
         axes[3].plot(k, norms.prod(1), label="prod_k |W_k| (balanced)")
         for j in range(L):
             axes[3].plot(k, norms[:, j], lw=0.8, label=f"|W{j + 1}|")
-        axes[3].plot(tables["one_layer"]["step"].clip(lower=1), np.sqrt(tables["one_layer"]["sq_norm_1"]), color="black",
-                     ls="--", label="one-layer |w|")
+        one = tables["one_layer"]
+        axes[3].plot(one["step"].clip(lower=1), np.sqrt(one["sq_norm_1"]), color="black", ls="--",
+                     label="one-layer |w|")
         axes[3].axvline(cfg["late_from"] * cfg["steps"], color="grey", lw=0.6)
         axes[3].set_yscale("log")
         axes[3].set_title("growth against log k (late window right of the line)", fontsize=8)

@@ -109,7 +109,8 @@ def _regime(rows: pd.DataFrame) -> tuple[str | None, str]:
     reached zero training error is still descending, outside the regime the memo speaks of."""
     unfit = float(rows["train_err_final"].max()) if "train_err_final" in rows else 0.0
     if unfit > 0:
-        return C.OUT_OF_REGIME, f"; the net's final train err is {unfit:.4f}, not 0: outside the memo's regime (a net at convergence)"
+        return C.OUT_OF_REGIME, (f"; the net's final train err is {unfit:.4f}, not 0: outside the memo's regime "
+                                 f"(a net at convergence)")
     return None, ""
 
 
@@ -161,8 +162,8 @@ def _batch_size_claims(grid: pd.DataFrame, tol) -> list[dict]:
              f"grad_kurtosis_max = {thr:g} only beyond noise_z = {z:g} se ({z * se:.2f})")
     large = per.iloc[-1]
     collapse = (f"at B = {large['batch_size']:g}{f' of N = {n:,}' if n else ''} the median sd is "
-                f"{large['sd_over_single']:.4f} of single examples' ({large['sd_over_fpc']:.3f} x the finite-population "
-                f"prediction)")
+                f"{large['sd_over_single']:.4f} of single examples' ({large['sd_over_fpc']:.3f} x the "
+                f"finite-population prediction)")
     return [
         C.claim(ids[0], texts[0], mid_held,
                 f"median |excess kurtosis| by minibatch size: {by_size}; least between the extremes "
@@ -315,8 +316,8 @@ def grad_hist(inp: Inputs) -> Outcome:
     if len(grid):
         setup += (f"; minibatch sizes {', '.join(f'{b:g}' for b in sorted(grid['batch_size'].unique()))} from one pass "
                   f"of per-example gradients")
-    return Outcome(inp.analyses.reset_index(drop=True), _gaussian_claims(rows, inp.tol) + _batch_size_claims(grid, inp.tol),
-                   _draw_grad_hist(rows, grid, inp.arrays, inp.tol), setup)
+    claims = _gaussian_claims(rows, inp.tol) + _batch_size_claims(grid, inp.tol)
+    return Outcome(inp.analyses.reset_index(drop=True), claims, _draw_grad_hist(rows, grid, inp.arrays, inp.tol), setup)
 
 
 # --- t3-landscape ----------------------------------------------------------------------------
