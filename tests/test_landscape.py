@@ -170,6 +170,66 @@ def test_grad_hist_claims_fail_on_heavy_tails_and_large_means():
     assert [held(r) for r in rows] == [None, None] and all("constant" in r["detail"] for r in rows)
 
 
+def grid_rows(kurtosis_by_size: dict, n=20, train_err=0.0, batches=400, N=2000):
+    """The batch-size grid's rows: every component at each size has the given excess kurtosis."""
+    return pd.DataFrame([{"component": c, "batch_size": b, "sd": 1.0 / b, "per_example_sd": 1.0,
+                          "fpc_sd": float(L.finite_population_sd(b, N)), "excess_kurtosis": k, "batches": batches,
+                          "N": N, "train_err_final": train_err, "sample": T.GRID}
+                         for b, k in kurtosis_by_size.items() for c in range(n)])
+
+
+# Heavy tails at B = 1 and at B = N - 1 (the same law mirrored), Gaussian between.
+WINDOW = {1: 40.0, 8: 5.0, 128: 0.2, 1000: 0.1, 1872: 0.3, 1999: 38.0}
+
+
+def test_batch_size_claims_hold_on_a_gaussian_window():
+    rows = T._batch_size_claims(grid_rows(WINDOW), TOL)
+    assert verdicts(rows) == {"gaussian-at-intermediate-batch": True, "not-gaussian-at-extreme-batches": True}
+    assert "least between the extremes 0.100 at B = 1000" in rows[0]["measured"]
+    assert "se 0.24" in rows[0]["detail"]
+
+
+def test_batch_size_claims_fail_without_a_window_or_with_gaussian_extremes():
+    heavy = {b: 5.0 for b in WINDOW}          # no size between is Gaussian
+    assert verdicts(T._batch_size_claims(grid_rows(heavy), TOL))["gaussian-at-intermediate-batch"] is False
+    gaussian = {b: 0.1 for b in WINDOW}       # Gaussian even at single examples
+    assert verdicts(T._batch_size_claims(grid_rows(gaussian), TOL)) == {
+        "gaussian-at-intermediate-batch": True, "not-gaussian-at-extreme-batches": False}
+
+
+def test_batch_size_claims_inconclusive_within_noise_off_convergence_or_on_a_short_grid():
+    near = {**WINDOW, 1: 1.4, 128: 1.2, 1000: 1.1, 1872: 1.3}  # within 2.5 se (0.61) of grad_kurtosis_max 1
+    v = {r["id"].split(":")[1]: (r["verdict"], r["reason"]) for r in T._batch_size_claims(grid_rows(near), TOL)}
+    assert v == {"gaussian-at-intermediate-batch": ("inconclusive", C.WITHIN_NOISE),
+                 "not-gaussian-at-extreme-batches": ("inconclusive", C.WITHIN_NOISE)}
+    unfit = T._batch_size_claims(grid_rows(WINDOW, train_err=0.01), TOL)
+    assert [(r["verdict"], r["reason"]) for r in unfit] == [("inconclusive", C.OUT_OF_REGIME)] * 2
+    short = T._batch_size_claims(grid_rows({1: 40.0, 1999: 38.0}), TOL)
+    assert [(r["verdict"], r["reason"]) for r in short] == [("inconclusive", C.UNTESTABLE)] * 2
+
+
+def test_batch_means_are_minibatch_gradients_with_the_finite_population_spread(tiny):
+    """Per-example gradients averaged over minibatches give the gradient of the minibatch's
+    mean loss, their full mean the full gradient; the sd shrinks by the finite-population factor."""
+    model = initial_model(spec(), tiny).eval()
+    x, y = tiny.x_train[:60], tiny.y_train[:60]
+    comps = np.arange(0, models.n_params(model), 7)
+    G = L.per_example_gradients(model, x, y, comps, chunk=16)
+    full = L.full_gradient(model, x, y)[torch.as_tensor(comps)].double()
+    torch.testing.assert_close(G.double().mean(0), full, atol=1e-6, rtol=1e-4)
+    pick = torch.tensor([3, 17, 42])
+    direct = torch.autograd.grad(torch.nn.functional.cross_entropy(model(x[pick]), y[pick]),
+                                 list(model.parameters()))
+    direct = torch.cat([g.reshape(-1) for g in direct])[torch.as_tensor(comps)].double()
+    torch.testing.assert_close(G[pick].double().mean(0), direct, atol=1e-6, rtol=1e-4)
+    draws = L.batch_means(G, 45, 4000, torch.Generator().manual_seed(0))
+    moving = G.double().std(0).numpy() > 0
+    ratio = draws.std(0, ddof=1)[moving] / (G.double().std(0).numpy()[moving] * L.finite_population_sd(45, 60))
+    assert np.median(ratio) == pytest.approx(1.0, abs=0.05)
+    assert L.batch_means(G, 60, 3, torch.Generator()).std(0).max() < 1e-12   # the whole set: no spread
+    assert L.kurtosis_se(400) == pytest.approx(math.sqrt(24 / 400), rel=0.02)
+
+
 def simplex_rows(dataset, labels, flat_share, unit, grid=11):
     """A unit whose vertices fit and whose first ``flat_share`` of grid points stay within
     epsilon of them; the rest at chance."""
@@ -279,9 +339,16 @@ def build(tid, tmp_path, units: dict, cfg: dict, requested, used):
 
 def test_grad_hist_end_to_end(nets, tmp_path):
     run = nets["natural"][0]
+    sizes = [1, 4, 30, 56, 59]
     rows, table = build("t3-grad-hist", tmp_path, {run.spec.run_id: [run]},
-                        {"batches": 40, "components": 12, "shown": 2}, "cifar10", "tiny")
-    assert len(table) == 12 and set(rows["id"]) == {"t3-grad-hist:components-gaussian", "t3-grad-hist:mean-small"}
+                        {"batches": 40, "components": 12, "shown": 2, "batch_sizes": sizes}, "cifar10", "tiny")
+    assert len(table) == 12 * (1 + len(sizes)) and set(rows["id"]) == {
+        "t3-grad-hist:components-gaussian", "t3-grad-hist:mean-small", "t3-grad-hist:gaussian-at-intermediate-batch",
+        "t3-grad-hist:not-gaussian-at-extreme-batches"}
+    grid = table[table["sample"] == T.GRID]
+    assert sorted(grid["batch_size"].unique()) == sizes and (grid["sd"] <= grid["per_example_sd"] + 1e-9).all()
+    with pytest.raises(ValueError, match="batch_sizes"):
+        get("t3-grad-hist").analyze([run], {"batches": 4, "components": 3, "shown": 1, "batch_sizes": [1, 60]}, 0)
 
 
 def test_landscape_end_to_end(nets, tmp_path):

@@ -295,6 +295,47 @@ def test_balance_measurements():
     assert TH.balance_measurements(t, 2)["diverged"] is True
 
 
+def growth(p_product, p_layers, nm_change=0.01, sep=200, k_from=1000):
+    return {"diverged": False, "first_separated": sep, "k_from": k_from, "k_to": 10000, "nm_change": nm_change,
+            "p_product": p_product, "p_layers": p_layers}
+
+
+# memo100 3.E in the asymptotic regime: the product faster than log k (p 1.5), each layer p / 3 (balanced, L = 3),
+# the one-layer norm logarithmic (p 1).
+GROWTH = {"balanced": {"growth_rate": growth([1.4, 1.5], [[0.47, 0.5]] * 3)},
+          "one_layer": {"growth_rate": growth([1.05, 1.0], [[1.05, 1.0]])}}
+
+
+def test_balance_product_faster_than_log():
+    check(TH.growth_claims, GROWTH, BAL_CFG, "m100-balance:product-faster-than-log",
+          [setter(["balanced", "growth_rate", "p_product"], [0.7, 0.7]),                       # slower than log k
+           (setter(["balanced", "growth_rate", "p_product"], [1.0, 1.1]), C.WITHIN_NOISE),     # cannot tell from log k
+           (setter(["balanced", "growth_rate", "nm_change"], 0.2), C.NOT_CONVERGED),          # direction still turns
+           (setter(["balanced", "growth_rate", "first_separated"], None), C.NOT_CONVERGED),   # never separated
+           (setter(["balanced", "growth_rate", "first_separated"], 3000), C.NOT_CONVERGED),   # only inside the window
+           (setter(["balanced", "growth_rate", "diverged"], True), C.DIVERGED)])
+
+
+def test_balance_layers_slower_than_one_layer():
+    check(TH.growth_claims, GROWTH, BAL_CFG, "m100-balance:layers-slower-than-one-layer",
+          [setter(["balanced", "growth_rate", "p_layers"], [[0.5, 0.5], [1.4, 1.4], [0.5, 0.5]]),  # one layer faster
+           (setter(["balanced", "growth_rate", "p_layers"], [[0.9, 0.9]] * 3), C.WITHIN_NOISE),
+           (setter(["one_layer", "growth_rate", "nm_change"], 0.3), C.NOT_CONVERGED),          # the 1-layer run too
+           (setter(["balanced", "growth_rate", "nm_change"], 0.3), C.NOT_CONVERGED)])
+
+
+def test_growth_measurements_read_the_exponent_of_log_k():
+    """Norms that grow exactly like (log k)^p per layer: the product's exponent is L p."""
+    k = np.unique(np.geomspace(1, 10000, 80).astype(int))
+    u = np.log(k)
+    t = pd.DataFrame({"step": k, "loss": 1 / k, "train_err": 0.0, "normalized_margin": 0.1,
+                      **{f"sq_norm_{j}": (u + 1.0) ** 1.0 for j in (1, 2, 3)}})   # |W_j| = (log k + 1)^(1/2)
+    g = TH.growth_measurements(t, 3, 0.1, 2)
+    assert g["k_from"] >= 1000 and g["first_separated"] == 1 and g["nm_change"] == 0.0 and not g["diverged"]
+    assert g["p_product"][-1] == pytest.approx(1.5, abs=0.02)
+    assert all(q[-1] == pytest.approx(0.5, abs=0.02) for q in g["p_layers"])
+
+
 def test_rescale_balances_then_unbalances():
     import torch
     w = nets.relu_net([5, 8, 8, 1], seed=0, scale=1.0)

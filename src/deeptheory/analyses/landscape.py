@@ -90,6 +90,46 @@ def full_gradient(model, x, y) -> torch.Tensor:
     return torch.cat([g.reshape(-1) for g in grads])
 
 
+def per_example_gradients(model, x, y, comps: np.ndarray, chunk: int = 256) -> torch.Tensor:
+    """The components ``comps`` of the gradient of each example's cross-entropy, (N, len(comps)).
+    Without batch statistics in the net, a minibatch's gradient is the mean of its examples'
+    rows: one pass gives the minibatch gradients of every size (:func:`batch_means`)."""
+    params = weights(model)
+    cols = torch.as_tensor(comps, device=y.device)
+
+    def loss(p, xi, yi):
+        return F.cross_entropy(functional_call(model, p, (xi[None],)), yi[None])
+
+    per_example = vmap(grad(loss), in_dims=(None, 0, 0))
+    return torch.cat([flat(per_example(params, x[i : i + chunk], y[i : i + chunk]))[:, cols]
+                      for i in range(0, len(y), chunk)])
+
+
+def batch_means(per_example: torch.Tensor, size: int, batches: int, gen: torch.Generator) -> np.ndarray:
+    """Means of the rows of ``per_example`` over ``batches`` minibatches of ``size`` rows, each
+    drawn uniformly without replacement (as :func:`minibatch_gradients` draws them), in float64:
+    (batches, columns)."""
+    n = per_example.shape[0]
+    if not 1 <= size <= n:
+        raise ValueError(f"a minibatch of {size} cannot be drawn from {n} examples")
+    idx = torch.rand(batches, n, generator=gen).argsort(dim=1)[:, :size]
+    pick = torch.zeros(batches, n, dtype=torch.float64).scatter_(1, idx, 1.0)
+    return (pick @ per_example.double().cpu() / size).numpy()
+
+
+def finite_population_sd(size, n):
+    """sd of the mean of ``size`` draws without replacement from ``n`` values, in units of the
+    values' sd (ddof 1): sqrt((n - size) / ((n - 1) size)), 0 at size = n."""
+    size = np.asarray(size, float)
+    return np.sqrt((n - size) / ((n - 1) * size))
+
+
+def kurtosis_se(n: int) -> float:
+    """Standard error of the sample excess kurtosis (scipy's bias-corrected G2) of ``n``
+    Gaussian draws: sqrt(24 n (n - 1)^2 / ((n - 3)(n - 2)(n + 3)(n + 5))), about sqrt(24 / n)."""
+    return math.sqrt(24 * n * (n - 1) ** 2 / ((n - 3) * (n - 2) * (n + 3) * (n + 5)))
+
+
 def component_stats(samples: np.ndarray) -> dict[str, np.ndarray]:
     """Per column of ``samples`` (draws x components): mean, sd, |mean| / sd, excess
     kurtosis, skewness and the Shapiro-Wilk p-value. A component whose draws are all equal

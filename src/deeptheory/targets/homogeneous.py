@@ -154,6 +154,88 @@ def balance_measurements(table: pd.DataFrame, L: int) -> dict:
             "nm_end": float(table["normalized_margin"].iloc[-1])}
 
 
+def growth_measurements(table: pd.DataFrame, L: int, late_from: float, windows: int) -> dict:
+    """How the norms grow against log k over the late window k >= ``late_from`` x the last
+    step: the exponent p of c (log k - u0)^p (``fits.log_affine``, in ``windows`` successive
+    windows) of the product of the layer norms and of each layer norm (p = 1: logarithmic
+    growth whatever the unit of t, p > 1 faster, p < 1 slower); when the data first separate;
+    and the relative change of the normalized margin over the window (the direction still
+    moving: not yet the asymptotic regime)."""
+    norms = np.sqrt(table[[f"sq_norm_{k}" for k in range(1, L + 1)]].to_numpy())
+    late = np.asarray(table["step"]) >= late_from * table["step"].max()
+    k = table["step"][late]
+    sep = table[table["train_err"] == 0]
+    nm = table["normalized_margin"][late]
+    finite = bool(np.isfinite(norms).all() and np.isfinite(table["loss"]).all())
+    exps = lambda v: fits.log_affine(k, v, windows)["exponents"] if finite else [float("nan")] * windows  # noqa: E731
+    return {"diverged": not finite, "first_separated": int(sep["step"].min()) if len(sep) else None,
+            "k_from": int(k.iloc[0]), "k_to": int(k.iloc[-1]),
+            "nm_change": float(abs(nm.iloc[-1] - nm.iloc[0]) / abs(nm.iloc[-1])) if nm.iloc[-1] else float("inf"),
+            "p_product": exps(norms[late].prod(1)), "p_layers": [exps(norms[late][:, j]) for j in range(L)]}
+
+
+def _asymptotic(g: dict, name: str, tol) -> tuple[str | None, str]:
+    """Why a run's late window is not memo100's asymptotic regime (None if it is): it left
+    the floats, the data separate only inside the window or never, or the normalized margin
+    still moves by more than ``level_tol`` over it (the direction V_k still turns, so the
+    norms' growth mixes that turning with the growth of rho the memo's one-support-vector
+    dynamics describes)."""
+    if g["diverged"]:
+        return C.DIVERGED, f"the {name} run diverged"
+    if g["first_separated"] is None or g["first_separated"] > g["k_from"]:
+        return C.NOT_CONVERGED, (f"the {name} run separates the data only from step {g['first_separated']}, not "
+                                 f"before the late window k >= {g['k_from']}")
+    if g["nm_change"] > tol.level_tol:
+        return C.NOT_CONVERGED, (f"the {name} run's normalized margin still changes by {g['nm_change']:.1%} over the "
+                                 f"late window (> level_tol {tol.level_tol:.0%}): not yet the asymptotic regime")
+    return None, f"{name} run in the asymptotic regime (normalized margin within {g['nm_change']:.1%})"
+
+
+def _ps(xs) -> str:
+    return ", ".join(f"{x:.3f}" for x in xs)
+
+
+def growth_claims(m: dict, cfg: dict, tol) -> list[dict]:
+    """memo100 section 3.E: "the product of weights at each layer diverges faster than
+    logarithmically, but each individual layer diverges slower than in the 1-layer case"
+    (rho ~ log t). ``m["balanced"]["growth_rate"]`` and ``m["one_layer"]["growth_rate"]``:
+    :func:`growth_measurements` of the balanced deep run and of a one-layer (linear) net on
+    the same data, loss, step and steps. Read through the last late window's exponent p of
+    c (log k - u0)^p, free of the unit and origin of t; p within ``norm_exponent_tol`` of the
+    compared value cannot be told from it over this range of log k (within noise)."""
+    b, one = m["balanced"]["growth_rate"], m["one_layer"]["growth_rate"]
+    et = tol.norm_exponent_tol
+    p = b["p_product"][-1]
+    why, regime = _asymptotic(b, "deep", tol)
+    where = (f"over k in [{b['k_from']}, {b['k_to']}], in {len(b['p_product'])} windows of equal width in log k; "
+             f"{regime}")
+    faster = C.claim(
+        "m100-balance:product-faster-than-log", "the product of the layer norms diverges faster than logarithmically",
+        p > 1 + et, f"exponent p of prod_k |W_k| ~ c (log k - u0)^p by window: {_ps(b['p_product'])}; normalized "
+                    f"margin change over the late window {b['nm_change']:.1%}",
+        f"balanced run {where}. p = 1 is logarithmic growth (a log k + b, whatever the unit of t); held if the last "
+        f"window's p > 1 + norm_exponent_tol = {1 + et:g}, fails if p < {1 - et:g} (slower than log k); within noise "
+        f"between; inconclusive if the run is not in the asymptotic regime (data separated before the window, "
+        f"normalized margin changing by at most level_tol = {tol.level_tol:g} over it) or diverged",
+        inconclusive=why or C.verdict_of(p > 1 + et, p < 1 - et, C.WITHIN_NOISE))
+    p1 = one["p_product"][-1]
+    layers = [q[-1] for q in b["p_layers"]]
+    why1, regime1 = _asymptotic(one, "one-layer", tol)
+    slower = C.claim(
+        "m100-balance:layers-slower-than-one-layer",
+        "each layer norm diverges slower than the one-layer net's norm (rho ~ log t)",
+        max(layers) < p1 - et,
+        f"last-window exponent p of |W_k| by layer: {_ps(layers)}; of the one-layer net's |w|: {p1:.3f} (by window: "
+        f"{_ps(one['p_product'])}); normalized margin change over the late window {b['nm_change']:.1%} (deep), "
+        f"{one['nm_change']:.1%} (one layer)",
+        f"the one-layer net: a linear predictor on the same data, exponential loss, step and steps; deep {where}; "
+        f"{regime1}. Held if every layer's p is below the one-layer p by more than norm_exponent_tol = {et:g}, fails "
+        f"if some layer's exceeds it by more; within noise between; inconclusive if either run is not in the "
+        f"asymptotic regime or diverged",
+        inconclusive=why or why1 or C.verdict_of(max(layers) < p1 - et, max(layers) > p1 + et, C.WITHIN_NOISE))
+    return [faster, slower]
+
+
 def balance_claims(m: dict, cfg: dict, tol) -> list[dict]:
     """``m``: {"balanced": measurements of a run from a balanced init, "unbalanced": of a
     run from the same init with layer 1 scaled by r and the last layer by 1 / r (the same
@@ -207,13 +289,31 @@ def balance(inp: Inputs) -> Outcome:
     for run, scales in [("balanced", None), ("unbalanced", nets.unbalanced_scales(L, cfg["unbalance"]))]:
         t = pd.DataFrame(nets.train_homogeneous(X, y, widths, "exp", cfg["steps"], cfg["eta"], seed, init_scale=1.0,
                                                 balanced=True, layer_scales=scales))
-        m[run] = balance_measurements(t, L)
+        m[run] = balance_measurements(t, L) | {"growth_rate": growth_measurements(t, L, cfg["late_from"],
+                                                                                  cfg["windows"])}
         tables[run] = t.assign(init=run)
+    # memo100's "1-layer case": a linear predictor (widths d -> 1) on the same data, loss, step and steps.
+    t = pd.DataFrame(nets.train_homogeneous(X, y, [cfg["d"], 1], "exp", cfg["steps"], cfg["eta"], seed,
+                                            init_scale=1.0, balanced=True))
+    m["one_layer"] = {"growth_rate": growth_measurements(t, 1, cfg["late_from"], cfg["windows"])}
+    tables["one_layer"] = t.assign(init="one layer")
     table = pd.concat(tables.values(), ignore_index=True)
 
     def draw(caption, png, pdf):
-        fig, axes = plots.panels(3, width=4.0)
-        for ax, (run, t) in zip(axes[:2], tables.items()):
+        fig, axes = plots.panels(4, width=4.0)
+        deep = tables["balanced"]
+        k = deep["step"].clip(lower=1)
+        norms = np.sqrt(deep[[f"sq_norm_{j}" for j in range(1, L + 1)]].to_numpy())
+        axes[3].plot(k, norms.prod(1), label="prod_k |W_k| (balanced)")
+        for j in range(L):
+            axes[3].plot(k, norms[:, j], lw=0.8, label=f"|W{j + 1}|")
+        one = tables["one_layer"]
+        axes[3].plot(one["step"].clip(lower=1), np.sqrt(one["sq_norm_1"]), color="black", ls="--",
+                     label="one-layer |w|")
+        axes[3].axvline(cfg["late_from"] * cfg["steps"], color="grey", lw=0.6)
+        axes[3].set_yscale("log")
+        axes[3].set_title("growth against log k (late window right of the line)", fontsize=8)
+        for ax, (run, t) in zip(axes[:2], [(r, tables[r]) for r in ("balanced", "unbalanced")]):
             k = t["step"].clip(lower=1)
             sq = t[[f"sq_norm_{j}" for j in range(1, L + 1)]].to_numpy()
             for j in range(L):
@@ -228,7 +328,7 @@ def balance(inp: Inputs) -> Outcome:
             ax.set_xlabel("GD step")
             ax.legend(fontsize=6)
         plots.save(fig, caption, png, pdf)
-    return Outcome(table, balance_claims(m, cfg, tol), draw, extra={"measurements": m})
+    return Outcome(table, balance_claims(m, cfg, tol) + growth_claims(m, cfg, tol), draw, extra={"measurements": m})
 
 
 BUILD = {

@@ -24,6 +24,8 @@ from ..analyses import landscape as L
 from . import Analysis, Inputs, Outcome
 
 LABELS = ("natural", "random")
+# t3-grad-hist's rows: the run's own minibatch size, and the grid of sizes (analysis.batch_sizes).
+RUN_BATCH, GRID = "run batch", "batch-size grid"
 PARAM_SETS = ("all parameters", "top layer")
 
 
@@ -68,11 +70,117 @@ def grad_hist_analysis(runs, cfg: dict, seed: int) -> Analysis:
     full = L.full_gradient(run.model, run.x, run.y)[torch.as_tensor(comps)].double().cpu().numpy()
     table = pd.DataFrame({"component": comps, "param": L.component_names(params, comps),
                           **L.component_stats(samples), "full_gradient": full})
-    table = table.assign(**_run_fields(run), batch_size=min(run.spec.batch_size, run.spec.N),
-                         batches=int(cfg["batches"]))
+    table = table.assign(batch_size=min(run.spec.batch_size, run.spec.N), sample=RUN_BATCH)
     # Histograms of components that move (a dead unit's weight has a gradient of 0 throughout).
     shown = np.flatnonzero(table["sd"].to_numpy() > 0)[: int(cfg["shown"])]
-    return Analysis(table, {"samples": samples[:, shown], "components": comps[shown]})
+    grid, grid_samples = _batch_size_grid(run, comps, cfg, gen, comps[shown[0]] if len(shown) else comps[0])
+    names = np.tile(table["param"].to_numpy(), len(cfg["batch_sizes"]))  # the grid lists comps once per size
+    table = pd.concat([table, grid.assign(param=names)], ignore_index=True)
+    table = table.assign(**_run_fields(run), batches=int(cfg["batches"]))
+    return Analysis(table, {"samples": samples[:, shown], "components": comps[shown], **grid_samples})
+
+
+def _batch_size_grid(run, comps: np.ndarray, cfg: dict, gen: torch.Generator, drawn: int):
+    """memo073 Fig 5's "minibatches that are not too small or too large": the same components'
+    minibatch gradients at each size of ``batch_sizes``, from one pass of per-example
+    gradients (a minibatch's gradient is their mean). Per size and component the statistics of
+    :func:`L.component_stats`, the sd of single examples' gradients and the sd the finite
+    population predicts for the size; the samples of component ``drawn`` at each size."""
+    n, batches = len(run.y), int(cfg["batches"])
+    sizes = [int(b) for b in cfg["batch_sizes"]]
+    if max(sizes) >= n or min(sizes) < 1:
+        raise ValueError(f"analysis.batch_sizes {sizes}: each must lie in [1, N - 1] = [1, {n - 1}] (at N the "
+                         f"minibatch is the training set and its gradient has no spread)")
+    per_example = L.per_example_gradients(run.model, run.x, run.y, comps)
+    sd_1 = per_example.double().std(0).cpu().numpy()
+    tables, drawn_samples = [], []
+    for size in sizes:
+        draws = L.batch_means(per_example, size, batches, gen)
+        tables.append(pd.DataFrame({"component": comps, **L.component_stats(draws), "per_example_sd": sd_1,
+                                    "fpc_sd": sd_1 * L.finite_population_sd(size, n)}).assign(batch_size=size))
+        drawn_samples.append(draws[:, int(np.flatnonzero(comps == drawn)[0])])
+    return (pd.concat(tables, ignore_index=True).assign(sample=GRID),
+            {"grid_samples": np.stack(drawn_samples, axis=1), "grid_sizes": np.array(sizes),
+             "grid_component": np.array([drawn])})
+
+
+def _regime(rows: pd.DataFrame) -> tuple[str | None, str]:
+    """memo073 Fig 5 reads the minibatch gradients of a net at convergence: one that has not
+    reached zero training error is still descending, outside the regime the memo speaks of."""
+    unfit = float(rows["train_err_final"].max()) if "train_err_final" in rows else 0.0
+    if unfit > 0:
+        return C.OUT_OF_REGIME, (f"; the net's final train err is {unfit:.4f}, not 0: outside the memo's regime "
+                                 f"(a net at convergence)")
+    return None, ""
+
+
+def batch_size_summary(grid: pd.DataFrame) -> pd.DataFrame:
+    """Per minibatch size of the grid: the median |excess kurtosis| over the moving components,
+    how many move, and the median ratio of their sd to the finite-population prediction."""
+    moving = grid[grid["sd"] > 0]
+    moving = moving.assign(abs_kurtosis=moving["excess_kurtosis"].abs(), sd_over_fpc=moving["sd"] / moving["fpc_sd"],
+                           sd_over_single=moving["sd"] / moving["per_example_sd"])
+    return moving.groupby("batch_size").agg(
+        kurtosis=("abs_kurtosis", "median"), moving=("sd", "size"), sd_over_fpc=("sd_over_fpc", "median"),
+        sd_over_single=("sd_over_single", "median")).reset_index()
+
+
+def _batch_size_claims(grid: pd.DataFrame, tol) -> list[dict]:
+    """memo073 Fig 5: the histograms "look approximatively Gaussian ... for minibatches that are
+    not too small or too large". Read on the grid of sizes: at some size strictly between the
+    smallest and the largest the median |excess kurtosis| is within ``grad_kurtosis_max``; at
+    the smallest and at the largest it is not. At B = 1 a component's law is that of single
+    examples' gradients (heavy-tailed at zero training error: few examples carry the loss); a
+    minibatch of B drawn without replacement from N is the set minus one of N - B, so its mean
+    has the law of the mean of N - B mirrored and shrunk (excess kurtosis at B equals that at
+    N - B) and its sd is the finite-population sd_1 sqrt((N - B) / ((N - 1) B)): close to N the
+    histogram is single examples' again, collapsed onto the full gradient. Noise: the standard
+    error of one component's sample kurtosis at ``batches`` Gaussian draws (the median over
+    components is less noisy), times ``noise_z``."""
+    ids = ("t3-grad-hist:gaussian-at-intermediate-batch", "t3-grad-hist:not-gaussian-at-extreme-batches")
+    texts = ("at minibatch sizes not too small or too large the gradient components are roughly Gaussian",
+             "at the smallest and the largest minibatch sizes they are not")
+    per = batch_size_summary(grid)
+    if len(per) < 3:
+        measured = f"{len(per)} minibatch sizes with a moving component"
+        return [C.untestable(cid, text, measured, "the grid needs a smallest, a largest and a size between them")
+                for cid, text in zip(ids, texts)]
+    why, regime = _regime(grid)
+    thr, z = tol.grad_kurtosis_max, tol.noise_z
+    batches = int(grid["batches"].iloc[0])
+    se = L.kurtosis_se(batches)
+    n = int(grid["N"].iloc[0]) if "N" in grid else None
+    by_size = ", ".join(f"{b:g}: {k:.2f}" for b, k in zip(per["batch_size"], per["kurtosis"]))
+    inner = per.iloc[1:-1]
+    best = inner.loc[inner["kurtosis"].idxmin()]
+    mid_held, mid_why = C.versus(float(best["kurtosis"]), se, thr, z, below=True)
+    ends = per.iloc[[0, -1]]
+    reads = [C.versus(float(k), se, thr, z, below=False) for k in ends["kurtosis"]]
+    ends_held = all(h for h, _ in reads)
+    ends_refuted = any(not h and r is None for h, r in reads)
+    noise = (f"noise: the sample kurtosis of {batches} Gaussian draws has se {se:.3f}; a median differs from "
+             f"grad_kurtosis_max = {thr:g} only beyond noise_z = {z:g} se ({z * se:.2f})")
+    large = per.iloc[-1]
+    collapse = (f"at B = {large['batch_size']:g}{f' of N = {n:,}' if n else ''} the median sd is "
+                f"{large['sd_over_single']:.4f} of single examples' ({large['sd_over_fpc']:.3f} x the "
+                f"finite-population prediction)")
+    return [
+        C.claim(ids[0], texts[0], mid_held,
+                f"median |excess kurtosis| by minibatch size: {by_size}; least between the extremes "
+                f"{best['kurtosis']:.3f} at B = {best['batch_size']:g}",
+                f"held if at some size strictly between the grid's smallest and largest the median |excess kurtosis| "
+                f"over the moving components is below grad_kurtosis_max by noise_z se; fails if at every such size it "
+                f"is above by more; within noise otherwise; {noise}{regime}",
+                inconclusive=why or mid_why),
+        C.claim(ids[1], texts[1], ends_held,
+                f"median |excess kurtosis| {ends['kurtosis'].iloc[0]:.3f} at B = {ends['batch_size'].iloc[0]:g}, "
+                f"{ends['kurtosis'].iloc[1]:.3f} at B = {ends['batch_size'].iloc[1]:g}; {collapse}",
+                f"held if at both the smallest and the largest size the median |excess kurtosis| exceeds "
+                f"grad_kurtosis_max by noise_z se; fails if at either it is below by more; within noise otherwise "
+                f"(without replacement the excess kurtosis at B equals that at N - B: the largest size shows single "
+                f"examples' law shrunk by sqrt((N - B) / ((N - 1) B))); {noise}{regime}",
+                inconclusive=why or C.verdict_of(ends_held, ends_refuted, C.WITHIN_NOISE)),
+    ]
 
 
 def _gaussian_claims(rows: pd.DataFrame, tol) -> list[dict]:
@@ -84,12 +192,7 @@ def _gaussian_claims(rows: pd.DataFrame, tol) -> list[dict]:
                              "every sampled component is constant"),
                 C.untestable("t3-grad-hist:mean-small", "mean of each component small against its spread", none,
                              "every sampled component is constant")]
-    # memo073 Fig 5 reads the minibatch gradients of a net at convergence: one that has not
-    # reached zero training error is still descending, outside the regime the memo speaks of.
-    unfit = float(rows["train_err_final"].max()) if "train_err_final" in rows else 0.0
-    why = C.OUT_OF_REGIME if unfit > 0 else None
-    regime = (f"; the net's final train err is {unfit:.4f}, not 0: outside the memo's regime (a net at convergence)"
-              if why else "")
+    why, regime = _regime(rows)
     kurt = float(moving["excess_kurtosis"].abs().median())
     skew = float(moving["skewness"].abs().median())
     normal = float((moving["shapiro_p"] > tol.normality_alpha).mean())
@@ -110,19 +213,68 @@ def _gaussian_claims(rows: pd.DataFrame, tol) -> list[dict]:
     ]
 
 
-def _draw_grad_hist(rows: pd.DataFrame, arrays: dict, tol):
+def _draw_batch_sizes(axes, grid: pd.DataFrame, arrays: dict, tol):
+    """Fig 5's "not too small or too large": the median |excess kurtosis| and the spread by
+    minibatch size, and one component's standardized histograms at the smallest, the most
+    Gaussian between and the largest size."""
+    kurt_ax, sd_ax, hist_ax = axes
+    per = batch_size_summary(grid)
+    if per.empty:
+        for ax in axes:
+            ax.set_title("no sampled component moves at any minibatch size", fontsize=7)
+        return
+    se = L.kurtosis_se(int(grid["batches"].iloc[0]))
+    # Against min(B, N - B): without replacement B and N - B have the same excess kurtosis.
+    n = int(grid["N"].iloc[0])
+    low = per["batch_size"] <= n / 2
+    kurt_ax.plot(per["batch_size"][low], per["kurtosis"][low], "o-", color="tab:green", label="B <= N/2 (at B)")
+    kurt_ax.plot(n - per["batch_size"][~low], per["kurtosis"][~low], "s--", mfc="none", color="tab:olive",
+                 label="B > N/2 (at N - B)")
+    kurt_ax.axhline(tol.grad_kurtosis_max, color="grey", ls="--", lw=0.8, label="grad_kurtosis_max")
+    kurt_ax.axhspan(max(tol.grad_kurtosis_max - tol.noise_z * se, 0), tol.grad_kurtosis_max + tol.noise_z * se,
+                    color="grey", alpha=0.2, label=f"{tol.noise_z:g} se")
+    kurt_ax.set(xscale="log", yscale="log", xlabel="min(B, N - B)", ylabel="median |excess kurtosis|")
+    kurt_ax.legend(fontsize=6)
+    sd_ax.plot(per["batch_size"], per["sd_over_single"], "o", color="tab:blue", label="measured")
+    b = np.unique(np.geomspace(1, n - 1, 200).round())
+    sd_ax.plot(b, L.finite_population_sd(b, n), color="tab:red", lw=1, label="sqrt((N-B)/((N-1)B))")
+    sd_ax.set(xscale="log", yscale="log", xlabel="minibatch size B", ylabel="median sd / single examples' sd")
+    sd_ax.legend(fontsize=6)
+    unit = sorted(arrays)[0] if arrays else None
+    if unit is None or "grid_samples" not in arrays[unit]:
+        return
+    draws, sizes = arrays[unit]["grid_samples"], list(arrays[unit]["grid_sizes"])
+    inner = per.iloc[1:-1]
+    pick = [sizes[0], int(inner.loc[inner["kurtosis"].idxmin(), "batch_size"]) if len(inner) else sizes[0], sizes[-1]]
+    for b, color in zip(pick, ("tab:orange", "tab:green", "tab:purple")):
+        col = draws[:, sizes.index(b)]
+        if col.std() > 0:
+            hist_ax.hist((col - col.mean()) / col.std(ddof=1), bins=40, range=(-5, 5), density=True, histtype="step",
+                         color=color, label=f"B = {b}")
+    grid_x = np.linspace(-5, 5, 200)
+    hist_ax.plot(grid_x, np.exp(-grid_x ** 2 / 2) / np.sqrt(2 * np.pi), color="black", lw=0.8, label="N(0, 1)")
+    hist_ax.set(xlabel="standardized component", ylabel="density", yscale="log", ylim=(1e-3, None))
+    hist_ax.set_title(f"component {int(arrays[unit]['grid_component'][0])} by B", fontsize=7)
+    hist_ax.legend(fontsize=6)
+
+
+def _draw_grad_hist(rows: pd.DataFrame, grid: pd.DataFrame, arrays: dict, tol):
     unit = sorted(arrays)[0] if arrays else None
 
     def draw(caption, png, pdf):
         samples = arrays[unit]["samples"] if unit else np.zeros((0, 0))
         comps = arrays[unit]["components"] if unit else []
         names = rows[rows["unit"] == unit].set_index("component")["param"] if unit else {}
-        fig, axes = plots.panels(samples.shape[1] + 2, 2.6, 2.8)
+        extra = 3 if len(grid) else 0
+        fig, axes = plots.panels(samples.shape[1] + 2 + extra, 2.6, 2.8)
+        if extra:
+            _draw_batch_sizes(axes[-3:], grid[grid["unit"] == unit] if "unit" in grid else grid, arrays, tol)
+            axes = axes[:-3]
         for ax, col, comp in zip(axes, samples.T, comps):
             ax.hist(col, bins=30, density=True, color="tab:blue", alpha=0.6)
             mu, sd = col.mean(), col.std(ddof=1)
-            grid = np.linspace(col.min(), col.max(), 200)
-            ax.plot(grid, np.exp(-0.5 * ((grid - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="tab:red",
+            xs = np.linspace(col.min(), col.max(), 200)
+            ax.plot(xs, np.exp(-0.5 * ((xs - mu) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)), color="tab:red",
                     lw=1, label="Gaussian fit")
             ax.axvline(0, color="black", lw=0.6, ls=":")
             ax.set_title(f"{names[comp]}\nmean/sd {mu / sd:+.2f}", fontsize=7)
@@ -149,14 +301,23 @@ def _draw_grad_hist(rows: pd.DataFrame, arrays: dict, tol):
     return draw
 
 
+def _split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows at the run's minibatch size and those of the batch-size grid."""
+    sample = rows["sample"] if "sample" in rows else pd.Series(RUN_BATCH, index=rows.index)
+    return rows[sample == RUN_BATCH], rows[sample == GRID]
+
+
 def grad_hist(inp: Inputs) -> Outcome:
-    rows = inp.analyses
+    rows, grid = _split(inp.analyses)
     setup = _setup(rows, f"{int(rows['batches'].iloc[0])} minibatches of {int(rows['batch_size'].iloc[0])} at the "
                          f"final weights (final train err {rows['train_err_final'].max():.3f}), "
                          f"{rows.groupby('unit').size().max()} random weight components per net, "
                          f"{rows['unit'].nunique()} net(s)")
-    return Outcome(rows.reset_index(drop=True), _gaussian_claims(rows, inp.tol),
-                   _draw_grad_hist(rows, inp.arrays, inp.tol), setup)
+    if len(grid):
+        setup += (f"; minibatch sizes {', '.join(f'{b:g}' for b in sorted(grid['batch_size'].unique()))} from one pass "
+                  f"of per-example gradients")
+    claims = _gaussian_claims(rows, inp.tol) + _batch_size_claims(grid, inp.tol)
+    return Outcome(inp.analyses.reset_index(drop=True), claims, _draw_grad_hist(rows, grid, inp.arrays, inp.tol), setup)
 
 
 # --- t3-landscape ----------------------------------------------------------------------------
