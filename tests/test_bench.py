@@ -54,33 +54,43 @@ TOY = '''
 import sys
 from pathlib import Path
 
+sys.path.insert(0, SRC)
+
 def train_resources(name, default):
     return config.get("resources", {}).get(name, default)
 
 src = Path(COMMON).read_text()
-exec(src[src.index("# One GPU job at a time"):])
+exec(src[src.index("# Several training jobs on one GPU"):])
 
 rule all:
     input: expand("out/{i}.txt", i=range(3))
 
 rule train:
     output: "out/{i}.txt"
-    resources: gpu=TRAIN_GPUS
+    resources: gpu=TRAIN_GPUS, gpu_mem_mb=3000 if SHARED_GPU else 0
     shell: "python -c 'import time; t = time.time(); time.sleep(1.5); print(t, time.time())' > {output}"
 '''
 
 
-@pytest.mark.parametrize("args, most", [(["--config", "device=cuda"], 1), (["--config", "device=cpu"], 2),
-                                        (["--config", "device=cuda", "--resources", "gpu=2"], 2)])
-def test_one_gpu_job_at_a_time(tmp_path, args, most):
+@pytest.mark.parametrize("args, most", [
+    (["--config", "device=cuda", "resources={packs_per_gpu: 1}"], 1),
+    (["--config", "device=cuda", "resources={packs_per_gpu: 3}"], 3),
+    (["--config", "device=cpu"], 2),
+    # the memory guard: 3 slots, but 3,000 MB jobs in 8,000 - 2,048 MB of GPU memory
+    (["--config", "device=cuda", "resources={packs_per_gpu: 3, gpu_mem_mb: 8000}"], 1),
+    # the user's --resources win over both limits
+    (["--config", "device=cuda", "resources={packs_per_gpu: 3, gpu_mem_mb: 8000}", "--resources", "gpu_mem_mb=6000"], 2),
+    (["--config", "device=cuda", "--resources", "gpu=1"], 1)])
+def test_training_jobs_share_the_gpu_within_its_slots_and_memory(tmp_path, args, most):
     """The block of workflow/rules/common.smk that limits GPU jobs, in a toy workflow of
-    three 1.5 s training jobs run with --cores 2: how many ever overlap."""
+    three 1.5 s training jobs of 3,000 MB each run with --cores 3: how many ever overlap."""
     import subprocess
     import sys
 
-    (tmp_path / "Snakefile").write_text(f"COMMON = {str(bench.ROOT / 'workflow' / 'rules' / 'common.smk')!r}\n" + TOY)
-    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "-q", *args], cwd=tmp_path,
-                         capture_output=True, text=True)
+    (tmp_path / "Snakefile").write_text(f"COMMON = {str(bench.ROOT / 'workflow' / 'rules' / 'common.smk')!r}\n"
+                                        f"SRC = {str(bench.ROOT / 'src')!r}\n" + TOY)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "3" if "cpu" not in args[1] else "2", "-q",
+                          *args], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     spans = [tuple(map(float, p.read_text().split())) for p in (tmp_path / "out").iterdir()]
     overlap = max(sum(1 for a, b in spans if a <= start < b) for start, _ in spans)
