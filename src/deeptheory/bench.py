@@ -239,16 +239,21 @@ def paper_plan(config: Path):
 
 
 def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucket: int = 1,
-                   scale_width: bool = True) -> dict:
+                   scale_width: bool = True, targets=None) -> dict:
     """The paper profile on one device, every run at its epoch cap (an upper bound: runs
     that fit stop early): each pack steps while its runs are active, at the latency of its
-    bucket size; packs run one after another (one GPU job at a time)."""
+    bucket size; packs run one after another (one GPU job at a time). With ``targets``, only
+    the packs (and runs) a build of those targets trains."""
     plan, _ = paper_plan(config)
+    packs = plan.packs
+    if targets:
+        keep = {s.run_id for t in targets for s in plan.runs_of(t)}
+        packs = {k: [r for r in ids if r in keep] for k, ids in packs.items() if keep & set(ids)}
     out = {"runs": 0, "packs": 0, "steps": 0, "train_s": 0.0, "warm_s": 0.0, "eval_s": 0.0, "model_epochs": 0.0,
            "throughput_s": 0.0, "longest": ("", 0.0), "pack_s": [], "pack_warm_s": []}
     largest = max(k[2] for k in measured)
     per_epoch = math.ceil(EPOCH / BATCH)
-    for key, run_ids in plan.packs.items():
+    for key, run_ids in packs.items():
         specs = [plan.specs[r] for r in run_ids]
         model, width = specs[0].model, specs[0].width
         steps = sorted(s.epoch_cap * -(-s.N // s.batch_size) for s in specs)
@@ -459,6 +464,8 @@ def estimate_main(argv) -> None:
                     help="a finished build of single-run jobs (pack: false, e.g. the quick profile) to calibrate on")
     ap.add_argument("--cores", type=int, default=2, help="training jobs at once in that build (its --cores)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="packs at once to estimate")
+    ap.add_argument("--targets", nargs="+", default=None,
+                    help="only the packs a build of these paper targets trains (a part of the profile)")
     args = ap.parse_args(argv)
     print(f"deeptheory.bench estimate  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
     cal = h200_calibration(args.config)
@@ -471,8 +478,9 @@ def estimate_main(argv) -> None:
           f"one pack fixes it, nothing checks it")
     for scale, label in ((True, "wider nets than 16 cost their width ratio (the bench's rule; an upper bound)"),
                          (False, "any width costs width 16's step (latency-bound; a lower bound)")):
-        est = paper_estimate(cal["measured"], cal["eval_s"], args.config, scale_width=scale)
-        print(f"\n  {est['runs']} runs in {est['packs']} packs, every run at its epoch cap; {label}:")
+        est = paper_estimate(cal["measured"], cal["eval_s"], args.config, scale_width=scale, targets=args.targets)
+        part = f" of {', '.join(args.targets)}" if args.targets else ""
+        print(f"\n  {est['runs']} runs{part} in {est['packs']} packs, every run at its epoch cap; {label}:")
         print_estimate(est, (lo, hi), args.ks)
     print("  time-sliced: one GPU without MPS runs one process's kernels at a time (the packs' device times add);"
           "\n  MPS: kernels of several processes at once (the work at the 16-run pack's rate bounds it)")
