@@ -31,9 +31,10 @@ from .spec import BATCH_STATISTICS
 # (issue 20): a pack job spends 15-20 s starting, loading data and compiling with the GPU
 # idle, then steps at 0.29 ms (1 run) to 0.94 ms (16 runs); one job at a time left the GPU at
 # 0% SM in 82 of 125 samples. With K jobs, K - 1 others step while one starts, so the starts
-# stop costing GPU time once K - 1 packs' stepping covers one start; the calibrated estimate
-# (python -m deeptheory.bench estimate --gpu-issue20) gives the paper profile's wall for K = 1,
-# 2, 4, 8: the gain flattens by K = 4, and 4 compiles at once fit the H200 machine's 16 cores.
+# stop costing GPU time once K - 1 packs' stepping covers one start. The estimate built on
+# those numbers (python -m deeptheory.bench estimate) gives the paper profile 96, 90, 87, 85 min
+# at K = 1, 2, 4, 8 on a time-sliced GPU (54.6 min at 4 with MPS, 53.0 at 8): the gain flattens
+# by K = 4; 4 compiles at once fit the H200 machine's 16 cores, and any 4 paper packs its memory.
 PACKS_PER_GPU = 4
 # The CUDA context, cuBLAS / cuDNN workspaces and the caching allocator's slack of one process
 # (torch.cuda.max_memory_allocated counts none of it; nvidia-smi shows ~0.5-1 GB per process).
