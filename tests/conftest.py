@@ -75,6 +75,11 @@ def write_cifar_set(folder: Path, n_train=100, n_test=50, seed=0) -> dict:
 @pytest.fixture(scope="session")
 def tiny():
     """A learnable 20x20 data set resident on the CPU, for engine tests."""
+    return tiny_dataset()
+
+
+def tiny_dataset():
+    """The ``tiny`` fixture's data set (also for a test's worker processes)."""
     from deeptheory.datasets import Dataset
 
     x_tr, y_tr = learnable_images(300, (1, 20, 20), seed=0)

@@ -24,6 +24,7 @@ says how to read them):
 from __future__ import annotations
 
 import argparse
+import sys
 import math
 import subprocess
 import time
@@ -213,16 +214,17 @@ def eval_cost(model: str, width: int, size: int, data: Dataset) -> float:
 # The paper profile
 
 
-def _nearest(measured: dict, model: str, width: int, size: int) -> tuple[float, float]:
+def _nearest(measured: dict, model: str, width: int, size: int, scale_width: bool = True) -> tuple[float, float]:
     """(step latency, warm-up) for a pack of ``model`` at ``width`` and bucket ``size``,
     from the measured grid: the model itself if measured, else allconv5; the smallest
     measured width at or above ``width`` (beyond the widest: scaled by the width ratio);
     the smallest measured size at or above ``size`` (beyond the largest: scaled by the
-    size ratio). Every fallback rounds up."""
+    size ratio). Every fallback rounds up; ``scale_width=False`` takes the widest measured
+    width's latency for wider nets (a latency-bound step: a lower bound)."""
     keys = [k for k in measured if k[0] == model] or [k for k in measured if k[0] == "allconv5"]
     widths = sorted({k[1] for k in keys})
     w = next((x for x in widths if x >= width), widths[-1])
-    wscale = max(1.0, width / w)
+    wscale = max(1.0, width / w) if scale_width else 1.0
     sizes = sorted({k[2] for k in keys if k[1] == w})
     s = next((x for x in sizes if x >= size), sizes[-1])
     sscale = max(1.0, size / s)
@@ -236,23 +238,29 @@ def paper_plan(config: Path):
     return grid.plan(cfg), cfg["profiles"]["paper"]
 
 
-def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucket: int = 1) -> dict:
+def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucket: int = 1,
+                   scale_width: bool = True, targets=None) -> dict:
     """The paper profile on one device, every run at its epoch cap (an upper bound: runs
     that fit stop early): each pack steps while its runs are active, at the latency of its
-    bucket size; packs run one after another (one GPU job at a time)."""
+    bucket size; packs run one after another (one GPU job at a time). With ``targets``, only
+    the packs (and runs) a build of those targets trains."""
     plan, _ = paper_plan(config)
+    packs = plan.packs
+    if targets:
+        keep = {s.run_id for t in targets for s in plan.runs_of(t)}
+        packs = {k: [r for r in ids if r in keep] for k, ids in packs.items() if keep & set(ids)}
     out = {"runs": 0, "packs": 0, "steps": 0, "train_s": 0.0, "warm_s": 0.0, "eval_s": 0.0, "model_epochs": 0.0,
-           "throughput_s": 0.0, "longest": ("", 0.0)}
+           "throughput_s": 0.0, "longest": ("", 0.0), "pack_s": [], "pack_warm_s": []}
     largest = max(k[2] for k in measured)
     per_epoch = math.ceil(EPOCH / BATCH)
-    for key, run_ids in plan.packs.items():
+    for key, run_ids in packs.items():
         specs = [plan.specs[r] for r in run_ids]
         model, width = specs[0].model, specs[0].width
         steps = sorted(s.epoch_cap * -(-s.N // s.batch_size) for s in specs)
         done, seconds, shapes = 0, 0.0, set()
         for k, end in enumerate(steps):  # between the k-th and the next run's end, len(steps) - k are active
             size = max(min_bucket, bucket(len(steps) - k))
-            lat, warm = _nearest(measured, model, width, size)
+            lat, warm = _nearest(measured, model, width, size, scale_width)
             seconds += (end - done) * lat
             if end > done:
                 shapes.add((size, warm))
@@ -266,13 +274,153 @@ def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucke
         model_epochs = sum(s.epoch_cap * s.N / EPOCH for s in specs)
         out["model_epochs"] += model_epochs
         # throughput view: every model-epoch at the packed rate of the largest measured pack
-        out["throughput_s"] += model_epochs * _nearest(measured, model, width, largest)[0] * per_epoch / largest
+        out["throughput_s"] += (model_epochs * _nearest(measured, model, width, largest, scale_width)[0] * per_epoch
+                                / largest)
+        evals = 0.0
         if eval_s is not None:
             n_test = specs[0].n_test or 10_000
-            out["eval_s"] += sum((s.epoch_cap // s.eval_every + 1) * (s.N + n_test) for s in specs) * eval_s
+            evals = sum((s.epoch_cap // s.eval_every + 1) * (s.N + n_test) for s in specs) * eval_s
+            out["eval_s"] += evals
+        out["pack_s"].append(seconds + evals)      # the pack's own sequential time on the device
+        out["pack_warm_s"].append(warm_s)
         if seconds > out["longest"][1]:
             out["longest"] = (f"{key} ({len(specs)} runs, {steps[-1]:,} steps)", seconds)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# Several packs at once (deeptheory.gpu: packs_per_gpu), and the estimate calibrated
+
+
+def concurrent_wall(pack_s: list[float], overhead_s: list[float], k: int, floor_s: float = 0.0) -> float:
+    """Wall time of packs run ``k`` at a time: pack i steps for ``pack_s[i]`` once it has spent
+    ``overhead_s[i]`` starting (process, data, compile: host work, the device idle). At
+    least the longest pack with its start; otherwise the device's share, the larger of the
+    packs' time spread over the k slots and ``floor_s`` (the device's own bound: the sum of
+    the packs' times on a time-sliced GPU, the total work at the largest pack's rate with
+    MPS, 0 where each slot is its own core), plus the starts spread over the k slots."""
+    longest = max((p + o for p, o in zip(pack_s, overhead_s)), default=0.0)
+    return max(longest, max(sum(pack_s) / k, floor_s) + sum(overhead_s) / k)
+
+
+def concurrency_rows(est: dict, overhead_s: float, ks=(1, 2, 4, 8)) -> list[tuple[int, float, float]]:
+    """(k, wall on a time-sliced GPU, wall with concurrent kernels (MPS)) of the paper
+    estimate ``est`` with ``overhead_s`` per pack job besides its warm-ups."""
+    over = [overhead_s + w for w in est["pack_warm_s"]]
+    busy = sum(est["pack_s"])
+    mps = est["throughput_s"] + est["eval_s"]
+    return [(k, concurrent_wall(est["pack_s"], over, k, busy), concurrent_wall(est["pack_s"], over, k, mps))
+            for k in ks]
+
+
+# The issue-20 measurements on one H200 (an estimate built on them, not a measurement of the
+# paper profile): the packed step of width-16 allconv5 at 1 and 16 runs, the start of a
+# pack job (process, data load, compile), and one whole 3-run N = 10,000 pack job.
+H200 = {"step_s": {1: 0.29e-3, 16: 0.94e-3}, "overhead_s": (15.0, 20.0), "pack_job_s": 45.0,
+        "pack": dict(runs=3, N=10_000)}
+
+
+def interpolated(points: dict[int, float]) -> dict[int, float]:
+    """Step latency at every power-of-two bucket between measured ones, geometric in the
+    bucket size (0.29 ms at 1 and 0.94 ms at 16 give 0.52 ms at 4)."""
+    sizes = sorted(points)
+    out = dict(points)
+    for a, b in zip(sizes, sizes[1:]):
+        size = a * 2
+        while size < b:
+            t = math.log(size / a) / math.log(b / a)
+            out[size] = points[a] * (points[b] / points[a]) ** t
+            size *= 2
+    return out
+
+
+def h200_calibration(config: Path) -> dict:
+    """The latency table of the H200 numbers and the evaluation cost per run-image that makes
+    the model reproduce the measured 3-run N = 10,000 pack job (45 s) at the mid overhead:
+    one data point, so the model is fitted to it, not checked against it."""
+    measured = {("allconv5", 16, b): (lat, 0.0) for b, lat in interpolated(H200["step_s"]).items()}
+    plan, _ = paper_plan(config)
+    runs, n = H200["pack"]["runs"], H200["pack"]["N"]
+    key, ids = next((k, r) for k, r in plan.packs.items() if len(r) == runs and plan.specs[r[0]].N == n
+                    and plan.specs[r[0]].model == "allconv5")
+    specs = [plan.specs[r] for r in ids]
+    steps = max(s.epoch_cap * -(-s.N // s.batch_size) for s in specs)
+    train = steps * _nearest(measured, "allconv5", 16, bucket(runs))[0]
+    images = sum((s.epoch_cap // s.eval_every + 1) * (s.N + (s.n_test or 10_000)) for s in specs)
+    overhead = sum(H200["overhead_s"]) / 2
+    eval_s = max(0.0, H200["pack_job_s"] - overhead - train) / images
+    return {"measured": measured, "eval_s": eval_s, "pack": key, "steps": steps, "train_s": train,
+            "overhead_s": overhead, "eval_images": images}
+
+
+def build_jobs(build: Path) -> list[dict]:
+    """Each single-run training job of a finished build (rule train): its spec, steps taken
+    (last epoch x batches per epoch), evaluations (metrics rows) and their images, its
+    in-process time (the last row's wall_s), its job time (Snakemake's benchmark file) and
+    when it ended (provenance)."""
+    import csv
+    import json
+
+    datasets = {}
+    for name in ("config.yaml", "offline.yaml"):
+        path = build / "config" / name
+        if path.exists():
+            datasets.update(yaml.safe_load(path.read_text()).get("datasets") or {})
+    jobs = []
+    for tsv in sorted((build / "benchmarks" / "train").glob("*/*.tsv")):
+        run_id = f"{tsv.parent.name}/{tsv.stem}"
+        folder = build / "results" / "runs" / run_id
+        if tsv.stem.endswith((".pack", ".from_pack")) or not (folder / "provenance.json").exists():
+            continue  # a pack job's or run_from_pack's benchmark
+        prov = json.loads((folder / "provenance.json").read_text())
+        spec = RunSpec.from_dict(prov["config"]["spec"])
+        with open(folder / "metrics.csv") as f:
+            rows = list(csv.DictReader(f))
+        fmt = (datasets.get(spec.dataset) or {}).get("format")
+        n_test = spec.n_test or 10_000
+        jobs.append({"spec": spec, "format": fmt, "steps": int(rows[-1]["epoch"]) * -(-spec.N // spec.batch_size),
+                     "eval_images": len(rows) * (spec.N + n_test), "train_s": float(rows[-1]["wall_s"]),
+                     "job_s": float(tsv.read_text().splitlines()[1].split("\t")[0]),
+                     "end": datetime.fromisoformat(prov["created"]).timestamp()})
+    return jobs
+
+
+def _features(job: dict) -> list[float]:
+    """A job's in-process time = c0 steps + c1 (steps x batch x activations per image) +
+    c2 (evaluated images x activations per image): a step's fixed cost, its work, and the
+    evaluations' work (activation counts from deeptheory.gpu.model_counts)."""
+    from .formats import IMAGE_SHAPE
+    from .gpu import model_counts
+
+    s = job["spec"]
+    _, acts, _ = model_counts(s.model, s.width, IMAGE_SHAPE.get(job["format"], (3, 32, 32)), 10)
+    return [job["steps"], job["steps"] * s.batch_size * acts / 1e6, job["eval_images"] * acts / 1e6]
+
+
+def cpu_calibration(build: Path, k: int) -> dict:
+    """The model calibrated on a finished build's single-run jobs: the 3 coefficients of
+    :func:`_features` by least squares and the per-job start (median of job time minus
+    in-process time); each job's time predicted leaving that job out of the fit; the
+    build's training span (first job's start to last job's end) against
+    :func:`concurrent_wall` of the predicted jobs at ``k`` at once (one core each: no floor)."""
+    jobs = build_jobs(build)
+    X = np.array([_features(j) for j in jobs])
+    y = np.array([j["train_s"] for j in jobs])
+    start = np.array([j["job_s"] - j["train_s"] for j in jobs])
+    coef = np.linalg.lstsq(X, y, rcond=None)[0]
+    loo = []
+    for i in range(len(jobs)):
+        keep = np.arange(len(jobs)) != i
+        c = np.linalg.lstsq(X[keep], y[keep], rcond=None)[0]
+        loo.append(float(X[i] @ c + np.median(start[keep])))
+    actual = np.array([j["job_s"] for j in jobs])
+    rel = np.abs(np.array(loo) - actual) / actual
+    span = max(j["end"] for j in jobs) - min(j["end"] - j["job_s"] for j in jobs)
+    overhead = float(np.median(start))
+    predicted = concurrent_wall(list(X @ coef), [overhead] * len(jobs), k)
+    return {"jobs": len(jobs), "coef": coef.tolist(), "overhead_s": overhead, "median_rel_err": float(np.median(rel)),
+            "p90_rel_err": float(np.quantile(rel, 0.9)), "sum_pred_s": float(sum(loo)), "sum_job_s": float(actual.sum()),
+            "span_s": span, "span_pred_s": predicted, "k": k}
 
 
 # ---------------------------------------------------------------------------------------
@@ -290,7 +438,70 @@ def _switch(value: str | None) -> bool | None:
     return None if value is None else value == "on"
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:,.1f} min"
+
+
+def print_estimate(est: dict, overheads: tuple, ks) -> None:
+    """The paper estimate at each k packs at once, for each per-pack start in ``overheads``."""
+    print(f"  {'packs at once':<14}" + "".join(f"{f'time-sliced, {o:g} s start':>26}{f'MPS, {o:g} s start':>20}"
+                                            for o in overheads))
+    rows = {o: concurrency_rows(est, o, ks) for o in overheads}
+    for i, k in enumerate(ks):
+        print(f"  {k:<14}" + "".join(f"{_minutes(rows[o][i][1]):>26}{_minutes(rows[o][i][2]):>20}" for o in overheads))
+    print(f"  (sequential device time {_minutes(sum(est['pack_s']))}: steps {_minutes(est['train_s'])}, evaluations "
+          f"{_minutes(est['eval_s'])}; longest pack {est['longest'][0]}: {_minutes(est['longest'][1])}; "
+          f"all the work at the largest measured pack's rate {_minutes(est['throughput_s'] + est['eval_s'])})")
+
+
+def estimate_main(argv) -> None:
+    """python -m deeptheory.bench estimate: the paper profile's wall with k packs at once,
+    on one H200 from the issue-20 measurements, and the same model calibrated on a finished
+    CPU build's single-run jobs (its error stated)."""
+    ap = argparse.ArgumentParser(prog="deeptheory bench estimate", description=estimate_main.__doc__.split("\n")[0])
+    ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    ap.add_argument("--build", type=Path, default=None,
+                    help="a finished build of single-run jobs (pack: false, e.g. the quick profile) to calibrate on")
+    ap.add_argument("--cores", type=int, default=2, help="training jobs at once in that build (its --cores)")
+    ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="packs at once to estimate")
+    ap.add_argument("--targets", nargs="+", default=None,
+                    help="only the packs a build of these paper targets trains (a part of the profile)")
+    args = ap.parse_args(argv)
+    print(f"deeptheory.bench estimate  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
+    cal = h200_calibration(args.config)
+    lo, hi = H200["overhead_s"]
+    print(f"\nPaper profile on one H200: an ESTIMATE from issue 20's measurements (packed step "
+          f"{H200['step_s'][1] * 1e3:.2f} ms at 1 run, {H200['step_s'][16] * 1e3:.2f} ms at 16, geometric between; "
+          f"{lo:g}-{hi:g} s start per pack job; one 3-run N = 10,000 pack job in {H200['pack_job_s']:g} s)")
+    print(f"  calibration: {cal['pack']} ({cal['steps']:,} steps, {_minutes(cal['train_s'])} of steps at "
+          f"{cal['overhead_s']:g} s start) leaves its evaluations {cal['eval_s'] * 1e6:.3f} us per run-image; "
+          f"one pack fixes it, nothing checks it")
+    for scale, label in ((True, "wider nets than 16 cost their width ratio (the bench's rule; an upper bound)"),
+                         (False, "any width costs width 16's step (latency-bound; a lower bound)")):
+        est = paper_estimate(cal["measured"], cal["eval_s"], args.config, scale_width=scale, targets=args.targets)
+        part = f" of {', '.join(args.targets)}" if args.targets else ""
+        print(f"\n  {est['runs']} runs{part} in {est['packs']} packs, every run at its epoch cap; {label}:")
+        print_estimate(est, (lo, hi), args.ks)
+    print("  time-sliced: one GPU without MPS runs one process's kernels at a time (the packs' device times add);"
+          "\n  MPS: kernels of several processes at once (the work at the 16-run pack's rate bounds it)")
+    if args.build is not None:
+        cpu = cpu_calibration(args.build, args.cores)
+        c0, c1, c2 = cpu["coef"]
+        print(f"\nThe same model calibrated on {args.build} ({cpu['jobs']} single-run jobs on this CPU): "
+              f"a job = {cpu['overhead_s']:.2f} s start + steps x ({c0 * 1e3:.3f} ms + {c1 * 1e3:.3f} ms per million "
+              f"batch activations) + {c2 * 1e3:.3f} ms per million evaluated activations")
+        print(f"  each job left out of its own fit: median error {cpu['median_rel_err']:.1%}, 90th percentile "
+              f"{cpu['p90_rel_err']:.1%}; all jobs {_minutes(cpu['sum_pred_s'])} predicted, "
+              f"{_minutes(cpu['sum_job_s'])} measured")
+        err = cpu["span_pred_s"] / cpu["span_s"] - 1
+        print(f"  training span at {cpu['k']} jobs at once: {_minutes(cpu['span_pred_s'])} predicted, "
+              f"{_minutes(cpu['span_s'])} measured ({err:+.0%}; the build's other jobs shared the cores)")
+
+
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["estimate"]:
+        return estimate_main(argv[1:])
     ap = argparse.ArgumentParser(prog="deeptheory bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--images", type=int, default=None,

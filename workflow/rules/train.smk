@@ -27,6 +27,7 @@ if not PACKED:
             mem_mb=train_resources("train_mem_mb", 16000 if TRAIN_GPUS else 2000),
             runtime=train_resources("train_runtime", 240),
             gpu=TRAIN_GPUS,
+            gpu_mem_mb=lambda w: gpu_mem_of([spec_of(w).run_id]),
         log:
             "logs/train/{run}.log",
         benchmark:
@@ -54,6 +55,7 @@ else:
             mem_mb=train_resources("train_mem_mb", 32000 if TRAIN_GPUS else 4000),
             runtime=train_resources("train_runtime", 720),
             gpu=TRAIN_GPUS,
+            gpu_mem_mb=lambda w: gpu_mem_of(pack_members(w)),
         log:
             "logs/train/{pack}.pack.log",
         benchmark:

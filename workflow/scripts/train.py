@@ -2,20 +2,26 @@
 
 from pathlib import Path
 
-import torch
+from deeptheory import gpu
 
-from deeptheory import logs, paths, runio
-from deeptheory.datasets import Dataset
-from deeptheory.engine import train_run
-from deeptheory.devices import job_device
-from deeptheory.spec import RunSpec
+# Inductor's caches in the build, shared by every training job (before torch is imported):
+# a pack whose shapes an earlier job compiled loads its kernels (docs/PERFORMANCE.md).
+COMPILE_CACHE = gpu.use_compile_cache()
+
+import torch  # noqa: E402
+
+from deeptheory import logs, paths, runio  # noqa: E402
+from deeptheory.datasets import Dataset  # noqa: E402
+from deeptheory.engine import train_run  # noqa: E402
+from deeptheory.devices import job_device  # noqa: E402
+from deeptheory.spec import RunSpec  # noqa: E402
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 spec = RunSpec.from_dict(sm.params.spec)
 log = logs.setup(sm.log[0])  # engine lines carry the run id
 torch.set_num_threads(sm.threads)
 device = job_device(sm.params.device, sm.resources.get("gpu", 0))
-log.info("run %s on %s: %s", spec.run_id, device, spec)
+log.info("run %s on %s: %s; compile cache %s", spec.run_id, device, spec, COMPILE_CACHE["TORCHINDUCTOR_CACHE_DIR"])
 
 data = Dataset.load(spec.dataset, Path(sm.input.data), device)
 checkpoint = paths.checkpoint(spec.run_id)

@@ -8,13 +8,19 @@ adds.
 
 from pathlib import Path
 
-import torch
+from deeptheory import gpu
 
-from deeptheory import logs, paths, runio
-from deeptheory.datasets import Dataset
-from deeptheory.packed import train_runs
-from deeptheory.devices import job_device
-from deeptheory.spec import RunSpec
+# Inductor's caches in the build, shared by every training job (before torch is imported):
+# a pack whose shapes an earlier job compiled loads its kernels (docs/PERFORMANCE.md).
+COMPILE_CACHE = gpu.use_compile_cache()
+
+import torch  # noqa: E402
+
+from deeptheory import logs, paths, runio  # noqa: E402
+from deeptheory.datasets import Dataset  # noqa: E402
+from deeptheory.packed import train_runs  # noqa: E402
+from deeptheory.devices import job_device  # noqa: E402
+from deeptheory.spec import RunSpec  # noqa: E402
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = logs.setup(sm.log[0])
@@ -29,7 +35,8 @@ for s in specs:
         runio.link_run(done, pack / s.run_id, stamp=False)
     else:
         todo.append(s)
-log.info("pack %s on %s: %d runs, %d to train", sm.wildcards.pack, device, len(specs), len(todo))
+log.info("pack %s on %s: %d runs, %d to train; compile cache %s", sm.wildcards.pack, device, len(specs), len(todo),
+         COMPILE_CACHE["TORCHINDUCTOR_CACHE_DIR"])
 
 if todo:
     data = Dataset.load(specs[0].dataset, Path(sm.input.data), device)
