@@ -257,14 +257,14 @@ def test_an_imbalance_claim_needs_an_unbalanced_start_that_stays():
 
 # --- the target ---------------------------------------------------------------------------------
 
-DEEP = {"n": 20, "d": 3, "margin": 0.3, "hidden": [6, 6], "steps": 200, "eta": 0.05, "unbalance": 2.0}
+DEEP = {"n": 20, "d": 3, "margin": 0.3, "hidden": [6, 6], "steps": 200, "eta": 0.05, "unbalance": 2.0, "halpern_t0": 30}
 
 
 def cnn_row(model, nm, sq_init, sq_final, seed=0):
     row = {"run_id": f"{model}_s{seed}", "unit": f"{model}_s{seed}", "model": model, "seed": seed, "width": 8, "N": 256,
            "lr": 0.2, "steps": 400, "n_params": 3000, "unbalance": 4.0 if model == "hcnnu" else 1.0,
            "normalized_margin_init": -0.2, "normalized_margin_final": nm, "train_err_init": 0.9, "train_err_final": 0.0,
-           "train_loss_init": 2.3, "train_loss_final": 0.01}
+           "train_loss_init": 2.3, "train_loss_final": 0.01, "unit_margin_init": -0.5, "unit_margin_final": 2.5 * nm}
     for k, (a, b) in enumerate(zip(sq_init, sq_final), 1):
         row[f"sq_w{k}_init"], row[f"sq_w{k}_final"] = a, b
     return row
@@ -277,19 +277,32 @@ def cnn_rows(wn=0.06, bn=0.05, plain_final=(12.9, 12.9, 12.9), unbalanced_final=
                          cnn_row("hcnnbn", bn, (2.9, 2.9, 2.9), (3.0, 3.2, 10.0))])
 
 
-def build(rows):
+def replayed(rows, losses=None):
+    """Each CNN row's replayed trajectory as its analysis keeps it: init and final step only,
+    ending at ``losses[model]`` (default: its final training loss)."""
+    losses = losses or {}
+    return {r["unit"]: {"replay_step": np.array([0, r["steps"]]),
+                        "replay_loss": np.array([r["train_loss_init"], losses.get(r["model"], r["train_loss_final"])]),
+                        "replay_err": np.array([r["train_err_init"], r["train_err_final"]]),
+                        "replay_normalized_margin": np.array([r["normalized_margin_init"], r["normalized_margin_final"]]),
+                        "replay_unit_margin": np.array([r["unit_margin_init"], r["unit_margin_final"]])}
+            for _, r in rows.iterrows()}
+
+
+def build(rows, arrays=None):
     out = get(TID).build(Inputs(TID, {"synthetic": DEEP}, TOL, runs=None, requested="cifar10", used="cifar10",
-                                analyses=rows))
+                                analyses=rows, arrays=replayed(rows) if arrays is None else arrays))
     return {r["id"].split(":")[1]: r for r in out.claims}, out
 
 
 def test_the_cnn_claims_read_the_analysis_rows():
     claims, out = build(cnn_rows())
     assert [k for k in claims] == ["cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept",
-                                   "deep-wn-margin", "deep-bn-margin", "deep-balance-kept", "deep-imbalance-kept"]
+                                   "deep-wn-margin", "deep-bn-margin", "deep-balance-kept", "deep-imbalance-kept",
+                                   "deep-square-wn-margin", "deep-square-nmgd-min-norm"]
     assert {k: held(claims[k]) for k in list(claims)[:4]} == {"cnn-wn-margin": True, "cnn-bn-margin": True,
                                                              "cnn-balance-kept": True, "cnn-imbalance-kept": True}
-    assert set(out.table["setting"]) == {"cnn", "deep"} and len(out.table) == 4 + 6
+    assert set(out.table["setting"]) == {"cnn", "deep", "deep-square"} and len(out.table) == 4 + 6 + 6
     broken, _ = build(cnn_rows(wn=0.041, bn=0.01, plain_final=(10.5, 12.0, 17.4), unbalanced_final=(30.0, 13.3, 17.0)))
     assert not any(held(broken[k]) for k in ("cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept"))
 
@@ -299,8 +312,8 @@ def test_the_deep_claims_fail_on_a_run_that_breaks_them(monkeypatch):
     assert held(claims["deep-balance-kept"]) is True and held(claims["deep-imbalance-kept"]) is True
     real = nets.train_normalized
 
-    def skewed(X, y, widths, method, steps, eta, seed=0, unbalance=1.0, points=80):
-        rows = real(X, y, widths, method, steps, eta, seed, unbalance, points)
+    def skewed(X, y, widths, method, steps, eta, seed=0, unbalance=1.0, points=80, **kw):
+        rows = real(X, y, widths, method, steps, eta, seed, unbalance, points, **kw)
         for r in rows:   # a plain GD whose first layer outgrows the others, and no margin for WN
             if method == "plain":
                 r["sq_w_1"] += 0.5 * r["step"]
@@ -316,7 +329,7 @@ def test_the_deep_claims_fail_on_a_run_that_breaks_them(monkeypatch):
 def test_the_target_builds_from_trained_nets(tiny, tmp_path):
     """The four families by full-batch GD (momentum 0, so on the packed path: see the report)
     on the tiny set, analysed and built through report.build."""
-    target, tables, metrics = get(TID), [], []
+    target, tables, metrics, arrays = get(TID), [], [], {}
     for family in T.CNN.values():
         s = spec(family)
         result = train_packed([s], tiny, options=PackOptions(compile=False))[0]
@@ -324,20 +337,29 @@ def test_the_target_builds_from_trained_nets(tiny, tmp_path):
         folder.mkdir(parents=True)
         write_csv(folder / "metrics.csv", pd.DataFrame(result.rows))
         save_torch(folder / "model.pt", {"spec": s.to_dict(), "state_dict": result.state_dict})
-        tables.append(target.analyze([load(folder, tiny)], {}, 0).table.assign(unit=s.run_id))
+        analysis = target.analyze([load(folder, tiny)], {}, 0)
+        tables.append(analysis.table.assign(unit=s.run_id))
+        arrays[s.run_id] = analysis.arrays
         metrics.append(pd.DataFrame(result.rows))
     analyses = pd.concat(tables, ignore_index=True)
     final = pd.concat(metrics).query("final")
     # The analysis sees what training saw (one batch of the whole subset: the BN statistics of training too).
     assert np.allclose(analyses["train_loss_final"], final["train_loss"], rtol=1e-4)
+    # The single-run engine's replay of each packed run is that run: its loss at every evaluation, its last net.
+    assert (analyses["replay_gap"] < 1e-4).all()
+    for unit, a in arrays.items():
+        row = analyses.set_index("unit").loc[unit]
+        assert list(a["replay_step"]) == list(range(16))
+        assert a["replay_loss"][-1] == pytest.approx(row["train_loss_final"], rel=1e-4)
+        assert a["replay_unit_margin"][-1] == pytest.approx(row["unit_margin_final"], rel=1e-3, abs=1e-6)
     # The init it rebuilds is the run's: balanced, equal norms for hcnn.
     plain = analyses[analyses["model"] == "hcnn"].iloc[0]
     assert plain["sq_w1_init"] == pytest.approx(plain["sq_w3_init"])
     inputs = Inputs(TID, {"synthetic": DEEP}, TOL, runs=pd.concat(metrics), requested="tiny", used="tiny",
-                    analyses=analyses)
+                    analyses=analyses, arrays=arrays)
     (tmp_path / "out").mkdir()
     rows = report.build(target, inputs, tmp_path / "out", config={})
-    assert len(rows) == 8 and rows["id"].str.startswith(f"{TID}:").all()
+    assert len(rows) == 10 and rows["id"].str.startswith(f"{TID}:").all()
     for name in report.OUTPUTS.values():
         assert (tmp_path / "out" / name).exists(), name
 
