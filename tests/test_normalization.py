@@ -375,3 +375,126 @@ def test_deep_margins_are_compared_at_matched_training_loss():
     matched = T.at_matched_loss(traj).set_index("method")
     assert matched.loc["wn", "step"] == 10 and matched.loc["plain", "step"] == 100
     assert (matched["matched_loss"] == 0.1).all() and matched.loc["wn", "normalized_margin"] == 0.04
+
+
+# --- issue 19: BN's margin under its own normalization, matched loss in A, the square loss in B ---
+
+def with_bn_affine(model, seed=1):
+    """The model with BN scales and shifts away from their init (1 and 0), so that BN's
+    effective bias beta_c - gamma_c mu_c / sigma_c is not trivially what the init makes it."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(0.5 + 1.5 * torch.rand(m.weight.shape, generator=gen))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen))
+    return model
+
+
+def canonical_forward(units, x):
+    h = x.double()
+    for W, b in units:
+        h = torch.relu(F.conv2d(h, W, b, stride=NZ.STRIDE)) if W.dim() == 4 else F.linear(h.flatten(1), W, b)
+    return h
+
+
+@pytest.mark.parametrize("family", list(NZ.BUILDERS))
+def test_unit_normalization_keeps_the_function_with_every_hidden_unit_of_norm_one(batch, family):
+    x, _ = batch
+    model = with_bn_affine(built(family))
+    units = NZ.unit_normalized(NZ.affine_pass(model, x)[0])
+    torch.testing.assert_close(canonical_forward(units, x), model(x).double(), rtol=1e-5, atol=1e-5)
+    for W, b in units[:-1]:
+        torch.testing.assert_close(torch.sqrt((W.flatten(1) ** 2).sum(1) + b ** 2), torch.ones(len(b), dtype=W.dtype))
+    if family == "hcnnbn":   # the BN bias is counted: a net with its shifts is not its net without them
+        assert any(float(b.abs().max()) > 0.1 for _, b in NZ.affine_pass(model, x)[0])
+
+
+def test_the_unit_margin_is_invariant_to_the_rescalings_that_keep_the_function(batch):
+    x, y = batch
+    plain, unbalanced = built("hcnn"), built("hcnnu")
+    assert NZ.normalized_margin(plain, x, y)["unit_margin"] == pytest.approx(
+        NZ.normalized_margin(unbalanced, x, y)["unit_margin"], rel=1e-5)
+    bn = with_bn_affine(built("hcnnbn"))
+    before = NZ.normalized_margin(bn, x, y)
+    first = [m for m in bn if isinstance(m, torch.nn.BatchNorm2d)][0]
+    with torch.no_grad():   # (gamma_1, beta_1) x 3 scales layer 1's output; BN 2 divides it out
+        first.weight.mul_(3.0)
+        first.bias.mul_(3.0)
+    after = NZ.normalized_margin(bn, x, y)
+    assert after["margin"] == pytest.approx(before["margin"], rel=1e-4)
+    assert after["unit_margin"] == pytest.approx(before["unit_margin"], rel=1e-4)
+
+
+def trajectory_arrays(steps, losses, margins):
+    return {"replay_step": np.array(steps), "replay_loss": np.array(losses), "replay_err": np.zeros(len(steps)),
+            "replay_normalized_margin": np.array(margins), "replay_unit_margin": 2 * np.array(margins)}
+
+
+def test_cnn_margins_are_read_at_matched_training_loss():
+    """Plain GD ends at loss 0.05; WN reaches 0.05 at step 200 (margin 0.03) and goes on to
+    0.01 (margin 0.09): the WN claim reads 0.03 against plain's 0.04 and fails, where the
+    same steps would have read 0.09."""
+    rows = cnn_rows()
+    arrays = replayed(rows)
+    units = dict(zip(rows["model"], rows["unit"]))
+    arrays[units["hcnn"]] = trajectory_arrays([0, 200, 400], [2.3, 0.2, 0.05], [-0.2, 0.01, 0.04])
+    arrays[units["hcnnwn"]] = trajectory_arrays([0, 100, 200, 400], [2.3, 0.1, 0.05, 0.01], [-0.2, 0.02, 0.03, 0.09])
+    claims, _ = build(rows, arrays)
+    wn = claims["cnn-wn-margin"]
+    assert wn["verdict"] == "refuted" and "0.03 vs plain 0.04" in wn["measured"]
+    assert "loss 0.05 at steps 400 (plain) and 200 (weight norm)" in wn["detail"] + wn["claim"]
+    # BN's claim reads the per-unit margin: both nets' unit_margin (2x their margins here).
+    bn = claims["cnn-bn-margin"]
+    assert "batch norm 0.125 vs plain 0.08" in bn["measured"]
+    with pytest.raises(ValueError, match="replayed trajectory"):
+        build(rows, {})
+
+
+def square_traj(nmgd_norm=4.0, wn_margin=0.06, level=0.01, err=0.0):
+    """Deep-net square-loss records: every net ends at ``level``; plain's sum |W_k|^2 is 10,
+    its normalized margin 0.04."""
+    rows = []
+    for init in INITS_:
+        for method, sq, nm in (("plain", 10.0, 0.04), ("wn", 10.0, wn_margin), ("nmgd", nmgd_norm, 0.1)):
+            rows += [{"init": init, "method": method, "step": 0, "loss": 1.0, "train_err": 0.5, "sq_norm": 5.0,
+                      "normalized_margin": -0.1},
+                     {"init": init, "method": method, "step": 100, "loss": level, "train_err": err, "sq_norm": sq,
+                      "normalized_margin": nm}]
+    return pd.DataFrame(rows)
+
+
+INITS_ = ("balanced", "unbalanced")
+
+
+def test_the_nmgd_claim_holds_on_a_smaller_norm_near_zero_loss():
+    f = TOL.norm_larger_factor
+    assert T.square_nmgd_claim(square_traj(nmgd_norm=10.0 / f / 1.01), TOL)["verdict"] == "held"
+    assert T.square_nmgd_claim(square_traj(nmgd_norm=10.0 / f * 1.01), TOL)["verdict"] == "refuted"
+    far = T.square_nmgd_claim(square_traj(level=TOL.square_fit_loss * 2), TOL)
+    assert far["verdict"] == "inconclusive" and far["reason"] == C.OUT_OF_REGIME
+    assert T.square_nmgd_claim(square_traj(err=0.05), TOL)["reason"] == C.OUT_OF_REGIME
+    assert T.square_nmgd_claim(square_traj().query("method != 'nmgd'"), TOL)["reason"] == C.UNTESTABLE
+
+
+def test_the_square_wn_claim_reads_margins_near_zero_loss():
+    f = TOL.margin_smaller_factor
+    assert T.square_wn_claim(square_traj(wn_margin=0.04 * f * 1.01), TOL)["verdict"] == "held"
+    assert T.square_wn_claim(square_traj(wn_margin=0.04), TOL)["verdict"] == "refuted"
+    far = T.square_wn_claim(square_traj(level=TOL.square_fit_loss * 2), TOL)
+    assert far["verdict"] == "inconclusive" and far["reason"] == C.OUT_OF_REGIME
+
+
+def test_nmgd_is_a_gd_step_shrunk_by_the_halpern_weight():
+    X, y = linear.separable_blobs(20, 3, 0.3, np.random.default_rng(0))
+    plain = nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, loss="square", points=1)
+    nmgd = nets.train_normalized(X, y, [3, 6, 6, 1], "nmgd", 1, 0.05, loss="square", points=1, halpern_t0=4)
+    start, step = plain[0], plain[-1]
+    assert nmgd[0]["loss"] == start["loss"] == pytest.approx(start["loss"])
+    shrink = 1 - nets.halpern_alpha(0, 4)   # 3/4 on every weight
+    for k in (1, 2, 3):
+        assert nmgd[-1][f"sq_w_{k}"] == pytest.approx(shrink ** 2 * step[f"sq_w_{k}"])
+    with pytest.raises(ValueError):
+        nets.train_normalized(X, y, [3, 6, 6, 1], "nmgd", 1, 0.05, loss="square")
+    with pytest.raises(ValueError):
+        nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, loss="hinge")

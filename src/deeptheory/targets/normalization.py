@@ -11,10 +11,12 @@ unbalanced layer inits, in two settings.
   (``synthetic.nets.train_normalized``), plain GD vs WN vs a BN-like per-unit normalization,
   balanced vs unbalanced init, computed in the build from the target's ``synthetic`` entry.
 
-Claims (docs/CATALOG.md), in each setting: (a) WN and BN reach a larger normalized margin
-than plain GD after the same number of GD steps; (b) under plain GD the differences of the
-squared layer norms stay constant, so a balanced init stays balanced and an unbalanced one
-unbalanced. Each claim's rule is a pure function of measurement dicts, so tests can feed
+Claims (docs/CATALOG.md), in each setting: (a) WN and BN reach a larger margin, each under
+its own normalization, than plain GD at matched training loss (A: on each run's GD replayed
+step by step in its analysis); (b) under plain GD the differences of the squared layer norms
+stay constant, so a balanced init stays balanced and an unbalanced one unbalanced. Setting B
+under the square loss: (c) WN's margin claim, and NMGD (GD as a Halpern iteration) ends at a
+fixed point of smaller norm than plain GD, both near zero loss. Each claim's rule is a pure function of measurement dicts, so tests can feed
 it numbers that break it.
 """
 
@@ -335,12 +337,12 @@ def square_wn_claim(traj: pd.DataFrame, tol) -> dict:
 
 # --- figure --------------------------------------------------------------------------------
 
-COLORS = {"plain": "tab:blue", "wn": "tab:orange", "bn": "tab:green"}
+COLORS = {"plain": "tab:blue", "wn": "tab:orange", "bn": "tab:green", "nmgd": "tab:red"}
 
 
-def _draw(cnn: pd.DataFrame, traj: pd.DataFrame):
+def _draw(cnn: pd.DataFrame, traj: pd.DataFrame, square: pd.DataFrame):
     def draw(caption, png, pdf):
-        fig, axes = plots.panels(4, 3.9, 3.4)
+        fig, axes = plots.panels(5, 3.9, 3.4)
         ax = axes[0]
         labels = [f"{METHOD_NAMES[m]}\n{i}" for m, i in zip(cnn["method"], cnn["init"])]
         ax.bar(range(len(cnn)), cnn["normalized_margin_final"], color=[COLORS[m] for m in cnn["method"]])
@@ -383,6 +385,16 @@ def _draw(cnn: pd.DataFrame, traj: pd.DataFrame):
         ax.set_ylabel("difference of squared norms, plain GD")
         ax.set_title("B: balance", fontsize=8)
         ax.legend(fontsize=6)
+        ax = axes[4]
+        for (method, init), t in square.groupby(["method", "init"]):
+            ax.plot(t["loss"], t["sq_norm"], color=COLORS[method], ls="-" if init == "balanced" else "--",
+                    label=f"{METHOD_NAMES[method]}, {init}")
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("training loss (square), falling ->")
+        ax.set_ylabel("sum_k |W_k|_F^2")
+        ax.set_title("B: square loss, GD vs WN vs NMGD", fontsize=8)
+        ax.legend(fontsize=6)
         plots.save(fig, caption, png, pdf)
     return draw
 
@@ -393,7 +405,8 @@ def _setup(cnn: pd.DataFrame, cfg: dict) -> str:
     return (f"A: width {int(first['width'])} (W = {int(cnn['n_params'].min()):,} to {int(cnn['n_params'].max()):,} weights), "
             f"N = {int(first['N']):,}, full-batch GD at lr {first['lr']:g} for {int(first['steps'])} steps, "
             f"{cnn['seed'].nunique()} seed(s); B: widths {[deep['d'], *deep['hidden'], 1]}, n = {deep['n']}, "
-            f"exponential loss, GD at eta {deep['eta']:g} for {deep['steps']} steps")
+            f"exponential and square loss, GD at eta {deep['eta']:g} for {deep['steps']} steps (NMGD: alpha_t = "
+            f"1 / (t + {deep['halpern_t0']:g}))")
 
 
 def with_test_error(cnn: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame:
@@ -416,7 +429,7 @@ def build(inp: Inputs) -> Outcome:
         "normalized_margin": "normalized_margin_final", "loss": "train_loss_final", "train_err": "train_err_final",
         "margin": "margin_final", "sq_norm": "sq_norm_final"})
     table = pd.concat([cnn, deep], ignore_index=True)
-    return Outcome(table, claims, _draw(cnn, traj), _setup(cnn, inp.cfg))
+    return Outcome(table, claims, _draw(cnn, traj, square), _setup(cnn, inp.cfg))
 
 
 ANALYZE = {TID: analyze}
