@@ -124,14 +124,15 @@ def margin_pairs(nets_: pd.DataFrame, method: str, col: str, keys=("seed", "init
     return out
 
 
-def margin_claim(cid: str, setting: str, method: str, pairs: list[dict], tol, point: str) -> dict:
-    """(a) held if in every pair the method's normalized margin is positive (it separates the
-    data) and at least ``margin_smaller_factor`` times plain GD's; inconclusive where
+def margin_claim(cid: str, setting: str, method: str, pairs: list[dict], tol, point: str,
+                 measure: str = "normalized margin") -> dict:
+    """(a) held if in every pair the method's margin (``measure``) is positive (it separates
+    the data) and at least ``margin_smaller_factor`` times plain GD's; inconclusive where
     no pair has a net that separates."""
     f = tol.margin_smaller_factor
     name = METHOD_NAMES[method]
-    text = f"{setting}: {name} reaches a larger normalized margin than plain GD ({point})"
-    rule = (f"held if in every pair the {name} net's normalized margin is > 0 and >= {f:g} x plain GD's "
+    text = f"{setting}: {name} reaches a larger {measure} than plain GD ({point})"
+    rule = (f"held if in every pair the {name} net's {measure} is > 0 and >= {f:g} x plain GD's "
             f"(margin_smaller_factor); fails if plain GD matches or exceeds it")
     fmt = "; ".join(f"{_key(p['key'])}: {name} {p['method']:.4g} vs plain {p['plain']:.4g}" for p in pairs)
     if not pairs:
@@ -139,7 +140,7 @@ def margin_claim(cid: str, setting: str, method: str, pairs: list[dict], tol, po
     if all(p["plain"] <= 0 and p["method"] <= 0 for p in pairs):
         return C.untestable(cid, text, f"no net separates its training data; {fmt}", rule, reason=C.NOT_CONVERGED)
     held = all(p["method"] > 0 and p["method"] >= f * p["plain"] for p in pairs)
-    return C.claim(cid, text, held, f"normalized margin, {fmt}", rule)
+    return C.claim(cid, text, held, f"{measure}, {fmt}", rule)
 
 
 def _key(key) -> str:
@@ -235,6 +236,11 @@ def cnn_matched_pairs(rows: pd.DataFrame, arrays: dict, method: str) -> list[dic
     return out
 
 
+def _gap(rows: pd.DataFrame) -> str:
+    """The largest relative gap between a replay and its run (analysis column replay_gap)."""
+    return f"{rows['replay_gap'].max():.2g}" if "replay_gap" in rows else "(not recorded)"
+
+
 def cnn_claims(rows: pd.DataFrame, arrays: dict, tol, steps: int) -> list[dict]:
     plain = rows[rows["method"] == "plain"]
     ms = {init: {f"seed {int(row['seed'])}": cnn_balance(row) for _, row in plain[plain["init"] == init].iterrows()}
@@ -246,9 +252,10 @@ def cnn_claims(rows: pd.DataFrame, arrays: dict, tol, steps: int) -> list[dict]:
         pairs = cnn_matched_pairs(rows, arrays, m)
         where = "; ".join(f"{_key(p['key'])}: loss {p['level']:.3g} at steps {p['steps'][0]} (plain) and "
                           f"{p['steps'][1]} ({METHOD_NAMES[m]})" for p in pairs)
-        measure = "per-layer normalized margin" if m == "wn" else "margin under per-unit normalization, bias included"
+        measure = "normalized margin" if m == "wn" else "margin under per-unit normalization (bias included)"
         out.append(margin_claim(f"{TID}:cnn-{m}-margin", "CNN", m, pairs, tol,
-                                f"{measure}, at matched training loss ({where}), within {steps} full-batch GD steps"))
+                                f"at matched training loss ({where}), within {steps} full-batch GD steps; the replays' "
+                                f"training loss within {_gap(rows)} of metrics.csv's (relative)", measure))
     return out + [balance_claim(f"{TID}:cnn-balance-kept", "CNN", ms["balanced"], tol),
                   imbalance_claim(f"{TID}:cnn-imbalance-kept", "CNN", ms["unbalanced"], unbalance, tol)]
 
