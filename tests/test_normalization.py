@@ -498,3 +498,16 @@ def test_nmgd_is_a_gd_step_shrunk_by_the_halpern_weight():
         nets.train_normalized(X, y, [3, 6, 6, 1], "nmgd", 1, 0.05, loss="square")
     with pytest.raises(ValueError):
         nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, loss="hinge")
+
+
+def test_the_deep_nets_unit_readout_norm_ignores_rescalings_that_keep_the_function():
+    weights = [W.detach() for W in nets.relu_net([3, 6, 6, 1], 0, 1.0)]
+    base = nets.unit_readout_norm(weights)
+    moved = [W.clone() for W in weights]
+    moved[0][2] *= 3.0          # unit 2 of layer 1 x 3 ...
+    moved[1][:, 2] /= 3.0       # ... and its outgoing weights / 3: the same function
+    moved[2] *= 0.5             # the read-out's scale is the net's
+    assert nets.unit_readout_norm(moved) == pytest.approx(0.5 * base)
+    X, y = linear.separable_blobs(20, 3, 0.3, np.random.default_rng(0))
+    starts = [nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, unbalance=r, points=1)[0] for r in (1.0, 2.0)]
+    assert starts[0]["unit_margin"] == pytest.approx(starts[1]["unit_margin"])

@@ -141,6 +141,19 @@ def normalized_forward(params: dict, method: str, x) -> tuple[torch.Tensor, list
     return (h @ eff[-1].T).squeeze(-1), eff
 
 
+def unit_readout_norm(weights) -> float:
+    """|W_L'|_F of the same bias-free net with every hidden unit's incoming weights scaled to
+    unit norm and the scale carried into the next layer (ReLU is positively homogeneous: the
+    function is unchanged); min_i y_i f(x_i) over it is the margin under per-unit
+    normalization (m90-normalization: BN's own, as ``normalization.unit_normalized``)."""
+    carry = None
+    with torch.no_grad():
+        for W in weights:
+            W = W if carry is None else W * carry[None, :]
+            carry = W.norm(dim=1)
+        return float(W.norm())
+
+
 def halpern_alpha(t: int, t0: float) -> float:
     """The anchor weight alpha_t = 1 / (t + t0) of step t of a Halpern iteration: alpha_t -> 0
     and sum_t alpha_t = infinity, Halpern's conditions for converging to the fixed point
@@ -160,7 +173,8 @@ def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: floa
     is followed by W <- (1 - alpha_t) T(W) (:func:`halpern_alpha` with ``halpern_t0``), so it
     tends to the fixed point of GD of least norm sum_k |W_k|^2. Records at log-spaced
     steps: loss, train error, margin, normalized margin min_i y_i f(x_i) / prod_k |W_k|_F of
-    the effective weights, and squared norms of the effective weights (``sq_eff_k``) and of
+    the effective weights, the margin under per-unit normalization (``unit_margin``,
+    :func:`unit_readout_norm`), and squared norms of the effective weights (``sq_eff_k``) and of
     the trained tensors (``sq_w_k``: W_k or V_k; ``sq_g_k``: g_k^2 of WN)."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -184,6 +198,7 @@ def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: floa
             with torch.no_grad():
                 sq_eff = [float((W ** 2).sum()) for W in eff]
                 row = margin_record(t, value, m, sq_eff)
+                row["unit_margin"] = float(m.min()) / unit_readout_norm(eff)
                 row.update({f"sq_eff_{k + 1}": s for k, s in enumerate(sq_eff)})
                 row.update({f"sq_w_{k + 1}": float((T ** 2).sum()) for k, T in enumerate(tensors)})
                 row.update({f"sq_g_{k + 1}": float(g ** 2) for k, g in enumerate(params.get("g", []))})

@@ -191,20 +191,11 @@ def imbalance_claim(cid: str, setting: str, ms: dict, unbalance: float, tol) -> 
                    f"fails if GD balances the layers or unbalances them further", inconclusive=_diverged(ms))
 
 
-def claims_of(setting: str, short: str, nets_: pd.DataFrame, col: str, keys: tuple, balance: dict,
-              unbalance: float, tol, point: str) -> list[dict]:
-    """The four claims of one setting: (a) for WN and BN from the nets' normalized margins
-    ``col`` paired on ``keys``; (b) from ``balance`` ({init: {name: balance_measurements}})."""
-    return [*(margin_claim(f"{TID}:{short}-{m}-margin", setting, m, margin_pairs(nets_, m, col, keys), tol, point)
-              for m in ("wn", "bn")),
-            balance_claim(f"{TID}:{short}-balance-kept", setting, balance["balanced"], tol),
-            imbalance_claim(f"{TID}:{short}-imbalance-kept", setting, balance["unbalanced"], unbalance, tol)]
-
-
 # Each method's margin is read under its own normalization: WN's constraint is one norm per
 # layer (the per-layer normalized margin), BN's one per unit, bias included (unit_margin:
 # docs/CATALOG.md, claim changes). Plain GD's partner is measured the same way.
-CNN_MARGIN = {"wn": "normalized_margin", "bn": "unit_margin"}
+MARGIN = {"wn": "normalized_margin", "bn": "unit_margin"}
+MEASURE = {"normalized_margin": "normalized margin", "unit_margin": "margin under per-unit normalization (BN's own)"}
 
 
 def trajectory(arrays: dict, unit: str) -> pd.DataFrame:
@@ -224,7 +215,7 @@ def cnn_matched_pairs(rows: pd.DataFrame, arrays: dict, method: str) -> list[dic
     """(plain, method) margins of the CNNs equal but for the method, each read at its first
     step at or below the larger of the two nets' final training losses (setting B's rule,
     per pair)."""
-    col, out = CNN_MARGIN[method], []
+    col, out = MARGIN[method], []
     for key, group in rows.groupby(["seed", "init"]):
         by = {r["method"]: trajectory(arrays, r["unit"]) for _, r in group.iterrows()}
         if method not in by or "plain" not in by:
@@ -252,10 +243,9 @@ def cnn_claims(rows: pd.DataFrame, arrays: dict, tol, steps: int) -> list[dict]:
         pairs = cnn_matched_pairs(rows, arrays, m)
         where = "; ".join(f"{_key(p['key'])}: loss {p['level']:.3g} at steps {p['steps'][0]} (plain) and "
                           f"{p['steps'][1]} ({METHOD_NAMES[m]})" for p in pairs)
-        measure = "normalized margin" if m == "wn" else "margin under per-unit normalization (bias included)"
         out.append(margin_claim(f"{TID}:cnn-{m}-margin", "CNN", m, pairs, tol,
                                 f"at matched training loss ({where}), within {steps} full-batch GD steps; the replays' "
-                                f"training loss within {_gap(rows)} of metrics.csv's (relative)", measure))
+                                f"training loss within {_gap(rows)} of metrics.csv's (relative)", MEASURE[MARGIN[m]]))
     return out + [balance_claim(f"{TID}:cnn-balance-kept", "CNN", ms["balanced"], tol),
                   imbalance_claim(f"{TID}:cnn-imbalance-kept", "CNN", ms["unbalanced"], unbalance, tol)]
 
@@ -279,8 +269,11 @@ def deep_claims(traj: pd.DataFrame, finals: pd.DataFrame, cfg: dict, tol) -> lis
     ms = {init: {f"{init} init": balance_measurements(plain[plain["init"] == init], L)} for init in INITS}
     matched = at_matched_loss(traj)
     levels = ", ".join(f"{i} init {v:.3g}" for i, v in matched.groupby("init")["matched_loss"].first().items())
-    return claims_of("deep net", "deep", matched, "normalized_margin", ("init",), ms, float(cfg["unbalance"]), tol,
-                     f"at matched training loss ({levels}), within {cfg['steps']} GD steps")
+    point = f"at matched training loss ({levels}), within {cfg['steps']} GD steps"
+    return [*(margin_claim(f"{TID}:deep-{m}-margin", "deep net", m, margin_pairs(matched, m, MARGIN[m], ("init",)), tol,
+                           point, MEASURE[MARGIN[m]]) for m in ("wn", "bn")),
+            balance_claim(f"{TID}:deep-balance-kept", "deep net", ms["balanced"], tol),
+            imbalance_claim(f"{TID}:deep-imbalance-kept", "deep net", ms["unbalanced"], float(cfg["unbalance"]), tol)]
 
 
 def pairs_at_matched_loss(traj: pd.DataFrame, method: str) -> list[dict]:
