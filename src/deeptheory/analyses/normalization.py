@@ -81,7 +81,3 @@ def analyze(runs: list[TrainedRun]) -> Analysis:
         rows.append(measure(run) | {"replay_gap": gap})
         arrays.update(traj)
     return Analysis(pd.DataFrame(rows), arrays)
-
-
-def table(runs: list[TrainedRun]) -> pd.DataFrame:
-    return pd.DataFrame([measure(r) for r in runs])
