@@ -81,7 +81,7 @@ def test_killed_run_resumes_from_checkpoint(tiny, tmp_path):
     ckpt = tmp_path / "run.pt"
     straight = train_run(spec(max_epochs=4), tiny)
 
-    def kill_after_two(epoch):
+    def kill_after_two(epoch, model):
         if epoch == 2:
             raise Killed
 
@@ -184,7 +184,7 @@ def test_plain_gradient_descent_trains_checkpoints_and_resumes(tiny, tmp_path):
     straight = train_run(s, tiny)
     ckpt = tmp_path / "run.pt"
 
-    def kill_after_two(epoch):
+    def kill_after_two(epoch, model):
         if epoch == 2:
             raise Killed
 

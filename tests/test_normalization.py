@@ -257,14 +257,14 @@ def test_an_imbalance_claim_needs_an_unbalanced_start_that_stays():
 
 # --- the target ---------------------------------------------------------------------------------
 
-DEEP = {"n": 20, "d": 3, "margin": 0.3, "hidden": [6, 6], "steps": 200, "eta": 0.05, "unbalance": 2.0}
+DEEP = {"n": 20, "d": 3, "margin": 0.3, "hidden": [6, 6], "steps": 200, "eta": 0.05, "unbalance": 2.0, "halpern_t0": 30}
 
 
 def cnn_row(model, nm, sq_init, sq_final, seed=0):
     row = {"run_id": f"{model}_s{seed}", "unit": f"{model}_s{seed}", "model": model, "seed": seed, "width": 8, "N": 256,
            "lr": 0.2, "steps": 400, "n_params": 3000, "unbalance": 4.0 if model == "hcnnu" else 1.0,
            "normalized_margin_init": -0.2, "normalized_margin_final": nm, "train_err_init": 0.9, "train_err_final": 0.0,
-           "train_loss_init": 2.3, "train_loss_final": 0.01}
+           "train_loss_init": 2.3, "train_loss_final": 0.01, "unit_margin_init": -0.5, "unit_margin_final": 2.5 * nm}
     for k, (a, b) in enumerate(zip(sq_init, sq_final), 1):
         row[f"sq_w{k}_init"], row[f"sq_w{k}_final"] = a, b
     return row
@@ -277,19 +277,32 @@ def cnn_rows(wn=0.06, bn=0.05, plain_final=(12.9, 12.9, 12.9), unbalanced_final=
                          cnn_row("hcnnbn", bn, (2.9, 2.9, 2.9), (3.0, 3.2, 10.0))])
 
 
-def build(rows):
+def replayed(rows, losses=None):
+    """Each CNN row's replayed trajectory as its analysis keeps it: init and final step only,
+    ending at ``losses[model]`` (default: its final training loss)."""
+    losses = losses or {}
+    return {r["unit"]: {"replay_step": np.array([0, r["steps"]]),
+                        "replay_loss": np.array([r["train_loss_init"], losses.get(r["model"], r["train_loss_final"])]),
+                        "replay_err": np.array([r["train_err_init"], r["train_err_final"]]),
+                        "replay_normalized_margin": np.array([r["normalized_margin_init"], r["normalized_margin_final"]]),
+                        "replay_unit_margin": np.array([r["unit_margin_init"], r["unit_margin_final"]])}
+            for _, r in rows.iterrows()}
+
+
+def build(rows, arrays=None):
     out = get(TID).build(Inputs(TID, {"synthetic": DEEP}, TOL, runs=None, requested="cifar10", used="cifar10",
-                                analyses=rows))
+                                analyses=rows, arrays=replayed(rows) if arrays is None else arrays))
     return {r["id"].split(":")[1]: r for r in out.claims}, out
 
 
 def test_the_cnn_claims_read_the_analysis_rows():
     claims, out = build(cnn_rows())
     assert [k for k in claims] == ["cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept",
-                                   "deep-wn-margin", "deep-bn-margin", "deep-balance-kept", "deep-imbalance-kept"]
+                                   "deep-wn-margin", "deep-bn-margin", "deep-balance-kept", "deep-imbalance-kept",
+                                   "deep-square-wn-margin", "deep-square-nmgd-min-norm"]
     assert {k: held(claims[k]) for k in list(claims)[:4]} == {"cnn-wn-margin": True, "cnn-bn-margin": True,
                                                              "cnn-balance-kept": True, "cnn-imbalance-kept": True}
-    assert set(out.table["setting"]) == {"cnn", "deep"} and len(out.table) == 4 + 6
+    assert set(out.table["setting"]) == {"cnn", "deep", "deep-square"} and len(out.table) == 4 + 6 + 6
     broken, _ = build(cnn_rows(wn=0.041, bn=0.01, plain_final=(10.5, 12.0, 17.4), unbalanced_final=(30.0, 13.3, 17.0)))
     assert not any(held(broken[k]) for k in ("cnn-wn-margin", "cnn-bn-margin", "cnn-balance-kept", "cnn-imbalance-kept"))
 
@@ -299,8 +312,8 @@ def test_the_deep_claims_fail_on_a_run_that_breaks_them(monkeypatch):
     assert held(claims["deep-balance-kept"]) is True and held(claims["deep-imbalance-kept"]) is True
     real = nets.train_normalized
 
-    def skewed(X, y, widths, method, steps, eta, seed=0, unbalance=1.0, points=80):
-        rows = real(X, y, widths, method, steps, eta, seed, unbalance, points)
+    def skewed(X, y, widths, method, steps, eta, seed=0, unbalance=1.0, points=80, **kw):
+        rows = real(X, y, widths, method, steps, eta, seed, unbalance, points, **kw)
         for r in rows:   # a plain GD whose first layer outgrows the others, and no margin for WN
             if method == "plain":
                 r["sq_w_1"] += 0.5 * r["step"]
@@ -316,7 +329,7 @@ def test_the_deep_claims_fail_on_a_run_that_breaks_them(monkeypatch):
 def test_the_target_builds_from_trained_nets(tiny, tmp_path):
     """The four families by full-batch GD (momentum 0, so on the packed path: see the report)
     on the tiny set, analysed and built through report.build."""
-    target, tables, metrics = get(TID), [], []
+    target, tables, metrics, arrays = get(TID), [], [], {}
     for family in T.CNN.values():
         s = spec(family)
         result = train_packed([s], tiny, options=PackOptions(compile=False))[0]
@@ -324,20 +337,29 @@ def test_the_target_builds_from_trained_nets(tiny, tmp_path):
         folder.mkdir(parents=True)
         write_csv(folder / "metrics.csv", pd.DataFrame(result.rows))
         save_torch(folder / "model.pt", {"spec": s.to_dict(), "state_dict": result.state_dict})
-        tables.append(target.analyze([load(folder, tiny)], {}, 0).table.assign(unit=s.run_id))
+        analysis = target.analyze([load(folder, tiny)], {}, 0)
+        tables.append(analysis.table.assign(unit=s.run_id))
+        arrays[s.run_id] = analysis.arrays
         metrics.append(pd.DataFrame(result.rows))
     analyses = pd.concat(tables, ignore_index=True)
     final = pd.concat(metrics).query("final")
     # The analysis sees what training saw (one batch of the whole subset: the BN statistics of training too).
     assert np.allclose(analyses["train_loss_final"], final["train_loss"], rtol=1e-4)
+    # The single-run engine's replay of each packed run is that run: its loss at every evaluation, its last net.
+    assert (analyses["replay_gap"] < 1e-4).all()
+    for unit, a in arrays.items():
+        row = analyses.set_index("unit").loc[unit]
+        assert list(a["replay_step"]) == list(range(16))
+        assert a["replay_loss"][-1] == pytest.approx(row["train_loss_final"], rel=1e-4)
+        assert a["replay_unit_margin"][-1] == pytest.approx(row["unit_margin_final"], rel=1e-3, abs=1e-6)
     # The init it rebuilds is the run's: balanced, equal norms for hcnn.
     plain = analyses[analyses["model"] == "hcnn"].iloc[0]
     assert plain["sq_w1_init"] == pytest.approx(plain["sq_w3_init"])
     inputs = Inputs(TID, {"synthetic": DEEP}, TOL, runs=pd.concat(metrics), requested="tiny", used="tiny",
-                    analyses=analyses)
+                    analyses=analyses, arrays=arrays)
     (tmp_path / "out").mkdir()
     rows = report.build(target, inputs, tmp_path / "out", config={})
-    assert len(rows) == 8 and rows["id"].str.startswith(f"{TID}:").all()
+    assert len(rows) == 10 and rows["id"].str.startswith(f"{TID}:").all()
     for name in report.OUTPUTS.values():
         assert (tmp_path / "out" / name).exists(), name
 
@@ -353,3 +375,139 @@ def test_deep_margins_are_compared_at_matched_training_loss():
     matched = T.at_matched_loss(traj).set_index("method")
     assert matched.loc["wn", "step"] == 10 and matched.loc["plain", "step"] == 100
     assert (matched["matched_loss"] == 0.1).all() and matched.loc["wn", "normalized_margin"] == 0.04
+
+
+# --- issue 19: BN's margin under its own normalization, matched loss in A, the square loss in B ---
+
+def with_bn_affine(model, seed=1):
+    """The model with BN scales and shifts away from their init (1 and 0), so that BN's
+    effective bias beta_c - gamma_c mu_c / sigma_c is not trivially what the init makes it."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model:
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(0.5 + 1.5 * torch.rand(m.weight.shape, generator=gen))
+                m.bias.copy_(torch.randn(m.bias.shape, generator=gen))
+    return model
+
+
+def canonical_forward(units, x):
+    h = x.double()
+    for W, b in units:
+        h = torch.relu(F.conv2d(h, W, b, stride=NZ.STRIDE)) if W.dim() == 4 else F.linear(h.flatten(1), W, b)
+    return h
+
+
+@pytest.mark.parametrize("family", list(NZ.BUILDERS))
+def test_unit_normalization_keeps_the_function_with_every_hidden_unit_of_norm_one(batch, family):
+    x, _ = batch
+    model = with_bn_affine(built(family))
+    units = NZ.unit_normalized(NZ.affine_pass(model, x)[0])
+    torch.testing.assert_close(canonical_forward(units, x), model(x).double(), rtol=1e-5, atol=1e-5)
+    for W, b in units[:-1]:
+        torch.testing.assert_close(torch.sqrt((W.flatten(1) ** 2).sum(1) + b ** 2), torch.ones(len(b), dtype=W.dtype))
+    if family == "hcnnbn":   # the BN bias is counted: a net with its shifts is not its net without them
+        assert any(float(b.abs().max()) > 0.1 for _, b in NZ.affine_pass(model, x)[0])
+
+
+def test_the_unit_margin_is_invariant_to_the_rescalings_that_keep_the_function(batch):
+    x, y = batch
+    plain, unbalanced = built("hcnn"), built("hcnnu")
+    assert NZ.normalized_margin(plain, x, y)["unit_margin"] == pytest.approx(
+        NZ.normalized_margin(unbalanced, x, y)["unit_margin"], rel=1e-5)
+    bn = with_bn_affine(built("hcnnbn"))
+    before = NZ.normalized_margin(bn, x, y)
+    first = [m for m in bn if isinstance(m, torch.nn.BatchNorm2d)][0]
+    with torch.no_grad():   # (gamma_1, beta_1) x 3 scales layer 1's output; BN 2 divides it out
+        first.weight.mul_(3.0)
+        first.bias.mul_(3.0)
+    after = NZ.normalized_margin(bn, x, y)
+    assert after["margin"] == pytest.approx(before["margin"], rel=1e-4)
+    assert after["unit_margin"] == pytest.approx(before["unit_margin"], rel=1e-4)
+
+
+def trajectory_arrays(steps, losses, margins):
+    return {"replay_step": np.array(steps), "replay_loss": np.array(losses), "replay_err": np.zeros(len(steps)),
+            "replay_normalized_margin": np.array(margins), "replay_unit_margin": 2 * np.array(margins)}
+
+
+def test_cnn_margins_are_read_at_matched_training_loss():
+    """Plain GD ends at loss 0.05; WN reaches 0.05 at step 200 (margin 0.03) and goes on to
+    0.01 (margin 0.09): the WN claim reads 0.03 against plain's 0.04 and fails, where the
+    same steps would have read 0.09."""
+    rows = cnn_rows()
+    arrays = replayed(rows)
+    units = dict(zip(rows["model"], rows["unit"]))
+    arrays[units["hcnn"]] = trajectory_arrays([0, 200, 400], [2.3, 0.2, 0.05], [-0.2, 0.01, 0.04])
+    arrays[units["hcnnwn"]] = trajectory_arrays([0, 100, 200, 400], [2.3, 0.1, 0.05, 0.01], [-0.2, 0.02, 0.03, 0.09])
+    claims, _ = build(rows, arrays)
+    wn = claims["cnn-wn-margin"]
+    assert wn["verdict"] == "refuted" and "0.03 vs plain 0.04" in wn["measured"]
+    assert "loss 0.05 at steps 400 (plain) and 200 (weight norm)" in wn["detail"] + wn["claim"]
+    # BN's claim reads the per-unit margin: both nets' unit_margin (2x their margins here).
+    bn = claims["cnn-bn-margin"]
+    assert "batch norm 0.125 vs plain 0.08" in bn["measured"]
+    with pytest.raises(ValueError, match="replayed trajectory"):
+        build(rows, {})
+
+
+def square_traj(nmgd_norm=4.0, wn_margin=0.06, level=0.01, err=0.0):
+    """Deep-net square-loss records: every net ends at ``level``; plain's sum |W_k|^2 is 10,
+    its normalized margin 0.04."""
+    rows = []
+    for init in INITS_:
+        for method, sq, nm in (("plain", 10.0, 0.04), ("wn", 10.0, wn_margin), ("nmgd", nmgd_norm, 0.1)):
+            rows += [{"init": init, "method": method, "step": 0, "loss": 1.0, "train_err": 0.5, "sq_norm": 5.0,
+                      "normalized_margin": -0.1},
+                     {"init": init, "method": method, "step": 100, "loss": level, "train_err": err, "sq_norm": sq,
+                      "normalized_margin": nm}]
+    return pd.DataFrame(rows)
+
+
+INITS_ = ("balanced", "unbalanced")
+
+
+def test_the_nmgd_claim_holds_on_a_smaller_norm_near_zero_loss():
+    f = TOL.norm_larger_factor
+    assert T.square_nmgd_claim(square_traj(nmgd_norm=10.0 / f / 1.01), TOL)["verdict"] == "held"
+    assert T.square_nmgd_claim(square_traj(nmgd_norm=10.0 / f * 1.01), TOL)["verdict"] == "refuted"
+    far = T.square_nmgd_claim(square_traj(level=TOL.square_fit_loss * 2), TOL)
+    assert far["verdict"] == "inconclusive" and far["reason"] == C.OUT_OF_REGIME
+    assert T.square_nmgd_claim(square_traj(err=0.05), TOL)["reason"] == C.OUT_OF_REGIME
+    assert T.square_nmgd_claim(square_traj().query("method != 'nmgd'"), TOL)["reason"] == C.UNTESTABLE
+
+
+def test_the_square_wn_claim_reads_margins_near_zero_loss():
+    f = TOL.margin_smaller_factor
+    assert T.square_wn_claim(square_traj(wn_margin=0.04 * f * 1.01), TOL)["verdict"] == "held"
+    assert T.square_wn_claim(square_traj(wn_margin=0.04), TOL)["verdict"] == "refuted"
+    far = T.square_wn_claim(square_traj(level=TOL.square_fit_loss * 2), TOL)
+    assert far["verdict"] == "inconclusive" and far["reason"] == C.OUT_OF_REGIME
+
+
+def test_nmgd_is_a_gd_step_shrunk_by_the_halpern_weight():
+    X, y = linear.separable_blobs(20, 3, 0.3, np.random.default_rng(0))
+    plain = nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, loss="square", points=1)
+    nmgd = nets.train_normalized(X, y, [3, 6, 6, 1], "nmgd", 1, 0.05, loss="square", points=1, halpern_t0=4)
+    start, step = plain[0], plain[-1]
+    assert nmgd[0]["loss"] == start["loss"] == pytest.approx(start["loss"])
+    shrink = 1 - nets.halpern_alpha(0, 4)   # 3/4 on every weight
+    for k in (1, 2, 3):
+        assert nmgd[-1][f"sq_w_{k}"] == pytest.approx(shrink ** 2 * step[f"sq_w_{k}"])
+    with pytest.raises(ValueError):
+        nets.train_normalized(X, y, [3, 6, 6, 1], "nmgd", 1, 0.05, loss="square")
+    with pytest.raises(ValueError):
+        nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, loss="hinge")
+
+
+def test_the_deep_nets_unit_readout_norm_ignores_rescalings_that_keep_the_function():
+    weights = [W.detach() for W in nets.relu_net([3, 6, 6, 1], 0, 1.0)]
+    base = nets.unit_readout_norm(weights)
+    moved = [W.clone() for W in weights]
+    moved[0][2] *= 3.0          # unit 2 of layer 1 x 3 ...
+    moved[1][:, 2] /= 3.0       # ... and its outgoing weights / 3: the same function
+    moved[2] *= 0.5             # the read-out's scale is the net's
+    assert nets.unit_readout_norm(moved) == pytest.approx(0.5 * base)
+    X, y = linear.separable_blobs(20, 3, 0.3, np.random.default_rng(0))
+    starts = [nets.train_normalized(X, y, [3, 6, 6, 1], "plain", 1, 0.05, unbalance=r, points=1)[0] for r in (1.0, 2.0)]
+    assert starts[0]["unit_margin"] == pytest.approx(starts[1]["unit_margin"])

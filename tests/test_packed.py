@@ -118,7 +118,7 @@ def test_a_run_resumes_across_the_single_and_the_packed_path(tiny, tmp_path):
     """Both paths checkpoint a run at paths.checkpoint(run id): either resumes the other's."""
     straight = train_run(MIXED[0], tiny)
 
-    def kill_after_two(epoch):
+    def kill_after_two(epoch, model):
         if epoch == 2:
             raise Killed
 

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 
 def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_epoch_end=None) -> RunResult:
-    """Train one run; resume from ``checkpoint`` if it holds this spec's state."""
+    """Train one run; resume from ``checkpoint`` if it holds this spec's state.
+    ``on_epoch_end(epoch, model)`` is called after each epoch (an analysis that replays a
+    deterministic run reads the net at every step this way)."""
     device = data.device
     x, y = training_subset(spec, data)
     x_test, y_test = data.x_test[: spec.n_test], data.y_test[: spec.n_test]
@@ -76,7 +78,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
                   {n: m for (n, _), m in zip(model.named_parameters(), momentum)},
                   order, noise)
         if on_epoch_end is not None:
-            on_epoch_end(book.epoch)
+            on_epoch_end(book.epoch, model)
     book.finish(eval_train, eval_test)
     return book.result(model.state_dict(), len(y_test), data.num_classes)
 

@@ -34,8 +34,16 @@ The *effective weight* of a layer, whose Frobenius norms the normalized margin d
 part of the layer with the training-set batch statistics frozen, row c of the conv weight V
 times gamma_c / sigma_c (sigma_c^2 the biased variance of channel c over the batch and its
 positions, plus BN's eps). The BN layer also has an effective bias beta_c - gamma_c mu_c /
-sigma_c, which no norm counts: a BN net is not homogeneous, and its margin over the product
-of effective norms leaves that freedom out.
+sigma_c, which the per-layer norms do not count: a BN net is not homogeneous, and its margin
+over the product of effective norms leaves that freedom out.
+
+The margin under BN's own, per-unit, normalization (:func:`unit_normalized_margin`) counts
+it: each hidden unit's effective (w_c, b_c) jointly is scaled to unit norm and its scale
+carried into the next layer's inputs (ReLU is positively homogeneous, so the function is
+unchanged), which leaves the whole scale of the net in the read-out: the margin over the
+read-out's norm. BN fixes each unit's pre-activation to unit variance and leaves the unit's
+(gamma_c, beta_c) free, so the freedom it normalizes is per unit, bias included. A plain net
+is measured the same way (its biases are 0), so the two can be paired.
 """
 
 from __future__ import annotations
@@ -145,19 +153,48 @@ BUILDERS = {"hcnn": hcnn, "hcnnu": hcnnu, "hcnnwn": hcnnwn, "hcnnbn": hcnnbn}
 # --- effective weights and the normalized margin ---------------------------------------------
 
 @torch.no_grad()
-def effective_layers(model: HomogeneousCNN, x: torch.Tensor) -> list[torch.Tensor]:
-    """The effective weight of each layer (module docstring), BN's from the batch ``x``."""
+def affine_pass(model: HomogeneousCNN, x: torch.Tensor) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
+    """One pass of the net on the batch ``x``: the (weight, bias) of each layer's affine part
+    with BN's batch statistics frozen, and the net's output. The weight is the effective
+    weight (module docstring); the bias is BN's beta_c - gamma_c mu_c / sigma_c, 0 elsewhere
+    (the families have no other bias)."""
     out, h = [], x
     for m in model:
         if isinstance(m, nn.BatchNorm2d):
-            var = h.var(dim=(0, 2, 3), unbiased=False)
-            scale = m.weight / torch.sqrt(var + m.eps)
-            out[-1] = out[-1] * scale.view(-1, *([1] * (out[-1].dim() - 1)))
-        elif isinstance(m, WN_LAYERS):
-            out.append(m.effective_weight())
-        elif isinstance(m, (nn.Conv2d, nn.Linear)):
-            out.append(m.weight)
+            mu = h.mean(dim=(0, 2, 3))
+            sigma = torch.sqrt(h.var(dim=(0, 2, 3), unbiased=False) + m.eps)
+            W, _ = out[-1]
+            out[-1] = (W * (m.weight / sigma).view(-1, *([1] * (W.dim() - 1))), m.bias - m.weight * mu / sigma)
+        elif isinstance(m, (WN_LAYERS, nn.Conv2d, nn.Linear)):
+            W = m.effective_weight() if isinstance(m, WN_LAYERS) else m.weight
+            out.append((W, torch.zeros(W.shape[0], dtype=W.dtype, device=W.device)))
         h = m(h)
+    return out, h
+
+
+def effective_layers(model: HomogeneousCNN, x: torch.Tensor) -> list[torch.Tensor]:
+    """The effective weight of each layer (module docstring), BN's from the batch ``x``."""
+    return [W for W, _ in affine_pass(model, x)[0]]
+
+
+def unit_normalized(units: list[tuple[torch.Tensor, torch.Tensor]]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The same net with every hidden unit's (w_c, b_c) of unit norm (module docstring): unit
+    c of a layer divided by n_c = |(w_c, b_c)|, the next layer's weights on its input c (for
+    the read-out, on every position of channel c) times n_c. The read-out keeps its scale."""
+    out, carry = [], None
+    for k, (W, b) in enumerate(units):
+        W, b = W.double(), b.double()
+        if carry is not None:
+            if W.dim() == 2 and len(carry) != W.shape[1]:  # the read-out of the flattened (channel, position) map
+                W = (W.view(W.shape[0], len(carry), -1) * carry[None, :, None]).view_as(W)
+            else:
+                W = W * carry.view(1, -1, *([1] * (W.dim() - 2)))
+        if k == len(units) - 1:
+            out.append((W, b))
+            break
+        n = torch.sqrt((W.flatten(1) ** 2).sum(1) + b ** 2)
+        out.append((W / n.view(-1, *([1] * (W.dim() - 1))), b / n))
+        carry = n
     return out
 
 
@@ -185,10 +222,16 @@ def margins(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def normalized_margin(model: HomogeneousCNN, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
     """The net on (x, y) as one batch: min_i margin_i over the product of the layers'
-    effective Frobenius norms, with the margin and each effective norm."""
+    effective Frobenius norms, with the margin and each effective norm; and ``unit_margin``,
+    min_i margin_i over the read-out's norm ``unit_rho`` once every hidden unit's (w_c, b_c)
+    is of unit norm (:func:`unit_normalized`). With the training loss and error of that pass."""
     model = model.eval()
-    m = margins(model(x).double(), y)
-    norms = [float(w.double().norm()) for w in effective_layers(model, x)]
+    units, logits = affine_pass(model, x)
+    logits = logits.double()
+    m = float(margins(logits, y).min())
+    norms = [float(W.double().norm()) for W, _ in units]
     rho = math.prod(norms)
-    return {"margin": float(m.min()), "rho": rho, "normalized_margin": float(m.min()) / rho,
+    readout = float(unit_normalized(units)[-1][0].norm())
+    return {"margin": m, "rho": rho, "normalized_margin": m / rho, "unit_rho": readout, "unit_margin": m / readout,
+            "loss": float(F.cross_entropy(logits, y)), "err": float((logits.argmax(1) != y).double().mean()),
             **{f"eff_norm{k}": v for k, v in enumerate(norms, 1)}}

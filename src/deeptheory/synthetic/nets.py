@@ -95,6 +95,7 @@ def train_homogeneous(X, y, widths: list[int], loss: str, steps: int, eta: float
 # --- memo090: plain GD vs weight and batch normalization (m90-normalization) -------------------
 
 NORMALIZATIONS = ("plain", "wn", "bn")
+LOSSES = ("exp", "square")
 BN_EPS = 1e-5  # added to a unit's batch mean square, as torch's BatchNorm adds it to the variance
 
 
@@ -140,32 +141,64 @@ def normalized_forward(params: dict, method: str, x) -> tuple[torch.Tensor, list
     return (h @ eff[-1].T).squeeze(-1), eff
 
 
+def unit_readout_norm(weights) -> float:
+    """|W_L'|_F of the same bias-free net with every hidden unit's incoming weights scaled to
+    unit norm and the scale carried into the next layer (ReLU is positively homogeneous: the
+    function is unchanged); min_i y_i f(x_i) over it is the margin under per-unit
+    normalization (m90-normalization: BN's own, as ``normalization.unit_normalized``)."""
+    carry = None
+    with torch.no_grad():
+        for W in weights:
+            W = W if carry is None else W * carry[None, :]
+            carry = W.norm(dim=1)
+        return float(W.norm())
+
+
+def halpern_alpha(t: int, t0: float) -> float:
+    """The anchor weight alpha_t = 1 / (t + t0) of step t of a Halpern iteration: alpha_t -> 0
+    and sum_t alpha_t = infinity, Halpern's conditions for converging to the fixed point
+    nearest the anchor (memo090's abstract: Halpern iterations for minimum norm solutions)."""
+    return 1.0 / (t + float(t0))
+
+
 def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: float, seed: int = 0,
-                     unbalance: float = 1.0, points: int = 80) -> list[dict]:
-    """Full-batch GD on the exponential loss of the deep homogeneous ReLU net of
-    :func:`relu_net`, plain or normalized (:func:`normalized_params`), from a balanced init
-    (every |W_k|_F the layers' mean, as :func:`rescale`) whose first layer is then scaled by
-    ``unbalance`` and last by 1 / ``unbalance`` (:func:`unbalanced_scales`: the same function). Records at log-spaced
+                     unbalance: float = 1.0, points: int = 80, loss: str = "exp",
+                     halpern_t0: float | None = None) -> list[dict]:
+    """Full-batch GD on the exponential loss (``loss="square"``: the mean of (f(x_i) - y_i)^2)
+    of the deep homogeneous ReLU net of :func:`relu_net`, plain or normalized
+    (:func:`normalized_params`), from a balanced init (every |W_k|_F the layers' mean, as
+    :func:`rescale`) whose first layer is then scaled by ``unbalance`` and last by 1 /
+    ``unbalance`` (:func:`unbalanced_scales`: the same function). ``method="nmgd"``: memo090's
+    norm minimizing GD, plain GD on W_k as a Halpern iteration anchored at 0: each GD step T(W)
+    is followed by W <- (1 - alpha_t) T(W) (:func:`halpern_alpha` with ``halpern_t0``), so it
+    tends to the fixed point of GD of least norm sum_k |W_k|^2. Records at log-spaced
     steps: loss, train error, margin, normalized margin min_i y_i f(x_i) / prod_k |W_k|_F of
-    the effective weights, and squared norms of the effective weights (``sq_eff_k``) and of
+    the effective weights, the margin under per-unit normalization (``unit_margin``,
+    :func:`unit_readout_norm`), and squared norms of the effective weights (``sq_eff_k``) and of
     the trained tensors (``sq_w_k``: W_k or V_k; ``sq_g_k``: g_k^2 of WN)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+    if method == "nmgd" and halpern_t0 is None:
+        raise ValueError("nmgd needs halpern_t0")
     x = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
     weights = relu_net(widths, seed, 1.0)
     L = len(weights)
     rescale(weights, balanced=True, layer_scales=unbalanced_scales(L, unbalance))
-    params = normalized_params(weights, method, x)
+    base = "plain" if method == "nmgd" else method
+    params = normalized_params(weights, base, x)
     leaves = [t for group in params.values() for t in group]
-    tensors = params["W"] if method == "plain" else params["V"]
+    tensors = params["W"] if base == "plain" else params["V"]
     marks, records = log_times(steps, points) | {0}, []
     for t in range(steps + 1):
-        out, eff = normalized_forward(params, method, x)
+        out, eff = normalized_forward(params, base, x)
         m = yt * out
-        value = torch.exp(-m).mean()
+        value = torch.exp(-m).mean() if loss == "exp" else ((out - yt) ** 2).mean()
         if t in marks:
             with torch.no_grad():
                 sq_eff = [float((W ** 2).sum()) for W in eff]
                 row = margin_record(t, value, m, sq_eff)
+                row["unit_margin"] = float(m.min()) / unit_readout_norm(eff)
                 row.update({f"sq_eff_{k + 1}": s for k, s in enumerate(sq_eff)})
                 row.update({f"sq_w_{k + 1}": float((T ** 2).sum()) for k, T in enumerate(tensors)})
                 row.update({f"sq_g_{k + 1}": float(g ** 2) for k, g in enumerate(params.get("g", []))})
@@ -173,4 +206,8 @@ def train_normalized(X, y, widths: list[int], method: str, steps: int, eta: floa
         if t == steps:
             break
         gd_step(value, leaves, eta)
+        if method == "nmgd":
+            with torch.no_grad():
+                for p in leaves:
+                    p.mul_(1.0 - halpern_alpha(t, halpern_t0))
     return records
