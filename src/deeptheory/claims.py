@@ -44,10 +44,6 @@ class Tolerances:
     def __init__(self, cfg: dict):
         self._cfg = {k: float(v) for k, v in (cfg or {}).items()}
 
-    @classmethod
-    def from_config(cls, cfg: dict) -> "Tolerances":
-        return cls(cfg)
-
     def __getattr__(self, name: str) -> float:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -56,9 +52,6 @@ class Tolerances:
         except KeyError:
             raise KeyError(f"config key claims.{name} is missing: every claim threshold lives there "
                            f"(config/config.yaml, config/README.md)") from None
-
-    def as_dict(self) -> dict:
-        return dict(self._cfg)
 
 
 def claim(cid: str, text: str, held: bool, measured: str, detail: str, inconclusive: str | None = None) -> dict:

@@ -20,8 +20,6 @@ from .. import plots
 from ..spec import parse_run_id
 from . import Inputs, Outcome
 
-PUBLISHED_N = 50_000  # CIFAR-10's training set: the published p/n is params / 50,000
-
 # memo073 Table 2 (Zhang et al. Table 1): (model, recipe) -> architecture, what ours is where
 # the source does not say, params, train accuracy %, test accuracy %.
 T3_ROWS = {
