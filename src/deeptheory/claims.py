@@ -261,10 +261,11 @@ STATUSES = ("interpolated", "levelled", *UNSETTLED)
 
 
 def final_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """The final metrics row of each run, with what its earlier rows say of its end:
-    ``max_train_loss`` (the highest evaluated training loss after its first evaluation: a
-    net that never left ln(classes) did not train) and ``err_range_last_fifth`` (how far
-    its evaluated training error moved over its last fifth of epochs: a run that bounces)."""
+    """The final metrics row of each run (the one filter of a metrics table that every
+    target reads its runs' ends through), with what its earlier rows say of its end:
+    ``min_train_loss`` (the lowest evaluated training loss after its first evaluation: a
+    net that never went below ln(classes) did not train) and ``err_range_last_fifth`` (how
+    far its evaluated training error moved over its last fifth of epochs: a run that bounces)."""
     runs = runs.assign(final=runs["final"].astype(bool))
     final = runs[runs["final"]].reset_index(drop=True)
     last_epoch = runs.groupby("run_id")["epoch"].transform("max")

@@ -18,10 +18,6 @@ from ..spec import parse_run_id
 from . import Inputs, Outcome
 
 
-def _final(runs: pd.DataFrame) -> pd.DataFrame:
-    return C.final_rows(runs)
-
-
 def _interpolated(final: pd.DataFrame) -> str:
     """How many runs ended at train error exactly 0, by N."""
     by_n = final.groupby("N")["interpolated"].agg(["sum", "count"])
@@ -118,7 +114,7 @@ def _larger_no_worse(small: pd.DataFrame, larger: pd.DataFrame, tol) -> dict:
 
 def curves_by_n(inp: Inputs) -> Outcome:
     runs = inp.runs
-    final = _final(runs)
+    final = C.final_rows(runs)
     widths = sorted(final["width"].unique())
     small, larger = widths[0], widths[-1]
     larger_final = final[final["width"] == larger] if larger != small else final.iloc[:0]
@@ -232,7 +228,7 @@ def _dead_left_out(final: pd.DataFrame, tol) -> tuple[pd.DataFrame, str]:
 
 
 def gen_vs_w(inp: Inputs) -> Outcome:
-    final, dead = _dead_left_out(_final(inp.runs).assign(gap=lambda f: f["test_err"] - f["train_err"]), inp.tol)
+    final, dead = _dead_left_out(C.final_rows(inp.runs).assign(gap=lambda f: f["test_err"] - f["train_err"]), inp.tol)
     table = pd.concat([C.by_point(at, "n_params").assign(N=n) for n, at in final.groupby("N")], ignore_index=True)
     table.insert(0, "N", table.pop("N"))
     table.insert(1, "width", final.groupby("n_params")["width"].first().reindex(table["n_params"]).values)
@@ -371,7 +367,7 @@ def _label(noise: float) -> str:
 def sgdl(inp: Inputs) -> Outcome:
     runs = _with_noise(inp.runs)
     pairs = _paired(runs)
-    final, paired_final = _final(runs), _final(pairs)
+    final, paired_final = C.final_rows(runs), C.final_rows(pairs)
     runs = runs.assign(optimizer=runs["noise"].map(_label))
 
     def draw(caption, png, pdf):
