@@ -14,7 +14,6 @@ import seaborn as sns
 
 from .. import claims as C
 from .. import plots
-from ..spec import parse_run_id
 from . import Inputs, Outcome
 
 
@@ -256,7 +255,8 @@ def gen_vs_w(inp: Inputs) -> Outcome:
 
 # --- t3-sgdl: memo073 Fig 6, eq. 5 -------------------------------------------------------
 
-# What pairs an SGDL run with its SGD run: every coordinate of the run id but the noise.
+# What pairs an SGDL run with its SGD run: every coordinate of the run id but the noise
+# (metrics columns, as every run writes them: deeptheory.run.with_run_fields).
 PAIR_KEYS = ["dataset", "model", "width", "N", "labels", "init_scale", "seed", "stop", "subset_seed"]
 SGDL_CLAIMS = ("t3-sgdl:final-test-tracks-sgd", "t3-sgdl:test-curve-tracks-sgd", "t3-sgdl:sgdl-better-validation")
 SGDL_TEXTS = ("SGDL tracks SGD: final test error within a tolerance of SGD's",
@@ -265,10 +265,9 @@ SGDL_TEXTS = ("SGDL tracks SGD: final test error within a tolerance of SGD's",
 
 
 def _with_noise(runs: pd.DataFrame) -> pd.DataFrame:
-    """The run id's coordinates as columns: ``noise`` (0 for SGD) and the pairing keys."""
-    ids = pd.DataFrame([parse_run_id(r) for r in runs["run_id"]], index=runs.index)
-    ids["subset_seed"] = ids["subset_seed"].fillna(-1).astype(int)
-    return runs.drop(columns=[c for c in ids.columns if c in runs.columns]).join(ids)
+    """The rows with ``subset_seed`` a key that pairs: -1 for a run on its own seed's subset
+    (``noise`` is 0 for SGD)."""
+    return runs.assign(subset_seed=runs["subset_seed"].fillna(-1).astype(int))
 
 
 def _paired(runs: pd.DataFrame) -> pd.DataFrame:
