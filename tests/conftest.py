@@ -112,7 +112,7 @@ def snakemake(workdir: Path, config: dict, *args: str, env: dict | None = None) 
     cfg.write_text(yaml.safe_dump(config))
     env = dict(env or os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT / "src"), env.get("PYTHONPATH", "")] if p)
-    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+    return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                            "--directory", str(workdir), *args, "--configfile", str(cfg)],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 

@@ -153,7 +153,8 @@ def final(model, recipe, width, n_params, train_err, test_err, seed=0, train_los
             "width": width, "n_params": n_params, "N": N, "seed": seed, "train_err": train_err,
             "test_err": test_err, "train_loss": train_err if train_loss is None else train_loss, "test_loss": 1.0,
             "interpolated": train_err == 0, "final": True, "epoch": 40, "loss_drop_last_fifth": falling,
-            "diverged": False, "n_test": n_test, "num_classes": 10, "dataset": "cifar10", "labels": "natural"}
+            "diverged": False, "n_test": n_test, "num_classes": 10, "dataset": "cifar10", "labels": "natural",
+            "recipe": recipe}
 
 
 def t3_runs(test_errs=(0.45, 0.3, 0.2, 0.15), train_errs=(0.0, 0.0, 0.0, 0.0), **kw) -> pd.DataFrame:
@@ -170,11 +171,11 @@ def slides_runs(test_errs=(0.3, 0.25, 0.22), train_errs=(0.0, 0.0, 0.0), reg=(0.
 
 
 def t3_claims(runs):
-    return {c["id"].split(":")[1]: c for c in T.t3_claims(T.t3_table(T._with_recipe(runs), TOL), TOL)}
+    return {c["id"].split(":")[1]: c for c in T.t3_claims(T.t3_table(runs, TOL), TOL)}
 
 
 def slides_claims(runs):
-    return {c["id"].split(":")[1]: c for c in T.slides_claims(T.slides_table(T._with_recipe(runs), TOL), TOL)}
+    return {c["id"].split(":")[1]: c for c in T.slides_claims(T.slides_table(runs, TOL), TOL)}
 
 
 def test_t3_claims_hold_when_every_net_fits_and_test_accuracy_rises_with_size():
@@ -220,9 +221,9 @@ def test_slides_claims_fail_on_an_unfit_model_or_a_rise_with_p_over_n():
 
 def test_a_run_without_a_published_row_is_an_error_naming_it():
     runs = t3_runs()
-    runs.loc[0, "run_id"] = runs.loc[0, "run_id"].replace("_rzhang", "_rzhangwd")
+    runs.loc[0, ["run_id", "recipe"]] = runs.loc[0, "run_id"].replace("_rzhang", "_rzhangwd"), "zhangwd"
     with pytest.raises(ValueError, match="'mlp' with recipe 'zhangwd'"):
-        T.t3_table(T._with_recipe(runs), TOL)
+        T.t3_table(runs, TOL)
 
 
 @pytest.mark.parametrize("tid,runs", [("t3-archs", t3_runs()), ("slides-zhang-table", slides_runs())])

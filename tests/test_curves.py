@@ -21,7 +21,7 @@ def run_rows(width, N, train, test, *, n_params=None, seed=0, stop="e50", noise=
     rid = f"fashion-mnist/allconv5_w{width}_N{N}_natural_i1_s{seed}_{stop}{opts}"
     return [{"run_id": rid, "dataset": "fashion-mnist", "model": "allconv5", "width": width,
              "n_params": n_params or 100 * width, "n_neurons": 4 * width, "N": N, "labels": "natural", "seed": seed,
-             "init_scale": 1.0, "n_test": n_test, "num_classes": 10, "epoch": e, "train_err": tr, "test_err": te,
+             "init_scale": 1.0, "stop": stop, "noise": noise, "subset_seed": None, "n_test": n_test, "num_classes": 10, "epoch": e, "train_err": tr, "test_err": te,
              "train_loss": 2 * tr, "test_loss": 2 * te, "interpolated": tr == 0.0, "final": e == epochs[-1],
              "loss_drop_last_fifth": 0.0} for e, tr, te in zip(epochs, train, test)]
 

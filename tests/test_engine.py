@@ -129,6 +129,17 @@ def test_run_options_enter_the_id_only_when_set():
     assert parse_run_id(plain.run_id)["noise"] == 0.0 and parse_run_id(plain.run_id)["subset_seed"] is None
 
 
+def test_metrics_rows_carry_every_coordinate_of_the_run_id():
+    # Targets read a run's settings from its rows (t3-sgdl pairs on them, t3-archs reads the
+    # recipe), never by parsing its id: each coordinate the id holds is a column, equal.
+    from deeptheory.run import with_run_fields
+
+    for s in (spec(), spec(noise=0.001, subset_seed=0, seed=3, stop_at_zero=True, past_zero=50, recipe="zhang")):
+        row = with_run_fields([{"epoch": 1}], s, n_params=10, n_test=5, num_classes=10)[0]
+        parsed = parse_run_id(s.run_id)
+        assert {k: row[k] for k in parsed} == parsed
+
+
 def test_a_recipe_enters_the_id_by_name_and_sets_its_schedule(tiny):
     zhang = spec(recipe="zhang", lr=0.01, lr_decay=0.95, weight_decay=5e-4, seed=1, subset_seed=0)
     assert zhang.run_id.endswith("_e8_d0_rzhang") and parse_run_id(zhang.run_id)["recipe"] == "zhang"

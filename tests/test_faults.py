@@ -50,7 +50,7 @@ def test_kill_9_mid_training_then_unlock_and_rerun_gives_the_uninterrupted_resul
     clean.mkdir()
     (killed / "config.yaml").write_text(yaml.safe_dump(cfg))
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "workflow" / "Snakefile"),
+    proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                              "--directory", str(killed), "--configfile", str(killed / "config.yaml"), "--cores", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
     checkpoints = killed / "results" / "checkpoints"

@@ -92,7 +92,7 @@ RAW_TEST = [2.7, 2.2, 2.9, 1.8, 1.9, 3.1]                            # unrelated
 
 def build(natural: list, random: list):
     rows = pd.DataFrame(natural + random)
-    runs = rows[["run_id"]].assign(epoch=50, final=True)
+    runs = rows[["run_id", "train_err"]].assign(epoch=50, final=True)  # each net's final metrics row
     out = get(TID).build(Inputs(TID, {}, TOL, runs=runs, requested="cifar10", used="cifar10", analyses=rows))
     return {r["id"].split(":")[1]: r for r in out.claims}, out
 

@@ -43,3 +43,26 @@ def test_it_describes_the_claims_table_by_its_verdicts():
     assert "`id, claim, verdict, reason, measured, detail`" in README
     for verdict in ("held", "refuted", "inconclusive"):
         assert f"- `{verdict}`:" in README
+
+
+def test_the_conda_environment_is_pyprojects_dependencies():
+    """environment.yml: the dependencies and test extra of pyproject.toml, the same bounds,
+    the same Python, then the project itself; the README gives its command."""
+    import yaml
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda_name = {"torch": "pytorch"}  # conda-forge's names where pip's differ
+    wanted = [f"python{project['requires-python']}"] + [
+        conda_name.get(name, name) + bounds
+        for name, bounds in (re.match(r"([\w-]+)(.*)", d).groups()
+                             for d in project["dependencies"] + project["optional-dependencies"]["test"])]
+    conda = [d for d in env["dependencies"] if isinstance(d, str) and d != "pip"]
+    assert sorted(conda) == sorted(wanted)
+    assert {"pip": ["-e ."]} in env["dependencies"]
+    assert "conda env create -f environment.yml" in README
+
+
+def test_the_entry_point_is_the_roots_snakefile():
+    assert (ROOT / "Snakefile").is_file() and not (ROOT / "workflow" / "Snakefile").exists()
+    assert "`Snakefile`" in README

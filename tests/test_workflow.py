@@ -218,7 +218,7 @@ def test_a_build_killed_mid_job_reruns_its_incomplete_outputs_without_a_flag(bui
         dry = snakemake(workdir, tiny_config(sources), "-n")
         assert "IncompleteFilesException" not in dry.stdout, dry.stdout[-3000:]
         assert job_counts(dry.stdout).get("target") == 1, dry.stdout[-3000:]
-        assert "workflow/profiles/default" in dry.stdout
+        assert "profiles/default" in dry.stdout
         # Without the profile, Snakemake stops: the failure the profile removes.
         bare = snakemake(workdir, tiny_config(sources), "-n", "--workflow-profile", "none")
         assert bare.returncode != 0 and "IncompleteFilesException" in bare.stdout
@@ -341,7 +341,7 @@ def test_a_dry_run_does_not_import_the_plotting_stack(built):
     cfg = workdir / "config.yaml"
     cfg.write_text(yaml.safe_dump(tiny_config(sources)))
     out = subprocess.run([sys.executable, "-X", "importtime", "-m", "snakemake", "-n", "--snakefile",
-                          str(ROOT / "workflow" / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg)],
+                          str(ROOT / "Snakefile"), "--directory", str(workdir), "--configfile", str(cfg)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout[-2000:]
     imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines() if "|" in line}
@@ -350,7 +350,7 @@ def test_a_dry_run_does_not_import_the_plotting_stack(built):
 
 
 def rule_names() -> set[str]:
-    sources = [ROOT / "workflow" / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]
+    sources = [ROOT / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]
     return {m for f in sources for m in re.findall(r"^\s*rule (\w+):", f.read_text(), re.M)}
 
 
@@ -374,7 +374,7 @@ def test_config_errors_are_one_line_before_any_job(tmp_path):
     (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=20, n_test=10)))
     bad = snakemake(tmp_path, tiny_config(sources), "-n", "--config", "widht=3")
     assert bad.returncode != 0
-    # (Snakemake's own notice of the workflow profile, workflow/profiles/default, comes first)
+    # (Snakemake's own notice of the workflow profile, profiles/default, comes first)
     said = [l for l in bad.stdout.splitlines() if not l.startswith("Using workflow specific profile")]
     line = next(i for i, l in enumerate(said) if l.startswith("config key widht"))
     assert line <= 2 and len(said) <= line + 3, bad.stdout
@@ -392,10 +392,11 @@ def test_a_malformed_workflow_config_names_its_file_and_line(tmp_path):
     # Snakemake's own reading says "Config file is not valid JSON or YAML", naming neither.
     for part in ["workflow", "config", "src"]:
         shutil.copytree(ROOT / part, tmp_path / "checkout" / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "Snakefile", tmp_path / "checkout" / "Snakefile")
     config = tmp_path / "checkout" / "config" / "config.yaml"
     config.write_text(config.read_text().replace("profile: quick", "profile: [quick", 1))
     bad = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--snakefile",
-                          str(tmp_path / "checkout" / "workflow" / "Snakefile"), "--directory", str(tmp_path)],
+                          str(tmp_path / "checkout" / "Snakefile"), "--directory", str(tmp_path)],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert bad.returncode != 0
     assert re.search(rf"^config file {re.escape(str(config))}, line \d+, column \d+: not valid YAML", bad.stdout,

@@ -70,10 +70,6 @@ def cifar_arrays(n: int) -> dict:
     return {"x_train": x, "y_train": y, "x_test": x[:1000], "y_test": y[:1000], "mean": stats, "std": stats / 2}
 
 
-def fake_cifar(n: int, device) -> Dataset:
-    return Dataset("bench", cifar_arrays(n), device)
-
-
 # ---------------------------------------------------------------------------------------
 # One model at a time
 

@@ -44,10 +44,6 @@ class Tolerances:
     def __init__(self, cfg: dict):
         self._cfg = {k: float(v) for k, v in (cfg or {}).items()}
 
-    @classmethod
-    def from_config(cls, cfg: dict) -> "Tolerances":
-        return cls(cfg)
-
     def __getattr__(self, name: str) -> float:
         if name.startswith("_"):
             raise AttributeError(name)
@@ -56,9 +52,6 @@ class Tolerances:
         except KeyError:
             raise KeyError(f"config key claims.{name} is missing: every claim threshold lives there "
                            f"(config/config.yaml, config/README.md)") from None
-
-    def as_dict(self) -> dict:
-        return dict(self._cfg)
 
 
 def claim(cid: str, text: str, held: bool, measured: str, detail: str, inconclusive: str | None = None) -> dict:
@@ -268,10 +261,11 @@ STATUSES = ("interpolated", "levelled", *UNSETTLED)
 
 
 def final_rows(runs: pd.DataFrame) -> pd.DataFrame:
-    """The final metrics row of each run, with what its earlier rows say of its end:
-    ``max_train_loss`` (the highest evaluated training loss after its first evaluation: a
-    net that never left ln(classes) did not train) and ``err_range_last_fifth`` (how far
-    its evaluated training error moved over its last fifth of epochs: a run that bounces)."""
+    """The final metrics row of each run (the one filter of a metrics table that every
+    target reads its runs' ends through), with what its earlier rows say of its end:
+    ``min_train_loss`` (the lowest evaluated training loss after its first evaluation: a
+    net that never went below ln(classes) did not train) and ``err_range_last_fifth`` (how
+    far its evaluated training error moved over its last fifth of epochs: a run that bounces)."""
     runs = runs.assign(final=runs["final"].astype(bool))
     final = runs[runs["final"]].reset_index(drop=True)
     last_epoch = runs.groupby("run_id")["epoch"].transform("max")

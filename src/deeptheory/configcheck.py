@@ -4,7 +4,7 @@ The workflow's ``config/config.yaml``, then each ``--configfile`` in turn, then 
 ``--config key=value`` overrides, merged as Snakemake merges them and checked against
 ``workflow/schemas/config.schema.yaml``. A problem names the file it came from (or
 ``--config``), the key, the bad value and what is allowed, instead of jsonschema's dump
-of the whole schema and config. The workflow (workflow/Snakefile) and ``deeptheory
+of the whole schema and config. The workflow (the root's Snakefile) and ``deeptheory
 audit`` both read the config through here.
 """
 
@@ -20,7 +20,7 @@ from .grid import ConfigError, plan
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
-BASE = "config/config.yaml"  # the workflow's own config file, relative to its folder
+BASE = "config/config.yaml"  # the workflow's own config file, beside its Snakefile
 OVERRIDES = "--config"
 SHORT = reprlib.Repr()  # a value in a message: a long one cut short, never a whole section
 SHORT.maxstring, SHORT.maxother, SHORT.maxlist, SHORT.maxdict = 60, 60, 8, 4
@@ -98,7 +98,7 @@ def validate(config: dict, sources=()) -> None:
 def workflow_sources(workflow) -> list:
     """(name, keys) of what a running workflow merged: its config file, each --configfile
     (Snakemake has parsed them all before the Snakefile runs) and --config."""
-    base = Path(workflow.basedir).parent / BASE
+    base = Path(workflow.basedir) / BASE
     settings = workflow.config_settings
     files = [(str(f), read_yaml(f)) for f in settings.configfiles]
     return [(str(base), read_yaml(base)), *files] + ([(OVERRIDES, settings.config)] if settings.config else [])

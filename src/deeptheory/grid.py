@@ -1,7 +1,8 @@
 """Run specs from the config: which runs each target reads, and how they pack.
 
-This is all the DAG imports from the library (with ``targets``' registry and ``paths``):
-no pandas, no matplotlib, no torch, so a dry run stays cheap.
+The DAG plans from here; like every module the workflow imports to plan (``configcheck``,
+``targets``' registry, ``paths``, ``spec``, ``fetch``), it imports no pandas, no matplotlib,
+no torch, so a dry run stays cheap (tests/test_workflow.py checks).
 """
 
 from __future__ import annotations

@@ -105,14 +105,3 @@ def record(path: str | os.PathLike, sha256: str | None = None) -> None:
         files = read(path.parent)
         files[path.name] = entry
         _write(path.parent, files)
-
-
-def forget(path: str | os.PathLike) -> None:
-    """Drop ``path`` from its folder's manifest (the file was removed on purpose)."""
-    path = Path(path)
-    if not (path.parent / NAME).exists():
-        return
-    with _locked(path.parent):
-        files = read(path.parent)
-        if files.pop(path.name, None) is not None:
-            _write(path.parent, files)

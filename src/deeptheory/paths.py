@@ -71,7 +71,3 @@ def pack_dir(key: str, root: str | Path = RESULTS) -> Path:
 def analysis(target: str, unit: str, suffix: str, root: str | Path = RESULTS) -> Path:
     """One analysis job's table (.csv) or arrays (.npz): per target and unit (its first run's id)."""
     return Path(root) / "analyses" / target / f"{unit}{suffix}"
-
-
-def target_dir(target: str, root: str | Path = RESULTS) -> Path:
-    return Path(root) / target

@@ -224,6 +224,7 @@ def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int,
               "n_params": n_params, "n_neurons": models.n_neurons(spec.model, spec.width), "N": spec.N,
               "labels": spec.labels, "label_seed": spec.label_seed if spec.labels == "random" else None,
               "seed": spec.seed, "init_scale": spec.init_scale, "epoch_cap": spec.epoch_cap,
+              "stop": spec.stop, "noise": spec.noise, "subset_seed": spec.subset_seed,  # so targets never parse the id
               # the training settings (a recipe's, or the profile's): a table can say how each run trained
               "recipe": spec.recipe, "lr": spec.lr, "momentum": spec.momentum, "batch_size": spec.batch_size,
               "lr_decay": spec.lr_decay,

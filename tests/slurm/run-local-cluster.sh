@@ -219,7 +219,7 @@ read -r PROFILE TARGETS < <(python3 -c 'import sys
 from deeptheory import audit, grid
 cfg = audit.load_config(sys.argv[1:])
 print(cfg["profile"], *grid.plan(cfg).targets)' "${CONFIGS[@]}")
-SNAKEMAKE=(python3 -m snakemake --snakefile "$ROOT/workflow/Snakefile" --workflow-profile "$ROOT/profiles/slurm")
+SNAKEMAKE=(python3 -m snakemake --snakefile "$ROOT/Snakefile" --workflow-profile "$ROOT/profiles/slurm")
 # With slurmdbd, also the account and partition as the README sets them (without it the
 # executor cannot validate an account: sacctmgr and sshare need slurmdbd).
 [ "$DBD" = 1 ] && SNAKEMAKE+=(--default-resources slurm_account=research slurm_partition=main)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from deeptheory import grid, paths  # noqa: E402  (plain data: no pandas, matplotlib or torch)
 from deeptheory.spec import RUN_ID_REGEX  # noqa: E402
 from deeptheory.targets import REGISTRY  # noqa: E402

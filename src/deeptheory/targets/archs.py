@@ -17,10 +17,7 @@ import pandas as pd
 from .. import archs
 from .. import claims as C
 from .. import plots
-from ..spec import parse_run_id
 from . import Inputs, Outcome
-
-PUBLISHED_N = 50_000  # CIFAR-10's training set: the published p/n is params / 50,000
 
 # memo073 Table 2 (Zhang et al. Table 1): (model, recipe) -> architecture, what ours is where
 # the source does not say, params, train accuracy %, test accuracy %.
@@ -41,16 +38,6 @@ SLIDES_ROWS = {
 
 
 # --- the rows ------------------------------------------------------------------------------
-
-def _with_recipe(final: pd.DataFrame) -> pd.DataFrame:
-    """The rows with the recipe each run's id names (metrics rows do not carry it)."""
-    return final.assign(recipe=[parse_run_id(r)["recipe"] for r in final["run_id"]])
-
-
-def final_rows(inp: Inputs) -> pd.DataFrame:
-    """Each run's final metrics row, with its recipe."""
-    return _with_recipe(C.final_rows(inp.runs))
-
 
 def _published(key: tuple, table: dict, tid: str) -> tuple:
     if key not in table:
@@ -262,13 +249,13 @@ def _setup(rows: pd.DataFrame, final: pd.DataFrame) -> str:
 
 
 def build_t3(inp: Inputs) -> Outcome:
-    final = final_rows(inp)
+    final = C.final_rows(inp.runs)  # with each run's recipe, a column of its metrics
     rows = t3_table(final, inp.tol)
     return Outcome(rows, t3_claims(rows, inp.tol), _draw_t3(rows), _setup(rows, final))
 
 
 def build_slides(inp: Inputs) -> Outcome:
-    final = final_rows(inp)
+    final = C.final_rows(inp.runs)  # with each run's recipe, a column of its metrics
     rows = slides_table(final, inp.tol)
     return Outcome(rows, slides_claims(rows, inp.tol), _draw_slides(rows), _setup(rows, final))
 

@@ -14,12 +14,7 @@ import seaborn as sns
 
 from .. import claims as C
 from .. import plots
-from ..spec import parse_run_id
 from . import Inputs, Outcome
-
-
-def _final(runs: pd.DataFrame) -> pd.DataFrame:
-    return C.final_rows(runs)
 
 
 def _interpolated(final: pd.DataFrame) -> str:
@@ -118,7 +113,7 @@ def _larger_no_worse(small: pd.DataFrame, larger: pd.DataFrame, tol) -> dict:
 
 def curves_by_n(inp: Inputs) -> Outcome:
     runs = inp.runs
-    final = _final(runs)
+    final = C.final_rows(runs)
     widths = sorted(final["width"].unique())
     small, larger = widths[0], widths[-1]
     larger_final = final[final["width"] == larger] if larger != small else final.iloc[:0]
@@ -232,7 +227,7 @@ def _dead_left_out(final: pd.DataFrame, tol) -> tuple[pd.DataFrame, str]:
 
 
 def gen_vs_w(inp: Inputs) -> Outcome:
-    final, dead = _dead_left_out(_final(inp.runs).assign(gap=lambda f: f["test_err"] - f["train_err"]), inp.tol)
+    final, dead = _dead_left_out(C.final_rows(inp.runs).assign(gap=lambda f: f["test_err"] - f["train_err"]), inp.tol)
     table = pd.concat([C.by_point(at, "n_params").assign(N=n) for n, at in final.groupby("N")], ignore_index=True)
     table.insert(0, "N", table.pop("N"))
     table.insert(1, "width", final.groupby("n_params")["width"].first().reindex(table["n_params"]).values)
@@ -260,7 +255,8 @@ def gen_vs_w(inp: Inputs) -> Outcome:
 
 # --- t3-sgdl: memo073 Fig 6, eq. 5 -------------------------------------------------------
 
-# What pairs an SGDL run with its SGD run: every coordinate of the run id but the noise.
+# What pairs an SGDL run with its SGD run: every coordinate of the run id but the noise
+# (metrics columns, as every run writes them: deeptheory.run.with_run_fields).
 PAIR_KEYS = ["dataset", "model", "width", "N", "labels", "init_scale", "seed", "stop", "subset_seed"]
 SGDL_CLAIMS = ("t3-sgdl:final-test-tracks-sgd", "t3-sgdl:test-curve-tracks-sgd", "t3-sgdl:sgdl-better-validation")
 SGDL_TEXTS = ("SGDL tracks SGD: final test error within a tolerance of SGD's",
@@ -269,10 +265,9 @@ SGDL_TEXTS = ("SGDL tracks SGD: final test error within a tolerance of SGD's",
 
 
 def _with_noise(runs: pd.DataFrame) -> pd.DataFrame:
-    """The run id's coordinates as columns: ``noise`` (0 for SGD) and the pairing keys."""
-    ids = pd.DataFrame([parse_run_id(r) for r in runs["run_id"]], index=runs.index)
-    ids["subset_seed"] = ids["subset_seed"].fillna(-1).astype(int)
-    return runs.drop(columns=[c for c in ids.columns if c in runs.columns]).join(ids)
+    """The rows with ``subset_seed`` a key that pairs: -1 for a run on its own seed's subset
+    (``noise`` is 0 for SGD)."""
+    return runs.assign(subset_seed=runs["subset_seed"].fillna(-1).astype(int))
 
 
 def _paired(runs: pd.DataFrame) -> pd.DataFrame:
@@ -371,7 +366,7 @@ def _label(noise: float) -> str:
 def sgdl(inp: Inputs) -> Outcome:
     runs = _with_noise(inp.runs)
     pairs = _paired(runs)
-    final, paired_final = _final(runs), _final(pairs)
+    final, paired_final = C.final_rows(runs), C.final_rows(pairs)
     runs = runs.assign(optimizer=runs["noise"].map(_label))
 
     def draw(caption, png, pdf):

@@ -211,7 +211,7 @@ def settled(final: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def build(inp: Inputs) -> Outcome:
-    final, note = settled(inp.runs[inp.runs["final"].astype(bool)])
+    final, note = settled(C.final_rows(inp.runs))
     points = by_family(final)
     m = matched(points)
     return Outcome(points, claims_of(points, int(final["n_test"].min()), inp.tol), _draw(final, points, m), _setup(final, points, inp.cfg) + note,

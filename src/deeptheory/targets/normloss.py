@@ -130,7 +130,7 @@ def nets(inp: Inputs) -> pd.DataFrame:
     """One row per net: its analysis row, its epochs trained, and whether it is kept (train
     error exactly 0 on its training subset, finite losses)."""
     rows = inp.analyses.copy()
-    final = inp.runs[inp.runs["final"].astype(bool)][["run_id", "epoch"]]
+    final = C.final_rows(inp.runs)[["run_id", "epoch"]]
     rows = rows.merge(final, on="run_id", how="left")
     finite = np.isfinite(rows[[c for pair in LOSSES.values() for c in pair]].to_numpy(float)).all(axis=1)
     rows["kept"] = (rows["train_err"] == 0) & finite

@@ -15,10 +15,6 @@ from .. import plots
 from . import Inputs, Outcome
 
 
-def final_rows(inp: Inputs) -> pd.DataFrame:
-    return C.final_rows(inp.runs)
-
-
 def settled(final: pd.DataFrame) -> pd.DataFrame:
     """The runs whose end says something about the net: a diverged run's errors are those of
     overflowed weights, so no check reads them (the table counts them)."""
@@ -50,7 +46,7 @@ def _with_fit_status(final: pd.DataFrame, pts: pd.DataFrame, x: str, tol) -> pd.
 
 
 def _n_sweep(inp: Inputs, claims_of, chance: float | None = None) -> Outcome:
-    every = final_rows(inp)
+    every = C.final_rows(inp.runs)
     final = settled(every)
     W = int(every["n_params"].iloc[0])
     pts = C.by_point(final, "N")
@@ -66,7 +62,7 @@ def _n_sweep(inp: Inputs, claims_of, chance: float | None = None) -> Outcome:
 
 
 def _width_sweep(inp: Inputs, claims_of, x: str, xlabel: str, marker_of) -> Outcome:
-    every = final_rows(inp)
+    every = C.final_rows(inp.runs)
     final = settled(every)
     N = int(every["N"].iloc[0])
     pts = C.by_point(final, "n_params")
@@ -127,7 +123,7 @@ def _err_vs_n_random_claims(tol):
 
 
 def err_vs_n_random(inp: Inputs) -> Outcome:
-    final = final_rows(inp)
+    final = C.final_rows(inp.runs)
     return _n_sweep(inp, _err_vs_n_random_claims(inp.tol), chance=1 - 1 / int(final["num_classes"].iloc[0]))
 
 
@@ -178,7 +174,7 @@ def poly(inp: Inputs) -> Outcome:
     Runs that diverged are counted in the table and read by no check."""
     from ..models import POLY_INTERVAL, POLY_RELU
 
-    tol, cfg, both = inp.tol, inp.cfg, final_rows(inp)
+    tol, cfg, both = inp.tol, inp.cfg, C.final_rows(inp.runs)
     # Fig 21: the ReLU net of the same architecture and training (a grid of model allconv5), beside it
     relu, every = (both[both["model"] == m].reset_index(drop=True) for m in ("allconv5", "polyconv5"))
     width, N0, w_grid = cfg["widths"][0], cfg["grids"][0]["N"][0], cfg["grids"][0]["widths"]

@@ -1,4 +1,6 @@
-# deeptheory: rebuild the experiments of the CBMM "Theory of Deep Learning" memos.
+# deeptheory: rebuild the experiments of the CBMM "Theory of Deep Learning" memos. The
+# workflow's entry point, at the root so that `snakemake` from a clone finds it; its rules,
+# scripts, schemas and captions live under workflow/.
 #   snakemake --cores all                                   # quick profile, official sources
 #   snakemake --cores all --configfile config/offline.yaml  # quick profile, local sources only
 #   snakemake --cores all --config profile=paper            # the memos' grids (one GPU)
@@ -12,7 +14,7 @@ from snakemake.utils import min_version
 
 min_version("8.20")
 STARTED = time.time()
-sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from deeptheory import configcheck  # noqa: E402
 
 # Each problem of the config in one line (file, key, value, what is allowed), read before
@@ -23,8 +25,8 @@ except configcheck.ConfigError as err:
     raise WorkflowError(str(err))
 
 
-# Found beside the workflow even when --directory runs the DAG elsewhere.
-configfile: f"{workflow.basedir}/../config/config.yaml"
+# Found in the checkout even when --directory runs the DAG elsewhere.
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 try:
@@ -33,12 +35,12 @@ except configcheck.ConfigError as err:
     raise WorkflowError(str(err))
 
 
-include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/analyses.smk"
-include: "rules/targets.smk"
-include: "rules/timeline.smk"
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/analyses.smk"
+include: "workflow/rules/targets.smk"
+include: "workflow/rules/timeline.smk"
 
 
 rule all:
