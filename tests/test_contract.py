@@ -21,7 +21,7 @@ from deeptheory import targets
 from deeptheory.targets import REGISTRY
 
 PROFILES = ("quick", "paper")  # the profiles of config/config.yaml: each lists every target
-REPORT_PAGES = {"target", "claims"}  # workflow/report/ pages that are not one target's caption
+REPORT_PAGES = {"target", "claims", "timeline"}  # workflow/report/ pages that are not one target's caption
 
 
 @dataclass(frozen=True)
