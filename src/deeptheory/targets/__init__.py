@@ -123,15 +123,14 @@ CAPTION = """**{t.id}** ({t.source}): {text}.
 Claim: {t.claims}.
 """
 
-UNITS = {"run": "run", "seeds": "set of runs that differ only in seed", "all": "build (every run at once)"}
-
-
 def kind(t: Target) -> str:
+    # The words the captions had before they were generated: a build made then keeps its
+    # targets' params, so Snakemake does not rerun them for a caption's sake.
     if not t.trains:
-        return "A synthetic target (no data set, computed in its own job)"
+        return "A synthetic target (no data set)"
     if t.unit:
-        return f"A data-set target that analyses its trained nets (rule ``analyze``, one job per {UNITS[t.unit]})"
-    return "A data-set target that trains networks on its grid and reads their metrics"
+        return "A data-set target that analyses its trained nets (rule ``analyze``, one job per unit of runs)"
+    return "A data-set target (trains networks on its grid)"
 
 
 def caption(t: Target) -> str:

@@ -32,8 +32,7 @@ TARGETS = [
         claims="components are roughly Gaussian (a normality statistic per component) and their mean is small "
                "against their spread; over a grid of minibatch sizes, Gaussian at some size between the extremes and "
                "not at B = 1 or B = N - 1",
-        caption="histograms of components of minibatch gradients at the final (late) step of a trained net, and "
-                "their normality over a grid of minibatch sizes",
+        caption="histograms of components of minibatch gradients at the final (late) step of a trained net",
         builder="grad_hist",
         analyzer="grad_hist_analysis",
         unit="run",
