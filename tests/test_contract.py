@@ -1,9 +1,11 @@
-"""Every target in every place that lists targets, and nothing else there: the registry
-(src/deeptheory/targets/__init__.py), its family's BUILD (and ANALYZE, for a target that
-analyses trained nets), both profiles of config/config.yaml, docs/CATALOG.md (its Summary
-table and a section of its own under A or B), README.md's target table and a caption
-workflow/report/<id>.rst. A place that lacks a target, or lists one the registry does not
-know, is named with the target."""
+"""Every target in every place that lists targets, and nothing else there. A target
+describes itself once, in its family module's ``TARGETS`` (src/deeptheory/targets/<family>.py),
+which the registry reads without importing the module; the functions that entry names must
+be the module's; both profiles of config/config.yaml and docs/CATALOG.md (a section of its
+own under A or B) list it. README.md's target table and the catalog's Summary are written
+from the registry by ``deeptheory docs``, and checked here to be up to date; the report's
+captions come from one template. A place that lacks a target, or lists one the registry does
+not know, is named with the target."""
 
 from __future__ import annotations
 
@@ -17,38 +19,36 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from deeptheory import targets
+from deeptheory import docs, targets
 from deeptheory.targets import REGISTRY
 
 PROFILES = ("quick", "paper")  # the profiles of config/config.yaml: each lists every target
-REPORT_PAGES = {"target", "claims", "timeline"}  # workflow/report/ pages that are not one target's caption
 
 
 @dataclass(frozen=True)
 class Checkout:
     """What the places say, read once; a test edits a copy."""
     registry: dict   # id -> Target
-    build: dict      # family -> ids of its BUILD
-    analyze: dict    # family -> ids of its ANALYZE
+    functions: dict  # family -> names of the module's functions
     config: dict
     catalog: str
     readme: str
-    captions: frozenset
+
+
+def family_modules() -> dict:
+    """Every module of deeptheory.targets, imported: family -> module."""
+    return {m.name: importlib.import_module(f"deeptheory.targets.{m.name}")
+            for m in pkgutil.iter_modules(targets.__path__)}
 
 
 def read_checkout() -> Checkout:
-    # every module of the package with a BUILD table, named by an entry or not
-    modules = {m.name: importlib.import_module(f"deeptheory.targets.{m.name}")
-               for m in pkgutil.iter_modules(targets.__path__)}
-    modules = {f: m for f, m in modules.items() if hasattr(m, "BUILD")}
     return Checkout(
         registry=dict(REGISTRY),
-        build={f: set(m.BUILD) for f, m in modules.items()},
-        analyze={f: set(getattr(m, "ANALYZE", {})) for f, m in modules.items()},
+        functions={f: {name for name, value in vars(m).items() if callable(value)}
+                   for f, m in family_modules().items()},
         config=yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
         catalog=(ROOT / "docs" / "CATALOG.md").read_text(),
-        readme=(ROOT / "README.md").read_text(),
-        captions=frozenset(p.stem for p in (ROOT / "workflow" / "report").glob("*.rst")) - REPORT_PAGES)
+        readme=(ROOT / "README.md").read_text())
 
 
 def section(text: str, heading: str) -> str:
@@ -84,10 +84,13 @@ def places(c: Checkout) -> dict:
     analyses = {t for t, entry in c.registry.items() if entry.unit}
     every = set(c.registry)
     out = {}
-    for family in sorted(c.build.keys() | {entry.family for entry in c.registry.values()}):
-        mine = {t for t, entry in c.registry.items() if entry.family == family}
-        out[f"BUILD of deeptheory/targets/{family}.py"] = (c.build.get(family, set()), mine)
-        out[f"ANALYZE of deeptheory/targets/{family}.py"] = (c.analyze.get(family, set()), mine & analyses)
+    for family in sorted({entry.family for entry in c.registry.values()}):
+        mine = {t: entry for t, entry in c.registry.items() if entry.family == family}
+        defined = c.functions.get(family, set())
+        out[f"builders defined in deeptheory/targets/{family}.py"] = (
+            {t for t, entry in mine.items() if entry.builder in defined}, set(mine))
+        out[f"analyzers defined in deeptheory/targets/{family}.py"] = (
+            {t for t, entry in mine.items() if entry.analyzer in defined}, {t for t in mine if t in analyses})
     for profile in PROFILES:
         keys = c.config["profiles"][profile]
         out[f"config/config.yaml profiles.{profile}.targets"] = (keys.get("targets") or {}, trains)
@@ -98,8 +101,6 @@ def places(c: Checkout) -> dict:
         out[f"docs/CATALOG.md Summary table, kind {kind}"] = (listed.get(kind, []), kinds.get(kind, set()))
     out["docs/CATALOG.md headings of A. Data-set targets"] = (heading_ids(c.catalog, "A. Data-set"), trains)
     out["docs/CATALOG.md headings of B. Synthetic targets"] = (heading_ids(c.catalog, "B. Synthetic"), every - trains)
-    out["README.md target table"] = ([row[0] for row in table_rows(c.readme, "| target | source | what |")], every)
-    out["workflow/report/<id>.rst captions"] = (c.captions, every)
     return out
 
 
@@ -126,11 +127,12 @@ def test_every_place_is_read():
 
 
 # One target taken out of one place in a copy: the failure names both.
-def drop_family_entry(table):
+def drop_function(role):
     def drop(c, t):
-        tables = copy.deepcopy(getattr(c, table))
-        tables[c.registry[t].family].discard(t)
-        return replace(c, **{table: tables})
+        functions = copy.deepcopy(c.functions)
+        entry = c.registry[t]
+        functions[entry.family].discard(getattr(entry, role))
+        return replace(c, functions=functions)
     return drop
 
 
@@ -151,8 +153,8 @@ def drop_line(field, pattern):
 
 
 DROPS = {  # place -> (a target it lists, how to drop it)
-    "BUILD of deeptheory/targets/curves.py": ("t3-sgdl", drop_family_entry("build")),
-    "ANALYZE of deeptheory/targets/robustness.py": ("t3-margins", drop_family_entry("analyze")),
+    "builders defined in deeptheory/targets/curves.py": ("t3-sgdl", drop_function("builder")),
+    "analyzers defined in deeptheory/targets/robustness.py": ("t3-margins", drop_function("analyzer")),
     "config/config.yaml profiles.quick.targets": ("t3-err-vs-w", drop_config("quick", "targets")),
     "config/config.yaml profiles.paper.targets": ("t3-archs", drop_config("paper", "targets")),
     "config/config.yaml profiles.quick.synthetic": ("t3-minnorm", drop_config("quick", "synthetic")),
@@ -162,8 +164,6 @@ DROPS = {  # place -> (a target it lists, how to drop it)
     "docs/CATALOG.md headings of A. Data-set targets": ("t3-poly", drop_line("catalog", r"^### {t}\n")),
     "docs/CATALOG.md headings of B. Synthetic targets": ("slides-nonseparable",
                                                         drop_line("catalog", r"^### {t}\n")),
-    "README.md target table": ("m90-normalization", drop_line("readme", r"^\| `{t}` \|.*\n")),
-    "workflow/report/<id>.rst captions": ("t3-flatness", lambda c, t: replace(c, captions=c.captions - {t})),
 }
 
 
@@ -179,9 +179,9 @@ def test_a_target_the_registry_lacks_is_named_in_every_place_that_lists_it():
     said = problems(replace(c, registry={t: e for t, e in c.registry.items() if t != tid}))
     assert said and all(line.startswith(f"{tid}: listed in ") and line.endswith("the registry does not know it")
                         for line in said)
-    assert {line.split("listed in ")[1].split(",")[0] for line in said} >= {
-        "README.md target table", "workflow/report/<id>.rst captions", "BUILD of deeptheory/targets/robustness.py",
-        "config/config.yaml profiles.quick.targets", "config/config.yaml profiles.paper.targets"}
+    assert {line.split("listed in ")[1].split(", but ")[0] for line in said} == {
+        "config/config.yaml profiles.quick.targets", "config/config.yaml profiles.paper.targets",
+        "docs/CATALOG.md Summary table, kind data set", "docs/CATALOG.md headings of A. Data-set targets"}
 
 
 def test_a_target_in_the_wrong_part_of_the_catalog_is_named():
@@ -190,3 +190,55 @@ def test_a_target_in_the_wrong_part_of_the_catalog_is_named():
     assert sorted(problems(replace(c, catalog=moved))) == [
         "t3-minnorm: listed in docs/CATALOG.md headings of A. Data-set targets, but the registry does not put it "
         "there", "t3-minnorm: missing from docs/CATALOG.md headings of B. Synthetic targets"]
+
+
+
+# --- the registry as its family modules declare it --------------------------------------
+
+def test_the_registry_reads_what_each_family_module_declares():
+    # The source read (no import) and the imported module agree, entry for entry.
+    for family, module in family_modules().items():
+        declared = [replace(t, family=family) for t in getattr(module, "TARGETS", [])]
+        assert targets.declared(family) == declared, family
+    assert list(REGISTRY) == [t.id for t in REGISTRY.values()] and len(REGISTRY) == 31
+
+
+def test_an_entry_names_an_analyzer_with_its_unit_and_only_on_a_data_set_target():
+    entry = REGISTRY["t3-perturb"]
+    with pytest.raises(ValueError, match="t3-perturb: an analyzer and its unit come together"):
+        replace(entry, unit=None)
+    with pytest.raises(ValueError, match="only a data-set target"):
+        replace(entry, sweep=None)
+
+
+def test_every_entry_states_its_claims_for_the_caption():
+    assert [t for t, entry in REGISTRY.items() if not entry.claims.strip() or entry.claims.endswith(".")] == []
+
+
+# --- README.md and the catalog's Summary, written from the registry ----------------------
+
+def texts(c: Checkout) -> dict:
+    return {"README.md": c.readme, "docs/CATALOG.md": c.catalog}
+
+
+def test_the_generated_tables_are_up_to_date():
+    # If this fails: run `deeptheory docs` and commit README.md and docs/CATALOG.md.
+    assert docs.stale(texts=texts(read_checkout())) == []
+
+
+@pytest.mark.parametrize("path, field, tid, pattern", [
+    ("README.md", "readme", "m90-normalization", r"`{t}`,"),
+    ("docs/CATALOG.md", "catalog", "t3-norms", r"^\| {t} \|.*\n")])
+def test_a_table_that_lacks_a_target_names_the_file_and_the_command(path, field, tid, pattern):
+    dropped = drop_line(field, pattern)(read_checkout(), tid)
+    assert docs.stale(texts=texts(dropped)) == [
+        f"{path}: {next(iter(docs.BLOCKS[path]))} out of date with the targets' registry; run `deeptheory docs`"]
+
+
+def test_a_registry_change_makes_the_tables_that_show_it_stale():
+    c = read_checkout()
+    registry = {t: (replace(e, what=e.what + ", changed") if t == "t3-minnorm" else e) for t, e in REGISTRY.items()}
+    assert [line.split(":")[0] for line in docs.stale(texts=texts(c), registry=registry)] == ["docs/CATALOG.md"]
+    registry = {t: e for t, e in REGISTRY.items() if t != "t3-minnorm"}
+    assert [line.split(":")[0] for line in docs.stale(texts=texts(c), registry=registry)] == [
+        "README.md", "docs/CATALOG.md"]

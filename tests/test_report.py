@@ -17,6 +17,7 @@ from jinja2 import Environment
 from snakemake.utils import update_config
 
 from deeptheory import grid, report
+from deeptheory.targets import REGISTRY, caption
 from conftest import ROOT, make_sources, snakemake
 from test_audit import errors, run_audit
 from test_workflow import tiny_config
@@ -134,10 +135,17 @@ def test_docutils_names_an_undefined_substitution():
     assert rst_problems(r"slope \|w_svm\|") == ""
 
 
-# target.rst is a Jinja template: the test below renders it.
+# target.rst is a Jinja template: the test below renders it around each target's caption.
 @pytest.mark.parametrize("name", sorted(p.name for p in REPORT.glob("*.rst") if p.name != "target.rst"))
 def test_every_caption_file_is_valid_restructuredtext(name):
     assert rst_problems((REPORT / name).read_text()) == ""
+
+
+def test_every_targets_caption_from_its_registry_entry_is_valid_restructuredtext():
+    for tid, entry in REGISTRY.items():
+        text = caption(entry)
+        assert text.startswith(f"**{tid}** ({entry.source}): ") and f"Claim: {entry.claims}." in text, tid
+        assert rst_problems(text) == "", tid
 
 
 class _Job:
@@ -149,8 +157,8 @@ class _Job:
 
 @pytest.mark.parametrize("profile", ["quick", "paper", "smoke"])
 def test_every_targets_rendered_caption_is_valid_restructuredtext(profile):
-    # The caption as the report renders it: workflow/report/target.rst around the target's own
-    # text and its config entry, through Jinja with Snakemake's settings, then docutils.
+    # The caption as the report renders it: workflow/report/target.rst around the target's
+    # caption (deeptheory.targets.caption) and its config entry, through Jinja with Snakemake's settings, then docutils.
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     for extra in ["offline.yaml"] + (["smoke.yaml"] if profile == "smoke" else []):
         update_config(config, yaml.safe_load((ROOT / "config" / extra).read_text()))  # as --configfile merges
@@ -158,7 +166,7 @@ def test_every_targets_rendered_caption_is_valid_restructuredtext(profile):
     plan = grid.plan(config)
     template = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / "target.rst").read_text())
     for tid, tcfg in plan.targets.items():
-        params = _Job(caption=(REPORT / f"{tid}.rst").read_text(), target_cfg=tcfg, requested=tcfg.get("dataset"),
+        params = _Job(caption=caption(REGISTRY[tid]), target_cfg=tcfg, requested=tcfg.get("dataset"),
                       used=grid.dataset_used(tcfg, config.get("substitute"), config["datasets"])
                       if tcfg.get("dataset") else None)
         text = template.render(snakemake=_Job(params=params, config=config, wildcards=_Job(target=tid)))

@@ -12,6 +12,7 @@ COMMANDS = {
     "audit": ("deeptheory.audit", "check every artifact of a build (data, results, targets, runs) without training"),
     "bench": ("deeptheory.bench", "measure training speed: the packed step, one-model loaders, the paper profile's time"),
     "compare": ("deeptheory.compare", "a build's claims table against the reference one: verdicts that moved"),
+    "docs": ("deeptheory.docs", "rewrite README.md's target list and the catalog's Summary from the targets' registry"),
     "timeline": ("deeptheory.timeline", "where a finished build's time went: wall and core-seconds per kind of job"),
 }
 

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from deeptheory import grid, paths  # noqa: E402  (plain data: no pandas, matplotlib or torch)
 from deeptheory.spec import RUN_ID_REGEX  # noqa: E402
-from deeptheory.targets import REGISTRY  # noqa: E402
+from deeptheory.targets import REGISTRY, caption as registry_caption  # noqa: E402
 
 ENV = "../envs/deeptheory.yaml"
 
@@ -127,8 +127,8 @@ def analysis_inputs(wildcards):
 
 
 def target_caption(wildcards):
-    """The target's caption text (workflow/report/<id>.rst), shown by the report."""
-    return Path(workflow.source_path(f"../report/{wildcards.target}.rst")).read_text()
+    """The target's caption text (deeptheory.targets.caption, from its registry entry), shown by the report."""
+    return registry_caption(REGISTRY[wildcards.target])
 
 
 def train_resources(name, default):

@@ -4,7 +4,7 @@ a late step, the landscape around it, its norms and margins, its robustness).
 An analysis job (rule ``analyze``) loads the runs of one unit (``grid.analysis_units``):
 each run's weights from ``model.pt`` and the very training subset and labels it was
 trained on (``run.subset``, from its spec), and hands them to the target's analysis
-function (``ANALYZE[target id]`` in the target's family module), which returns an
+function (its registry entry's ``analyzer``, in the target's family module), which returns an
 :class:`~deeptheory.targets.Analysis`: a table, and arrays a figure needs whole. The
 target then reads those tables, never the nets: its claims are plain functions of rows.
 """

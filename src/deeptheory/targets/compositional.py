@@ -22,9 +22,22 @@ import pandas as pd
 
 from .. import claims as C
 from .. import plots
-from . import Inputs, Outcome
+from . import Inputs, Outcome, Target
 
 from ..synthetic import compositional
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="m100-deep-vs-shallow",
+        source="memo100 Fig 1, Theorems 1-2; slides",
+        what="shallow vs binary-tree nets on a hierarchically compositional function: test and training error vs "
+             "parameters",
+        claims="the deep (binary-tree) net reaches a given error with far fewer parameters than the shallow one; the "
+               "gap widens with n",
+        builder="deep_vs_shallow",
+    ),
+]
 
 
 def params_to_reach(frame: pd.DataFrame, error: float) -> float:
@@ -135,6 +148,3 @@ def deep_vs_shallow(inp: Inputs) -> Outcome:
         axes[0].set_ylabel("MSE / Var f")
         plots.save(fig, caption, png, pdf)
     return Outcome(table, deep_vs_shallow_claims(table, cfg, tol), draw)
-
-
-BUILD = {"m100-deep-vs-shallow": deep_vs_shallow}

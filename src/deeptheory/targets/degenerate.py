@@ -20,8 +20,20 @@ import torch
 
 from .. import claims as C
 from .. import plots
-from . import Inputs, Outcome
+from . import Inputs, Outcome, Target
 from ..synthetic import hessian as H
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="slides-degenerate",
+        source='slides "Over-parametric Landscapes: as p > n, equilibria are all degenerate"',
+        what="tanh net trained to a zero square-loss minimum on n points: near-zero Hessian eigenvalues vs p - n",
+        claims="where p > n the minimum reached has at least p - n Hessian eigenvalues below the tolerance (the rank "
+               "of J^T J is at most n); control: where n > p a zero-loss minimum has none",
+        builder="landscape",
+    ),
+]
 
 
 def reached(table: pd.DataFrame, tol) -> pd.Series:
@@ -128,6 +140,3 @@ def landscape(inp: Inputs) -> Outcome:
     setup = (f"tanh net {d} -> {hidden} -> 1 with biases (p = {p}), teacher of the same shape, square loss, "
              f"Levenberg-Marquardt up to {cfg['steps']} steps, float64 Hessian")
     return Outcome(table, degenerate_claims(table, cfg, tol), draw, setup=setup)
-
-
-BUILD = {"slides-degenerate": landscape}

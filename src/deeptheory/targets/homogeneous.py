@@ -11,9 +11,31 @@ import pandas as pd
 
 from .. import claims as C
 from .. import fits, plots
-from . import Inputs, Outcome
+from . import Inputs, Outcome, Target
 
 from ..synthetic import linear, nets
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="m100-balance",
+        source="memo100 section 3.E",
+        what="deep homogeneous ReLU net, GD on exponential loss: layer norms",
+        claims="differences of squared layer norms stay constant under gradient descent; the normalized margin "
+               "increases; the product of the layer norms grows faster than log t and each layer slower than a "
+               "one-layer net's norm (read in the asymptotic regime only)",
+        builder="balance",
+    ),
+    Target(
+        id="slides-two-layer-margin",
+        source='slides "Deep Networks makes it separable"',
+        what="2-layer ReLU net on 2D data: loss, layer norms, normalized margin",
+        claims="the data become separable; the loss falls like 1/k; each layer norm grows like a log k + b (the "
+               "slides), the product of the norms like a log k + b, each balanced layer like (a log k + b)^(1/2); "
+               "the normalized margin levels off",
+        builder="two_layer_margin",
+    ),
+]
 
 
 # --- slides-two-layer-margin -------------------------------------------------------------
@@ -329,9 +351,3 @@ def balance(inp: Inputs) -> Outcome:
             ax.legend(fontsize=6)
         plots.save(fig, caption, png, pdf)
     return Outcome(table, balance_claims(m, cfg, tol) + growth_claims(m, cfg, tol), draw, extra={"measurements": m})
-
-
-BUILD = {
-    "slides-two-layer-margin": two_layer_margin,
-    "m100-balance": balance,
-}

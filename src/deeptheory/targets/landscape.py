@@ -8,8 +8,8 @@
 - t3-flatness (Table 1, eq. 16): the flatness radius along random unit directions, over all
   parameters and over the top layer; larger for natural labels, printed beside the memo's.
 
-Each ANALYZE function measures one unit of nets (deeptheory.analyses.landscape); each BUILD
-function reads the units' tables only.
+Each analyzer measures one unit of nets (deeptheory.analyses.landscape); each builder
+reads the units' tables only.
 """
 
 from __future__ import annotations
@@ -21,7 +21,49 @@ import torch
 from .. import claims as C
 from .. import plots
 from ..analyses import landscape as L
-from . import Analysis, Inputs, Outcome
+from . import Analysis, Inputs, Outcome, Target
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="t3-grad-hist",
+        source="memo073 Fig 5",
+        what="components of minibatch gradients at a late step: histograms and normality",
+        claims="components are roughly Gaussian (a normality statistic per component) and their mean is small "
+               "against their spread; over a grid of minibatch sizes, Gaussian at some size between the extremes and "
+               "not at B = 1 or B = N - 1",
+        caption="histograms of components of minibatch gradients at the final (late) step of a trained net",
+        builder="grad_hist",
+        analyzer="grad_hist_analysis",
+        unit="run",
+        sweep="grid",
+    ),
+    Target(
+        id="t3-landscape",
+        source="memo073 Figs 11, 12, eq. 15",
+        what="train error over the simplex of three SGD minimizers",
+        claims="the flat low-error region is larger for natural labels than for random labels",
+        caption="training error over the simplex of three SGD minimizers of one training set, natural and random "
+                "labels",
+        builder="landscape",
+        analyzer="landscape_analysis",
+        unit="seeds",
+        sweep="grid",
+    ),
+    Target(
+        id="t3-flatness",
+        source="memo073 Table 1, eq. 16",
+        what="flatness radius along random unit directions, all parameters and top layer",
+        claims="the radius is larger for natural labels than for random labels in all four columns (data set x "
+               "parameters); published values beside ours",
+        caption="flatness radius: the largest step along a random unit direction with training error change <= "
+                "epsilon, averaged over directions, for all parameters and for the top layer",
+        builder="flatness",
+        analyzer="flatness_analysis",
+        unit="run",
+        sweep="grid",
+    ),
+]
 
 LABELS = ("natural", "random")
 # t3-grad-hist's rows: the run's own minibatch size, and the grid of sizes (analysis.batch_sizes).
@@ -561,7 +603,3 @@ def flatness(inp: Inputs) -> Outcome:
                          f"[0, {rows['r_max'].iloc[0]:g}] to r_tol after a geometric scan (factor sqrt 2); "
                          f"{rows['unit'].nunique()} net(s)")
     return Outcome(table, [natural_flatter(table, inp)], _draw_flatness(table), setup)
-
-
-BUILD = {"t3-grad-hist": grad_hist, "t3-landscape": landscape, "t3-flatness": flatness}
-ANALYZE = {"t3-grad-hist": grad_hist_analysis, "t3-landscape": landscape_analysis, "t3-flatness": flatness_analysis}

@@ -23,7 +23,27 @@ import seaborn as sns
 
 from .. import claims as C
 from .. import plots
-from . import Inputs, Outcome
+from . import Inputs, Outcome, Target
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="slides-locality",
+        source='slides "Locality of constituent functions is key: CIFAR"; memo100 section 1.A',
+        what="test error vs parameters of a convolutional, a locally connected and a fully connected net of one "
+             "depth",
+        claims="(memo100: \"not weight sharing but locality\") at matched W (each family's test error interpolated "
+               "linearly in log W and averaged over the shaded overlap), the fully connected minus locally connected "
+               "gap exceeds the locally connected minus convolutional gap; and the locally connected net beats the "
+               "fully connected one there",
+        caption="test error against the number of parameters W (log scale) of a convolutional net (local, weights "
+                "shared), a locally connected net (the same kernels and strides, a separate filter at every "
+                "position) and a fully connected net, all with three hidden layers, one sub-grid of runs per family; "
+                "one line per family, the shaded band the range of W every family's grid covers",
+        builder="build",
+        sweep="grid",
+    ),
+]
 
 # The roles of the three families (deeptheory.locality), in the order of the figure's legend.
 FAMILY = {"fc": "fcnet", "lc": "localnet", "conv": "convnet"}
@@ -217,6 +237,3 @@ def build(inp: Inputs) -> Outcome:
     return Outcome(points, claims_of(points, int(final["n_test"].min()), inp.tol), _draw(final, points, m), _setup(final, points, inp.cfg) + note,
                    extra={"overlap": None if m is None else [m.lo, m.hi],
                           "mean_test_err": None if m is None else m.mean})
-
-
-BUILD = {"slides-locality": build}

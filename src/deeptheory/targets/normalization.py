@@ -4,7 +4,7 @@ unbalanced layer inits, in two settings.
 
 - Setting A, "cnn": the bias-free homogeneous ReLU CNNs of ``deeptheory.normalization``
   (families hcnn, hcnnu, hcnnwn, hcnnbn) trained by the engine with full-batch GD (the
-  recipe the config names) for one step count; each net analysed alone (``ANALYZE``,
+  recipe the config names) for one step count; each net analysed alone (its ``analyzer``,
   ``deeptheory.analyses.normalization``): its normalized margin on its training subset and
   its squared layer norms at init and at the end.
 - Setting B, "deep": a deep homogeneous ReLU net on linearly separable data
@@ -29,8 +29,32 @@ from .. import claims as C
 from .. import plots
 from ..analyses import normalization as NA
 from ..synthetic import linear, nets
-from . import Analysis, Inputs, Outcome
+from . import Analysis, Inputs, Outcome, Target
 from .homogeneous import balance_measurements
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="m90-normalization",
+        source="memo090 abstract; memo100 sections 3.D-3.F",
+        what="plain GD vs weight and batch normalization, balanced vs unbalanced init: normalized margin and layer "
+             "norms of a homogeneous CNN and a deep ReLU net on separable data",
+        claims="in each setting, (a) weight and batch normalization reach a larger normalized margin (min over the "
+               "training set of the margin, over the product of the layers' effective Frobenius norms) than plain GD "
+               "after the same number of steps; (b) under plain GD the differences of squared layer norms stay "
+               "constant, so a balanced init stays balanced and an unbalanced one unbalanced",
+        caption="plain gradient descent vs weight normalization vs batch normalization, from balanced and unbalanced "
+                "layer inits. A (left two panels): a bias-free homogeneous ReLU CNN trained by full-batch GD, its "
+                "normalized margin on the training subset after the same number of steps, and its squared layer "
+                "norms at init and at the end. B (right two, computed in the target's own job): a deep homogeneous "
+                "ReLU net on linearly separable data, its normalized margin over GD steps, and the differences of "
+                "squared layer norms under plain GD",
+        builder="build",
+        analyzer="analyze",
+        unit="run",
+        sweep="grid",
+    ),
+]
 
 TID = "m90-normalization"
 # Setting A: the family of each (method, init) of the grid.
@@ -430,7 +454,3 @@ def build(inp: Inputs) -> Outcome:
         "margin": "margin_final", "sq_norm": "sq_norm_final"})
     table = pd.concat([cnn, deep], ignore_index=True)
     return Outcome(table, claims, _draw(cnn, traj, square), _setup(cnn, inp.cfg))
-
-
-ANALYZE = {TID: analyze}
-BUILD = {TID: build}

@@ -2,7 +2,7 @@
 training error from many inits, raw and normalized (each layer divided by its Frobenius
 norm).
 
-Each run is analysed alone (``ANALYZE``; the computation is in
+Each run is analysed alone (its ``analyzer``; the computation is in
 ``deeptheory.analyses.normloss``). The build keeps, as the memo does, only nets whose
 training error is exactly 0 and fits two lines through the natural-label nets' (train,
 test) points: a free least-squares line and the memo's line of slope 1 (its intercept is
@@ -34,7 +34,26 @@ from scipy import stats
 from .. import claims as C
 from .. import plots
 from ..analyses import normloss as NL
-from . import Analysis, Inputs, Outcome
+from . import Analysis, Inputs, Outcome, Target
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="m100-norm-loss",
+        source="memo100 Fig 3; memo090",
+        what="test vs train cross-entropy of nets fit from many inits, raw and with each layer divided by its "
+             "Frobenius norm",
+        claims="the normalized losses of the natural-label nets lie near a line of slope about 1 (free and slope-1 "
+               "fits with R^2 and RMSE); the raw losses do not; the random-label nets sit off that line and test at "
+               "chance",
+        caption="test vs training cross-entropy of nets fit to zero training error from many inits, raw (left) and "
+                "with each layer divided by its Frobenius norm (right); random-label nets marked in red",
+        builder="build",
+        analyzer="analyze",
+        unit="all",
+        sweep="grid",
+    ),
+]
 
 # A line through two points fits them exactly: its standard errors need n - 2 >= 1.
 MIN_NETS = 3
@@ -345,7 +364,3 @@ def build(inp: Inputs) -> Outcome:
     table = with_margin_share(with_residuals(rows, found.get("normalized", {}).get("free")), natural)
     kept_fits = {kind: {name: asdict(f) for name, f in pair.items()} for kind, pair in found.items()}
     return Outcome(table, claims_of(rows, found, inp.tol), _draw(rows, found), _setup(rows), extra={"fits": kept_fits})
-
-
-ANALYZE = {"m100-norm-loss": analyze}
-BUILD = {"m100-norm-loss": build}

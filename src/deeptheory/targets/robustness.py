@@ -3,7 +3,7 @@
 perturbed training images, eq. 47), and the slides' spectrally normalized margins
 (Bartlett, Foster and Telgarsky 2017).
 
-Each target analyses every run alone (``ANALYZE``; the computations are in
+Each target analyses every run alone (its ``analyzer``; the computations are in
 ``deeptheory.analyses.robustness``). Its build compares runs that differ in one setting
 only, labels (natural vs random) or init scale (x1 vs x10), with the same data set, width, N
 and seed, hence the same training subset. The memo compares nets that fit their training
@@ -23,7 +23,58 @@ from scipy import stats
 from .. import claims as C
 from .. import plots
 from ..analyses import robustness as R
-from . import Analysis, Inputs, Outcome
+from . import Analysis, Inputs, Outcome, Target
+
+# The registry's entries (deeptheory.targets): plain literals, read without importing this module.
+TARGETS = [
+    Target(
+        id="t3-norms",
+        source="memo073 Fig 16",
+        what="fan-in l1 norms of the weights per layer, natural vs random labels",
+        claims="reported per layer, natural vs random labels (claims: see the verdicts)",
+        caption="fan-in l1 norms of the weights per layer, nets fit to natural and to random labels",
+        builder="build_norms",
+        analyzer="analyze_norms",
+        unit="run",
+        sweep="grid",
+    ),
+    Target(
+        id="t3-margins",
+        source="memo073 Fig 17",
+        what="functional margins and l2 norm: natural vs random labels, init x1 vs x10",
+        claims="random labels: smaller margin and larger l2 norm; init x10: smaller margin and larger norm than x1",
+        caption="functional margins on the training set and the l2 norm of the weights: natural vs random labels, "
+                "init x1 vs x10",
+        builder="build_margins",
+        analyzer="analyze_margins",
+        unit="run",
+        sweep="grid",
+    ),
+    Target(
+        id="t3-perturb",
+        source="memo073 Figs 19, 20, eq. 47",
+        what="training error under Gaussian input noise of size gamma, natural vs random labels",
+        claims="the random-label net loses accuracy at smaller gamma",
+        caption="error on training images plus Gaussian noise of size gamma, nets fit to natural and to random "
+                "labels; example images at gamma 0.05 and 0.2",
+        builder="build_perturb",
+        analyzer="analyze_perturb",
+        unit="run",
+        sweep="grid",
+    ),
+    Target(
+        id="slides-spectral-margin",
+        source='slides "Spectrally-Normalized Margin Bounds" (Bartlett-Foster-Telgarsky 2017)',
+        what="margins normalized by the product of spectral norms, natural vs random labels",
+        claims="random-label margins are smaller after normalization",
+        caption="distribution of training margins divided by the product of the layers' spectral norms, natural vs "
+                "random labels",
+        builder="build_spectral",
+        analyzer="analyze_spectral",
+        unit="run",
+        sweep="grid",
+    ),
+]
 
 # What two runs of a comparison share, besides the one setting they differ in.
 PAIR_KEYS = ["dataset", "model", "width", "N", "seed", "labels", "init_scale"]
@@ -511,18 +562,3 @@ def build_perturb(inp: Inputs) -> Outcome:
                                                                         inp.tol.perturb_rise),
                    _setup(rows) + f"; {a['draws']} noise draws per gamma; eps standard Gaussian per pixel, "
                    "no clipping")
-
-
-ANALYZE = {
-    "t3-norms": analyze_norms,
-    "t3-margins": analyze_margins,
-    "t3-perturb": analyze_perturb,
-    "slides-spectral-margin": analyze_spectral,
-}
-
-BUILD = {
-    "t3-norms": build_norms,
-    "t3-margins": build_margins,
-    "t3-perturb": build_perturb,
-    "slides-spectral-margin": build_spectral,
-}
