@@ -1,10 +1,13 @@
+from dataclasses import replace
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from deeptheory.engine import train_run
 from deeptheory.run import training_subset
-from deeptheory.spec import RunSpec, parse_run_id, parse_stop
+from deeptheory.spec import RunSpec, parse_run_id, parse_stop, shares_prefix, twins
 
 from conftest import train_settings
 
@@ -260,3 +263,81 @@ def test_the_written_out_update_is_torch_sgd_bit_for_bit(beta, wd):
         sgd_update(twin, momentum, lr, beta, wd)
         for a, b in zip(net.parameters(), twin):
             assert torch.equal(a, b), f"step {step}"
+
+
+# Shared prefixes (run.fork): a run whose stop rule only adds epochs to another's goes on
+# from that twin's final state, with the numbers it would have had from scratch.
+
+def assert_same_run(a, b) -> None:
+    """Every metrics column but the wall time, and every weight, bit for bit."""
+    pd.testing.assert_frame_equal(pd.DataFrame(a.rows).drop(columns="wall_s"),
+                                  pd.DataFrame(b.rows).drop(columns="wall_s"), check_exact=True)
+    assert a.state_dict.keys() == b.state_dict.keys()
+    for k in a.state_dict:
+        assert torch.equal(a.state_dict[k], b.state_dict[k]), k
+
+
+def never_steps(epoch, model):
+    raise AssertionError(f"a continuation with nothing to add trained epoch {epoch}")
+
+
+def test_a_zero_plus_k_run_continues_its_zero_twin_with_the_numbers_from_scratch(tiny):
+    twin_spec = spec(N=60, max_epochs=200, stop_at_zero=True, eval_every=50)
+    long_spec = replace(twin_spec, past_zero=7)
+    assert shares_prefix(twin_spec, long_spec) and twins([long_spec, twin_spec]) == {long_spec.run_id: twin_spec}
+    twin = train_run(twin_spec, tiny)
+    epochs = []
+    continued = train_run(long_spec, tiny, twin=twin.final_state,
+                          on_epoch_end=lambda epoch, model: epochs.append(epoch))
+    scratch = train_run(long_spec, tiny)
+    assert_same_run(continued, scratch)
+    fork_epoch = twin.rows[-1]["epoch"]
+    assert continued.continued_from == {"run_id": twin_spec.run_id, "epoch": fork_epoch}
+    assert epochs == list(range(fork_epoch + 1, fork_epoch + 8))  # only the 7 epochs past zero were trained
+    assert continued.resumed_from_epoch == fork_epoch and scratch.continued_from is None
+    # the twin's row at the fork is kept, no longer final
+    assert [r["final"] for r in continued.rows if r["epoch"] == fork_epoch] == [False]
+    # the twin's state is read, not changed: a second continuation gives the same run
+    assert_same_run(train_run(long_spec, tiny, twin=twin.final_state), scratch)
+
+
+def test_a_longer_budget_continues_a_shorter_one_with_the_numbers_from_scratch(tiny):
+    """e3 -> e5, evaluating every 2 epochs: the twin's final evaluation at epoch 3 is no row
+    of e5's (3 is no multiple of 2), so the continuation drops it."""
+    short, long = spec(max_epochs=3, eval_every=2), spec(max_epochs=5, eval_every=2)
+    continued = train_run(long, tiny, twin=train_run(short, tiny).final_state)
+    assert continued.continued_from["epoch"] == 3 and 3 not in [r["epoch"] for r in continued.rows]
+    assert_same_run(continued, train_run(long, tiny))
+
+
+def test_a_twin_that_never_reached_zero_leaves_its_continuation_nothing_to_add(tiny):
+    """Stopped at its cap, or levelled off under the plateau rule: a zero+K run at the same
+    cap stops there too, with the twin's numbers, without a step."""
+    capped = spec(N=200, max_epochs=2, stop_at_zero=True, eval_every=5)
+    plateau = spec(labels="random", N=300, max_epochs=40, eval_every=10, stop_at_zero=True, lr_milestones=(0.25, 0.5),
+                   plateau_window=4, plateau_fall=0.5)
+    for twin_spec in (capped, plateau):
+        twin = train_run(twin_spec, tiny)
+        assert twin.rows[-1]["train_err"] > 0
+        continued = train_run(replace(twin_spec, past_zero=5), tiny, twin=twin.final_state, on_epoch_end=never_steps)
+        assert_same_run(continued, train_run(replace(twin_spec, past_zero=5), tiny))
+        assert continued.rows[-1]["final"] and continued.rows[-1]["epoch"] == twin.rows[-1]["epoch"]
+
+
+def test_only_runs_whose_schedules_agree_up_to_the_fork_share_a_prefix(tiny):
+    """The step schedule sits at fractions of the cap: budgets e10 and e20 with milestones at
+    half of it decay at epochs 5 and 10, so e20 does not continue e10 (it trains from
+    scratch); without milestones it does. Runs of other settings or stop kinds never do."""
+    assert not shares_prefix(spec(max_epochs=10, lr_milestones=(0.5,)), spec(max_epochs=20, lr_milestones=(0.5,)))
+    assert shares_prefix(spec(max_epochs=10), spec(max_epochs=20))
+    zero = spec(stop_at_zero=True, max_epochs=20)
+    assert not shares_prefix(zero, replace(zero, past_zero=5, max_epochs=30))  # another cap: another schedule
+    assert not shares_prefix(spec(max_epochs=10), spec(max_epochs=20, lr=0.05))
+    assert not shares_prefix(replace(zero, max_epochs=10, stop_at_zero=False), zero)
+    assert not shares_prefix(replace(zero, past_zero=5), zero)
+    chain = [zero, replace(zero, past_zero=5), replace(zero, past_zero=9)]
+    assert twins(chain) == {chain[1].run_id: chain[0], chain[2].run_id: chain[1]}
+    short, long = spec(max_epochs=2), spec(max_epochs=4, lr_milestones=(0.5,))
+    with_milestones = replace(long, max_epochs=2)  # no prefix of `long`: its milestone falls at epoch 1
+    assert train_run(long, tiny, twin=train_run(with_milestones, tiny).final_state).continued_from is None
+    assert not shares_prefix(short, long)

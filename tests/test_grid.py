@@ -214,3 +214,17 @@ def test_an_N_larger_than_the_data_set_names_the_file_that_set_it(tmp_path):
     config, sources, extra = config_sources(tmp_path, "profiles:\n  quick:\n    targets:\n"
                                                       "      t3-err-vs-n: {N: [500, 100000]}\n")
     assert one_line_error(config, sources).endswith(f"allowed: 1 to 50000 (set in {extra})")
+
+
+def test_a_run_that_adds_epochs_to_another_continues_it_and_packs_with_it(plan):
+    """quick: each t3-err-vs-n-past-zero run (zero+50) continues t3-err-vs-n's run of its N
+    (zero, the same cap and schedule); a pack job for the past-zero target alone trains the
+    twins too (the continuation starts from them in the pack, at no extra cost)."""
+    past = {s.run_id for s in plan.runs_of("t3-err-vs-n-past-zero")}
+    assert set(plan.twins) == past
+    assert {plan.specs[t].stop for t in plan.twins.values()} == {"zero"}
+    assert set(plan.twins.values()) <= {s.run_id for s in plan.runs_of("t3-err-vs-n")}
+    assert plan.continued == set(plan.twins.values())
+    key = "cifar10/allconv5_w8_b128"
+    members = grid.pack_members(plan, paths.pack_job(key, "t3-err-vs-n-past-zero"))
+    assert set(members) == past | {plan.twins[r] for r in past}

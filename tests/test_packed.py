@@ -314,3 +314,35 @@ def test_recipes_pack_with_plain_runs_and_keep_their_single_run_numbers(tiny, tm
         assert b.resumed_from_epoch > 0
         np.testing.assert_allclose([r["train_loss"] for r in b.rows],
                                    [r["train_loss"] for r in train_run(s, tiny).rows], rtol=1e-4)
+
+
+def test_a_run_continues_its_twin_inside_the_pack_with_the_numbers_of_the_pack_from_scratch(tiny):
+    """A zero+K run waits for its zero twin in the same pack and goes on in its slot when it
+    stops (run.fork); a zero+K run of a twin that stopped at its cap stops at once; an eK
+    run goes on from an eK' twin trained before (twin_states). Each equals the same run
+    trained from scratch in a pack: rows exactly but the weights' last bits (a vmap lane's
+    arithmetic may depend on the other lanes: test_padded_slots_do_not_change_a_run)."""
+    fits = spec(N=30, lr=0.05, max_epochs=200, stop_at_zero=True, eval_every=50)
+    capped = spec(N=50, seed=1, max_epochs=3, stop_at_zero=True)
+    pack = [replace(fits, past_zero=4), fits, replace(capped, past_zero=4), capped]
+    steps = {"n": 0}
+    together = train_packed(pack, tiny, on_step=lambda p, m: steps.__setitem__("n", steps["n"] + 1))
+    alone = {s.run_id: r for s in pack for r in train_packed([s, MIXED[0]], tiny)[:1]}
+    fork = together[1].rows[-1]["epoch"]
+    assert together[0].continued_from == {"run_id": fits.run_id, "epoch": fork}
+    assert together[2].continued_from["epoch"] == 3 and together[2].rows[-1]["epoch"] == 3
+    for r in together:
+        a = alone[r.spec.run_id]
+        pd.testing.assert_frame_equal(pd.DataFrame(r.rows).drop(columns="wall_s"),
+                                      pd.DataFrame(a.rows).drop(columns="wall_s"), rtol=1e-4)
+        for k in a.state_dict:
+            torch.testing.assert_close(r.state_dict[k], a.state_dict[k], rtol=1e-4, atol=1e-5)
+    # the continuation trained only its 4 epochs past zero: no step of its own before the fork
+    per_epoch = -(-30 // 16)
+    assert steps["n"] == (fork + 4) * per_epoch
+    short, long = spec(max_epochs=2), spec(max_epochs=4)
+    twin = train_packed([short], tiny)[0]
+    continued = train_packed([long], tiny, twin_states={long.run_id: twin.final_state})[0]
+    assert continued.continued_from["epoch"] == 2
+    np.testing.assert_allclose([r["train_loss"] for r in continued.rows],
+                               [r["train_loss"] for r in train_packed([long], tiny)[0].rows], rtol=1e-5)

@@ -401,3 +401,40 @@ def test_a_malformed_workflow_config_names_its_file_and_line(tmp_path):
     assert bad.returncode != 0
     assert re.search(rf"^config file {re.escape(str(config))}, line \d+, column \d+: not valid YAML", bad.stdout,
                      re.M), bad.stdout
+
+
+def test_a_run_that_continues_its_twin_trains_after_it_from_its_final_state(tmp_path):
+    """t3-err-vs-n-past-zero's zero+2 run reads t3-err-vs-n's zero run's model.pt (which keeps
+    the twin's final state): the DAG trains the twin first even when only the continuation
+    is asked for, the continuation's provenance names the twin, and a changed twin reruns it.
+    Capped at 3 epochs, the twin does not fit N = 30 at width 2: the continuation stops at
+    once, with the twin's numbers."""
+    sources = tmp_path / "sources"
+    sources.mkdir()
+    (sources / "cifar.json").write_text(json.dumps(write_cifar_set(sources / "cifar", n_train=120, n_test=60)))
+    (sources / "fmnist.json").write_text(json.dumps(write_idx_set(sources / "fmnist", n_train=120, n_test=60)))
+    cfg = tiny_config(sources, n_grid=(30,))
+    tiny = cfg["profiles"]["tiny"]
+    base = tiny["targets"]["t3-err-vs-n"]
+    tiny["targets"] = {"t3-err-vs-n": base, "t3-err-vs-n-past-zero": {**base, "stop": "zero+2"}}
+    tiny.pop("synthetic")
+    twin, cont = (f"cifar10/allconv5_w2_N30_natural_i1_s0_{stop}" for stop in ("zero", "zero+2"))
+    asked = f"results/runs/{cont}/provenance.json"
+    dry = snakemake(tmp_path, cfg, asked, "-n")
+    assert job_counts(dry.stdout).get("train") == 2, dry.stdout[-3000:]
+    assert f"results/runs/{twin}/model.pt" in dry.stdout.split(f"output: results/runs/{cont}/")[0].rsplit("rule train:", 1)[1]
+    assert snakemake(tmp_path, cfg, asked, "--cores", "1").returncode == 0
+    runs = tmp_path / "results" / "runs"
+    assert json.loads((runs / cont / "provenance.json").read_text())["continued_from"] == {"run_id": twin, "epoch": 3}
+    import torch
+
+    assert "final_state" in torch.load(runs / twin / "model.pt", weights_only=False)
+    assert "final_state" not in torch.load(runs / cont / "model.pt", weights_only=False)
+    # every column but those naming the run and its stop rule, and the wall time
+    a, b = (pd.read_csv(runs / r / "metrics.csv").drop(columns=["run_id", "stop", "wall_s"], errors="ignore")
+            for r in (twin, cont))
+    pd.testing.assert_frame_equal(a, b)
+    assert job_counts(snakemake(tmp_path, cfg, asked, "-n").stdout) == {}
+    # the twin trained again: the continuation follows
+    rerun = snakemake(tmp_path, cfg, asked, "-n", "--forcerun", f"results/runs/{twin}/model.pt")
+    assert job_counts(rerun.stdout).get("train") == 2, rerun.stdout[-3000:]

@@ -17,15 +17,18 @@ import torch
 import torch.nn.functional as F
 
 from .datasets import Dataset
-from .run import (NOISE, ORDER, RunBook, RunResult, evaluate, initial_model, load_checkpoint, sgdl_noise, stream,
+from .run import (NOISE, ORDER, RunBook, RunResult, evaluate, initial_model, sgdl_noise, starting_state, stream,
                   training_subset)
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
 
 
-def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_epoch_end=None) -> RunResult:
-    """Train one run; resume from ``checkpoint`` if it holds this spec's state.
+def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_epoch_end=None,
+              twin: dict | None = None) -> RunResult:
+    """Train one run; resume from ``checkpoint`` if it holds this spec's state, else go on
+    from ``twin``, the final state (RunResult.final_state) of a run whose epochs this one
+    trains first (run.fork), else start afresh.
     ``on_epoch_end(epoch, model)`` is called after each epoch (an analysis that replays a
     deterministic run reads the net at every step this way)."""
     device = data.device
@@ -38,17 +41,19 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     n_params = sum(p.numel() for p in params)
     momentum = [torch.zeros_like(p) for p in params]  # plain GD (momentum 0) keeps them at zero
 
-    state = load_checkpoint(checkpoint, spec)
+    state = starting_state(spec, checkpoint, twin)
     if state is not None:
         model.load_state_dict(state["model"])
-        momentum = [state["momentum"][name].to(device) for name, _ in model.named_parameters()]
+        # a copy: a twin's final state stays as it was (the update works in place)
+        momentum = [state["momentum"][name].to(device, copy=True) for name, _ in model.named_parameters()]
         order.set_state(state["order"])
         if "noise" in state:  # plain SGD draws none: a checkpoint from before SGDL has no state for it
             noise.set_state(state["noise"])
-        log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
+        log.info("%s: resuming at epoch %d", spec.run_id, state["epoch"])
     book = RunBook(spec, state)
     eval_train = lambda: evaluate(model, x, y)  # noqa: E731
     eval_test = lambda: evaluate(model, x_test, y_test)  # noqa: E731
+    book.replay(eval_train, eval_test)
 
     while not book.done:
         model.train()
@@ -74,13 +79,17 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             loss_sum += loss.item() * len(idx)
         model.eval()
         book.end_epoch(int(wrong), loss_sum, eval_train, eval_test)
-        book.save(checkpoint, dict(model.named_parameters()),
-                  {n: m for (n, _), m in zip(model.named_parameters(), momentum)},
-                  order, noise)
+        book.save(checkpoint, dict(model.named_parameters()), named(model, momentum), order, noise)
         if on_epoch_end is not None:
             on_epoch_end(book.epoch, model)
     book.finish(eval_train, eval_test)
-    return book.result(model.state_dict(), len(y_test), data.num_classes)
+    return book.result(model.state_dict(), len(y_test), data.num_classes,
+                       book.state(dict(model.named_parameters()), named(model, momentum), order, noise))
+
+
+def named(model, momentum: list) -> dict:
+    """The momentum buffers by parameter name, as a checkpoint keeps them."""
+    return {n: m for (n, _), m in zip(model.named_parameters(), momentum)}
 
 
 @torch.no_grad()

@@ -15,7 +15,7 @@ from pathlib import PurePath
 
 from . import paths
 from .formats import TRAIN_IMAGES
-from .spec import BATCH_STATISTICS, RunSpec, parse_stop
+from .spec import BATCH_STATISTICS, RunSpec, parse_stop, twins
 from .targets import REGISTRY, get
 
 
@@ -32,6 +32,12 @@ class Plan:
     specs: dict              # run id -> RunSpec (a run two targets read appears once)
     packs: dict              # pack key (paths.pack_key) -> list of run ids
     units: dict = field(default_factory=dict)  # target with an analysis -> {unit id: [run ids]} (unit id: its first run's id)
+    twins: dict = field(default_factory=dict)  # run id -> the run id it continues from (spec.twins)
+
+    @property
+    def continued(self) -> set:
+        """The runs another run continues from: they keep their final state (runio.write_run)."""
+        return set(self.twins.values())
 
     def runs_of(self, tid: str) -> list[RunSpec]:
         return self.runs.get(tid, [])
@@ -83,6 +89,12 @@ def pack_members(plan: Plan, job: str) -> list[str]:
     if unknown:
         raise ConfigError(f"pack {job}: {unknown} are not data-set targets of profile {plan.profile!r}")
     wanted = {s.run_id for t in tids for s in plan.runs_of(t)}
+    # A run's twin (of the same pack key: only the stop rule differs) trains in its pack: the
+    # run continues from it there, at no cost, as its twin's epochs are the run's first ones.
+    for run in list(wanted):
+        while run in plan.twins:
+            run = plan.twins[run]
+            wanted.add(run)
     return [r for r in plan.packs[key] if r in wanted]
 
 
@@ -267,4 +279,4 @@ def plan(config: dict) -> Plan:
     for run_id in sorted(specs):
         packs.setdefault(paths.pack_key(specs[run_id]), []).append(run_id)
     units = {tid: analysis_units(tid, rs) for tid, rs in runs.items() if REGISTRY[tid].unit}
-    return Plan(name, targets, runs, specs, packs, units)
+    return Plan(name, targets, runs, specs, packs, units, {r: t.run_id for r, t in twins(specs.values()).items()})

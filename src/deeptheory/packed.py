@@ -43,8 +43,9 @@ from torch.func import functional_call, grad, vmap
 from . import models, paths
 from .datasets import Dataset
 from .engine import train_run
-from .run import EVAL_CHUNK, NOISE, ORDER, RunBook, RunResult, initial_model, load_checkpoint, sgdl_noise, stream, subset
-from .spec import RunSpec
+from .run import (EVAL_CHUNK, NOISE, ORDER, RunBook, RunResult, initial_model, load_checkpoint, sgdl_noise,
+                  starting_state, stream, subset)
+from .spec import RunSpec, twins
 
 log = logging.getLogger(__name__)
 
@@ -114,24 +115,27 @@ class PackOptions:
 class _Member:
     """One run inside a pack."""
 
-    def __init__(self, spec: RunSpec, data: Dataset, checkpoint: Path | None):
+    def __init__(self, spec: RunSpec, data: Dataset, checkpoint: Path | None, twin: dict | None = None):
         self.spec, self.checkpoint = spec, checkpoint
         self.idx, self.labels = subset(spec, data)
         self.order = stream(spec.seed, ORDER)
         self.noise = stream(spec.seed, NOISE)
         self.params = {k: v.detach() for k, v in initial_model(spec, data).named_parameters()}
         self.momentum = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        state = load_checkpoint(checkpoint, spec)
+        state = starting_state(spec, checkpoint, twin)
         if state is not None:
-            self.params = {k: v.to(data.device) for k, v in state["model"].items()}
-            self.momentum = {k: v.to(data.device) for k, v in state["momentum"].items()}
+            self.params = {k: v.to(data.device, copy=True) for k, v in state["model"].items()}
+            self.momentum = {k: v.to(data.device, copy=True) for k, v in state["momentum"].items()}
             self.order.set_state(state["order"])
             if "noise" in state:  # plain SGD draws none: a checkpoint from before SGDL has no state for it
                 self.noise.set_state(state["noise"])
-            log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
+            log.info("%s: resuming at epoch %d", spec.run_id, state["epoch"])
         self.book = RunBook(spec, state)
         self.steps_per_epoch = -(-spec.N // spec.batch_size)
         self.saved_at = time.monotonic()
+
+    def final_state(self) -> dict:
+        return self.book.state(self.params, self.momentum, self.order, self.noise)
 
     def next_epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         perm = torch.randperm(self.spec.N, generator=self.order).to(self.idx.device)
@@ -385,6 +389,16 @@ class _PackState:
         if self.noise is not None:
             self.noise[i, : m.steps_per_epoch].copy_(m.next_epoch_noise(self.n_weights))
 
+    def hand_over(self, i: int, m: _Member) -> None:
+        """Slot i's run stopped; ``m``, which continues it (fork), goes on in its slot."""
+        self.slots[i] = m
+        for k in self.names:
+            self.params[k][i].copy_(m.params[k])
+            self.momentum[k][i].copy_(m.momentum[k])
+        self.sizes[i], self.beta[i], self.wd[i], self.clip[i] = m.spec.N, m.spec.momentum, m.spec.weight_decay, \
+            m.spec.grad_clip
+        self.start_epoch(i, m)
+
     def vacate(self, i: int) -> None:
         """A finished run's slot becomes padding: no data, no step, no noise."""
         self.sizes[i], self.lr[i], self.wd[i] = 0, 0.0, 0.0
@@ -423,11 +437,16 @@ def _build_step(template, names, batch_size, options: PackOptions, device, shape
 
 
 def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None = None,
-                 on_step=None, options: PackOptions | None = None) -> list[RunResult]:
+                 on_step=None, options: PackOptions | None = None, twin_states: dict | None = None) -> list[RunResult]:
     """Train ``specs`` (one pack key) together; returns results in the order of ``specs``.
     With ``results_root``, each run checkpoints at ``paths.checkpoint`` under it.
     ``on_step(params, members)`` is called after every step with the stacked parameters
-    (leading axis: the bucket size) and the pack's members."""
+    (leading axis: the bucket size) and the pack's members.
+
+    A run whose twin (spec.twins: the same run, a shorter stop rule) is in ``specs`` waits
+    for it and, when it stops, goes on from its final state in its slot (run.fork); one
+    whose twin trained before goes on from that twin's final state in ``twin_states`` (run
+    id -> state), unless its own checkpoint is further on."""
     keys = {paths.pack_key(s) for s in specs}
     if len(keys) != 1:
         raise ValueError(f"a pack needs one architecture and batch size, got {sorted(keys)}")
@@ -437,14 +456,36 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
     names = [k for k, _ in template.named_parameters()]
     evals = _Evaluations(template, data, specs[0].n_test if specs[0].n_test is not None else len(data.y_test))
 
-    members = [_Member(s, data, _checkpoint(s, results_root)) for s in specs]
-    active = [m for m in members if not m.book.done]
-    n_max = max((m.spec.N for m in active), default=1)
+    twin_states = twin_states or {}
+    ids = {s.run_id for s in specs}
+    # continuations whose twin is in the pack and which have no checkpoint of their own: twin id -> spec
+    pairs = twins(specs)
+    waiting = {pairs[s.run_id].run_id: s for s in specs if s.run_id in pairs and pairs[s.run_id].run_id in ids
+               and load_checkpoint(_checkpoint(s, results_root), s) is None}
+    later = {s.run_id for s in waiting.values()}
+    members = {}
+
+    def join(spec: RunSpec, twin: dict | None) -> _Member:
+        m = members[spec.run_id] = _Member(spec, data, _checkpoint(spec, results_root), twin)
+        m.book.replay(*evals.closures(m, m.params, None))  # a continuation closes its twin's last epoch
+        return m
+
+    def successor(m: _Member) -> _Member | None:
+        """``m`` while it trains; once stopped, the run that continues it (that one's, if it
+        stops at once), or None."""
+        while m is not None and m.book.done:
+            after = waiting.pop(m.spec.run_id, None)
+            m = None if after is None else join(after, m.final_state())
+        return m
+
+    started = [join(s, twin_states.get(s.run_id)) for s in specs if s.run_id not in later]
+    active = [m for m in map(successor, started) if m is not None]
+    n_max = max(s.N for s in specs)
     sgdl = any(m.spec.noise for m in active)
     shapes = {k: tuple(p.shape) for k, p in template.named_parameters()} if sgdl else None
     step_fn, options = _build_step(template, names, B, options, device, shapes)
     log.info("pack of %d runs (%d to train) on %s: compile %s, CUDA graph %s, bf16 autocast %s, min bucket %d",
-             len(members), len(active), device, options.compile, options.graph, options.amp, options.min_bucket)
+             len(specs), len(active), device, options.compile, options.graph, options.amp, options.min_bucket)
 
     def build(runs: list[_Member]) -> _PackState:
         return _PackState(runs + [None] * (options.size(len(runs)) - len(runs)), names, n_max, device, step_fn,
@@ -462,7 +503,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
         state.step()
         t += 1
         if on_step is not None:
-            on_step(state.params, members)
+            on_step(state.params, list(members.values()))
         if t < next_end:  # the host's whole work on most steps: one comparison
             continue
         ended = [i for i, m in enumerate(state.slots) if m is not None and ends[id(m)] == t]
@@ -481,7 +522,12 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
                 m.book.save(m.checkpoint, m.params, m.momentum, m.order, m.noise)
                 m.saved_at = now
             if m.book.done:
-                state.vacate(i)
+                after = successor(m)
+                if after is None:
+                    state.vacate(i)
+                else:
+                    state.hand_over(i, after)
+                    ends[id(after)] = t + after.steps_per_epoch
             else:
                 state.start_epoch(i, m)
                 ends[id(m)] = t + m.steps_per_epoch
@@ -502,20 +548,21 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
                                                   if f in ("order", "labels") else getattr(old, f)[j])
             del old
 
+    members = [members[s.run_id] for s in specs]
     unfinished = [m for m in members if not m.book.rows or not m.book.rows[-1]["final"]]
     final = dict(zip(map(id, unfinished), evals(unfinished, {k: torch.stack([m.params[k] for m in unfinished])
                                                             for k in names}) if unfinished else []))
     results = []
     for m in members:
         m.book.finish(*evals.closures(m, m.params, final.get(id(m))))
-        results.append(m.book.result(m.params, len(evals.y_test), data.num_classes))
+        results.append(m.book.result(m.params, len(evals.y_test), data.num_classes, m.final_state()))
     return results
 
 
 def train_runs(specs: list[RunSpec], data: Dataset, results_root: Path | None = None,
-               pack: bool = True, options: PackOptions | None = None) -> list[RunResult]:
+               pack: bool = True, options: PackOptions | None = None, twin_states: dict | None = None) -> list[RunResult]:
     """Train runs on one data set, packing those that can share a pass; results come back
-    in the order of ``specs``."""
+    in the order of ``specs``. ``twin_states``: train_packed's."""
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(specs):
         groups.setdefault(paths.pack_key(s) if pack else str(i), []).append(i)
@@ -523,9 +570,10 @@ def train_runs(specs: list[RunSpec], data: Dataset, results_root: Path | None = 
     for members in groups.values():
         group = [specs[i] for i in members]
         if len(group) > 1:
-            out = train_packed(group, data, results_root, options=options)
+            out = train_packed(group, data, results_root, options=options, twin_states=twin_states)
         else:
-            out = [train_run(group[0], data, _checkpoint(group[0], results_root))]
+            out = [train_run(group[0], data, _checkpoint(group[0], results_root),
+                             twin=(twin_states or {}).get(group[0].run_id))]
         for i, r in zip(members, out):
             results[i] = r
     return results

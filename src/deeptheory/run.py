@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from . import models
 from .atomic import save_torch
 from .datasets import Dataset
-from .spec import RunSpec
+from .spec import RunSpec, shares_prefix
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,8 @@ class RunResult:
     state_dict: dict
     wall_s: float
     resumed_from_epoch: int = 0
+    continued_from: dict | None = None  # {"run_id", "epoch"} of the twin this run went on from (fork)
+    final_state: dict | None = None     # what RunBook.state gives at the stop: a continuation's start
 
 
 def relative_fall(window) -> float:
@@ -127,6 +129,8 @@ class RunBook:
     """
 
     def __init__(self, spec: RunSpec, state: dict | None = None):
+        """A fresh book, or one resumed from ``state`` (a checkpoint's, or fork()'s: then
+        replay() must decide the twin's last epoch under this run's rule before training)."""
         self.spec = spec
         self.rows: list[dict] = [] if state is None else list(state["rows"])
         self.loss_curve: list[float] = [] if state is None else list(state.get("loss_curve", []))
@@ -139,6 +143,12 @@ class RunBook:
         self.zero_epoch = next((r["epoch"] for r in self.rows if r["train_err"] == 0.0), None)
         self.diverged = any(r.get("diverged", False) for r in self.rows)
         self.plateaued = any(r.get("plateaued", False) for r in self.rows)
+        # the running mistakes and summed loss of the last epoch: what a continuation replays
+        self.last_end = None if state is None else state.get("last_end")
+        self.continued_from = None if state is None else state.get("continued_from")
+        self.pending = None if state is None else state.get("replay")
+        if self.pending is not None:
+            self.done = False
 
     @property
     def wall(self) -> float:
@@ -155,6 +165,7 @@ class RunBook:
 
     def end_epoch(self, wrong: int, loss_sum: float, eval_train, eval_test) -> bool:
         """Close an epoch given its running mistakes and summed loss over the minibatches."""
+        self.last_end = {"wrong": wrong, "loss_sum": loss_sum}
         self.epoch += 1
         self.loss_curve.append(loss_sum / self.spec.N)
         spec = self.spec
@@ -194,28 +205,53 @@ class RunBook:
             return False
         return relative_fall(self.loss_curve[-w:]) < spec.plateau_fall
 
+    def replay(self, eval_train, eval_test) -> None:
+        """A continuation's first act (fork): close the twin's last epoch again, with its
+        running counts, under this run's own stop rule, which the twin's had stopped at. The
+        twin's evaluation at that epoch stands in for a new one (the same weights); the row
+        is kept only if this run's rule asks for it, and final only if this rule stops too."""
+        if self.pending is None:
+            return
+        pending = self.pending
+        row = pending["row"]
+        if row is not None:
+            eval_train = lambda: (row["train_loss"], row["train_err"])  # noqa: E731
+            eval_test = lambda: (row["test_loss"], row["test_err"])  # noqa: E731
+        n_rows = len(self.rows)
+        self.end_epoch(pending["wrong"], pending["loss_sum"], eval_train, eval_test)
+        if row is not None and len(self.rows) > n_rows:
+            self.rows[-1]["wall_s"] = row["wall_s"]  # when that epoch ended, in the twin
+        self.pending, self.start_epoch = None, self.epoch
+
     def finish(self, eval_train, eval_test) -> None:
         """Make sure the last row is a final one (a resume can land between the two)."""
         if not self.rows or not self.rows[-1]["final"]:
             self.record(eval_train(), eval_test(), True)
 
+    def state(self, params: dict, momentum: dict, order: torch.Generator, noise: torch.Generator) -> dict:
+        """Everything a run goes on from: one checkpoint format for the single-run and the
+        packed path, and the final state a continuation starts from (fork)."""
+        return {"spec": self.spec.to_dict(), "epoch": self.epoch,
+                "model": {k: v.detach().cpu().clone() for k, v in params.items()},
+                "momentum": {k: v.detach().cpu().clone() for k, v in momentum.items()},
+                "order": order.get_state(), "noise": noise.get_state(), "rows": [dict(r) for r in self.rows],
+                "loss_curve": list(self.loss_curve), "wall_s": self.wall, "last_end": self.last_end,
+                "continued_from": self.continued_from}
+
     def save(self, path: Path | None, params: dict, momentum: dict, order: torch.Generator,
              noise: torch.Generator) -> None:
-        """One checkpoint format for the single-run and the packed path, at one path per run
-        id (``paths.checkpoint``), so a run resumes under either."""
+        """The checkpoint, at one path per run id (``paths.checkpoint``), so a run resumes
+        under either path."""
         if path is None:
             return
-        save_torch(path, {"spec": self.spec.to_dict(), "epoch": self.epoch,
-                          "model": {k: v.detach().cpu() for k, v in params.items()},
-                          "momentum": {k: v.detach().cpu() for k, v in momentum.items()},
-                          "order": order.get_state(), "noise": noise.get_state(), "rows": self.rows,
-                          "loss_curve": self.loss_curve, "wall_s": self.wall})
+        save_torch(path, self.state(params, momentum, order, noise))
 
-    def result(self, state_dict: dict, n_test: int, num_classes: int) -> RunResult:
+    def result(self, state_dict: dict, n_test: int, num_classes: int, final_state: dict | None = None) -> RunResult:
         n_params = sum(v.numel() for v in state_dict.values())
         return RunResult(self.spec, with_run_fields(self.rows, self.spec, n_params, n_test, num_classes),
                          {k: v.detach().cpu().clone() for k, v in state_dict.items()}, self.wall,
-                         resumed_from_epoch=self.start_epoch)
+                         resumed_from_epoch=self.start_epoch, continued_from=self.continued_from,
+                         final_state=final_state)
 
 
 def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int, num_classes: int) -> list[dict]:
@@ -250,3 +286,35 @@ def load_checkpoint(path, spec: RunSpec) -> dict | None:
         log.info("%s: checkpoint belongs to other settings; starting afresh", spec.run_id)
         return None
     return state
+
+
+def fork(twin: dict | None, spec: RunSpec) -> dict | None:
+    """The state ``spec``'s run starts from, given the final state of its twin (a run whose
+    epochs it trains first: spec.shares_prefix), or None (with the reason) where it must
+    train from scratch. The twin's last epoch is taken back, to be closed again under this
+    run's stop rule (RunBook.replay): the twin stopped there by its own rule (fit, cap,
+    plateau, divergence), and this run stops there too where its rule says so, or goes on
+    with the twin's weights, momentum, data-order and noise streams, rows and loss curve."""
+    if twin is None:
+        return None
+    short = RunSpec.from_dict(twin["spec"])
+    reason = ("its epochs are not a prefix of this run's (spec.shares_prefix)" if not shares_prefix(short, spec)
+              else "its state holds no last-epoch counts (saved before continuations existed)"
+              if twin.get("last_end") is None or int(twin["epoch"]) < 1 else None)
+    if reason:
+        log.info("%s: not continued from %s: %s; training from scratch", spec.run_id, short.run_id, reason)
+        return None
+    epoch = int(twin["epoch"])
+    rows = [dict(r) for r in twin["rows"]]
+    row = rows.pop() if rows and rows[-1]["epoch"] == epoch else None
+    log.info("%s: continuing from %s at epoch %d", spec.run_id, short.run_id, epoch)
+    return {**twin, "spec": spec.to_dict(), "epoch": epoch - 1, "rows": rows, "loss_curve": twin["loss_curve"][:-1],
+            "replay": {**twin["last_end"], "row": row}, "continued_from": {"run_id": short.run_id, "epoch": epoch}}
+
+
+def starting_state(spec: RunSpec, checkpoint, twin: dict | None) -> dict | None:
+    """Where a run starts: its own checkpoint (a killed job), else its twin's final state
+    (fork), else None (from scratch)."""
+    state = load_checkpoint(checkpoint, spec)
+    return state if state is not None else fork(twin, spec)
+

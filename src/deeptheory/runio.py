@@ -14,17 +14,33 @@ from .atomic import save_torch, write_csv, write_json
 from .run import RunResult
 
 
-def write_run(result: RunResult, folder: Path, *, profile: str, device, verified: Path, engine: str) -> None:
-    """Metrics and weights first, provenance last: a folder with provenance is complete."""
+def write_run(result: RunResult, folder: Path, *, profile: str, device, verified: Path, engine: str,
+              keep_state: bool = False) -> None:
+    """Metrics and weights first, provenance last: a folder with provenance is complete.
+    With ``keep_state`` (a run another continues: grid.Plan.continued) model.pt also holds
+    the run's final state (``final_state``: momentum, data-order and noise streams, book),
+    which that run starts from (twin_state); other runs keep their weights alone."""
     spec = result.spec
     write_csv(folder / "metrics.csv", pd.DataFrame(result.rows))
-    save_torch(folder / "model.pt", {"spec": spec.to_dict(), "state_dict": result.state_dict})
+    save_torch(folder / "model.pt", {"spec": spec.to_dict(), "state_dict": result.state_dict,
+                                     **({"final_state": result.final_state} if keep_state else {})})
     write_json(folder / "provenance.json", provenance.record(
         config={"profile": profile, "spec": spec.to_dict()},
         seeds={"seed": spec.seed, "label_seed": spec.label_seed if spec.labels == "random" else None},
         device=device, wall_s=result.wall_s, data=provenance.data_checksums(verified),
         extra={"run_id": spec.run_id, "engine": engine, "resumed_from_epoch": result.resumed_from_epoch,
-               "final": result.rows[-1]}))
+               "continued_from": result.continued_from, "final": result.rows[-1]}))
+
+
+def twin_state(model_pt: Path, log=None) -> dict | None:
+    """The final state a twin's model.pt keeps (write_run), or None (then its continuation
+    trains from scratch, and says why)."""
+    import torch
+
+    saved = torch.load(model_pt, map_location="cpu", weights_only=False)
+    if "final_state" not in saved and log is not None:
+        log.info("twin %s keeps no final state (written before a run continued it); training from scratch", model_pt)
+    return saved.get("final_state")
 
 
 def link_run(src: Path, dst: Path, stamp: bool = True) -> None:

@@ -147,6 +147,53 @@ class RunSpec:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+# The fields a stop rule sets (parse_stop): two runs equal in every other field train the very
+# same epochs until the shorter one stops, if their schedules agree up to there.
+STOP_FIELDS = ("stop_at_zero", "past_zero", "max_epochs")
+
+
+def shares_prefix(short: RunSpec, long: RunSpec) -> bool:
+    """Whether ``long`` trains the epochs of ``short`` first and then more (``zero`` or
+    ``zero+K'`` before ``zero+K``, K' < K, at one cap; ``eK'`` before ``eK``): every field but
+    the stop rule equal, and the learning rate of every epoch before ``short``'s cap the same.
+    The step schedule is tied to the cap (RunSpec.lr_milestones), so two budgets eK' and eK
+    share their epochs only where their milestones fall at the same epochs (or there are none);
+    the plateau rule reads the milestones too, but stop rule zero has one cap for both runs."""
+    if short.stop_at_zero != long.stop_at_zero or short == long:
+        return False
+    rest = lambda s: {k: v for k, v in s.to_dict().items() if k not in STOP_FIELDS}  # noqa: E731
+    if rest(short) != rest(long):
+        return False
+    if short.stop_at_zero:
+        return short.max_epochs == long.max_epochs and short.past_zero < long.past_zero
+    return (short.max_epochs < long.max_epochs
+            and all(short.lr_at(e) == long.lr_at(e) for e in range(short.max_epochs)))
+
+
+def twins(specs) -> dict:
+    """Each run's *twin*: the longest other run of ``specs`` whose epochs it trains first
+    (shares_prefix), which it continues from rather than from scratch; run id -> spec. A run
+    has at most one twin and is the twin of at most one run (zero -> zero+50 -> zero+100; two
+    budgets whose schedules part after a shorter common one: the shorter of the two continues
+    it, the other trains from scratch), so a pack hands a finished twin's slot to its one
+    continuation."""
+    groups: dict = {}
+    for s in specs:
+        groups.setdefault(tuple(sorted((k, str(v)) for k, v in s.to_dict().items() if k not in STOP_FIELDS)),
+                          []).append(s)
+    found, taken = {}, set()
+    length = lambda t: (t.past_zero, t.max_epochs)  # noqa: E731
+    for group in groups.values():
+        for s in sorted(group, key=length):
+            shorter = [t for t in group if shares_prefix(t, s)]
+            if shorter:
+                twin = max(shorter, key=length)
+                if twin.run_id not in taken:
+                    found[s.run_id] = twin
+                    taken.add(twin.run_id)
+    return found
+
+
 def format_init(scale: float) -> str:
     return f"{float(scale):g}"
 

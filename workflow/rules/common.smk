@@ -41,7 +41,12 @@ def data_of(dataset):
 
 
 def run_data(wildcards):
-    return data_of(spec_of(wildcards).dataset)
+    """A run's data set and, for a run that continues its twin (grid.Plan.twins: the same run
+    with a shorter stop rule), the twin's weights, which carry its final state: the twin
+    trains first, and a changed twin reruns the run."""
+    spec = spec_of(wildcards)
+    twin = PLAN.twins.get(spec.run_id)
+    return {**data_of(spec.dataset), **({"twin": str(paths.run_dir(twin) / "model.pt")} if twin else {})}
 
 
 def pack_members(wildcards):

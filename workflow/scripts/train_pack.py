@@ -16,11 +16,11 @@ COMPILE_CACHE = gpu.use_compile_cache()
 
 import torch  # noqa: E402
 
-from deeptheory import logs, paths, runio  # noqa: E402
+from deeptheory import grid, logs, paths, runio  # noqa: E402
 from deeptheory.datasets import Dataset  # noqa: E402
 from deeptheory.packed import train_runs  # noqa: E402
 from deeptheory.devices import job_device  # noqa: E402
-from deeptheory.spec import RunSpec  # noqa: E402
+from deeptheory.spec import RunSpec, twins  # noqa: E402
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = logs.setup(sm.log[0])
@@ -40,9 +40,17 @@ log.info("pack %s on %s: %d runs, %d to train; compile cache %s", sm.wildcards.p
 
 if todo:
     data = Dataset.load(specs[0].dataset, Path(sm.input.data), device)
-    for result in train_runs(todo, data, results_root=paths.RESULTS, pack=True):
+    # A run to train whose twin (the same run, a shorter stop rule: grid.pack_members puts
+    # it in the pack) finished before goes on from the final state its model.pt keeps; one
+    # whose twin trains here goes on from it in the pack (packed.train_packed).
+    pairs, names = twins(specs), {s.run_id for s in todo}
+    twin_states = {r: runio.twin_state(paths.run_dir(t.run_id) / "model.pt", log) for r, t in pairs.items()
+                   if r in names and t.run_id not in names}
+    continued = grid.plan(sm.config).continued  # read, not a param: see train.py
+    for result in train_runs(todo, data, results_root=paths.RESULTS, pack=True, twin_states=twin_states):
         # Its checkpoint (at its stop) stays until run_from_pack has linked the run out: if
         # this job is killed later, Snakemake clears the folder, and the rerun resumes the
         # run at its stop instead of training it again.
         runio.write_run(result, pack / result.spec.run_id, profile=sm.params.profile, device=device,
-                        verified=Path(sm.input.verified), engine="packed")
+                        verified=Path(sm.input.verified), engine="packed",
+                        keep_state=result.spec.run_id in continued)
