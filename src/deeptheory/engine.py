@@ -49,7 +49,6 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
         order.set_state(state["order"])
         if "noise" in state:  # plain SGD draws none: a checkpoint from before SGDL has no state for it
             noise.set_state(state["noise"])
-        log.info("%s: resuming at epoch %d", spec.run_id, state["epoch"])
     book = RunBook(spec, state)
     eval_train = lambda: evaluate(model, x, y)  # noqa: E731
     eval_test = lambda: evaluate(model, x_test, y_test)  # noqa: E731

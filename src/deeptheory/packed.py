@@ -129,7 +129,6 @@ class _Member:
             self.order.set_state(state["order"])
             if "noise" in state:  # plain SGD draws none: a checkpoint from before SGDL has no state for it
                 self.noise.set_state(state["noise"])
-            log.info("%s: resuming at epoch %d", spec.run_id, state["epoch"])
         self.book = RunBook(spec, state)
         self.steps_per_epoch = -(-spec.N // spec.batch_size)
         self.saved_at = time.monotonic()

@@ -316,5 +316,8 @@ def starting_state(spec: RunSpec, checkpoint, twin: dict | None) -> dict | None:
     """Where a run starts: its own checkpoint (a killed job), else its twin's final state
     (fork), else None (from scratch)."""
     state = load_checkpoint(checkpoint, spec)
-    return state if state is not None else fork(twin, spec)
+    if state is not None:
+        log.info("%s: resuming from checkpoint at epoch %d", spec.run_id, state["epoch"])
+        return state
+    return fork(twin, spec)  # which logs what it continues
 
