@@ -52,7 +52,7 @@ from . import configcheck, fetch, grid, manifest, paths
 from .targets import REGISTRY
 
 REPO = configcheck.REPO
-DEFAULT_CONFIG = REPO / configcheck.BASE
+DEFAULT_CONFIG = configcheck.DEFAULT_CONFIG
 CLAIMS_TABLE = "claims table"
 # Files under results/ that the build does not write through deeptheory.atomic and that
 # are not artifacts of a job: Snakemake's report, when asked for there.
@@ -78,9 +78,7 @@ class Problem:
 
 # ---------------------------------------------------------------------------- config
 
-def load_config(configfiles=(), base: Path = DEFAULT_CONFIG, overrides=None) -> dict:
-    """The config the workflow sees: merged, validated, with the schema's defaults filled in."""
-    return configcheck.load([base, *configfiles], overrides)
+load_config = configcheck.load_config  # the config the workflow sees
 
 
 def config_files(workdir: Path, configfiles=()) -> list[Path]:
