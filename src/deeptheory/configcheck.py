@@ -17,9 +17,7 @@ from pathlib import Path
 import yaml
 
 from .grid import ConfigError, plan
-
-REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+from .schema import REPO, SCHEMA
 BASE = "config/config.yaml"  # the workflow's own config file, beside its Snakefile
 DEFAULT_CONFIG = REPO / BASE  # this checkout's
 OVERRIDES = "--config"
