@@ -223,3 +223,21 @@ def test_a_run_that_adds_epochs_to_another_continues_it_and_packs_with_it(plan):
     key = "cifar10/allconv5_w8_b128"
     members = grid.pack_members(plan, paths.pack_job(key, "t3-err-vs-n-past-zero"))
     assert set(members) == past | {plan.twins[r] for r in past}
+
+
+def test_the_plan_records_the_config_key_that_set_each_spec_field():
+    plan = grid.plan(checkout_config("offline.yaml", profile="quick"))
+    archs = "profiles.quick.targets.t3-archs"
+    wrn = next(s for s in plan.runs_of("t3-archs") if s.model == "wrn")
+    i = next(i for i, g in enumerate(checkout_config()["profiles"]["quick"]["targets"]["t3-archs"]["grids"])
+             if g.get("model") == "wrn")
+    assert plan.origin(wrn.run_id, "model") == f"{archs}.grids[{i}].model"
+    assert plan.origin(wrn.run_id, "width") == f"{archs}.grids[{i}].widths"
+    assert plan.origin(wrn.run_id, "N") == f"{archs}.N"              # the grid keeps the entry's N
+    assert plan.origin(wrn.run_id, "lr") == f"profiles.quick.recipes.{wrn.recipe}.lr"
+    assert plan.origin(wrn.run_id, "momentum") == "profiles.quick.train.momentum"  # the recipe leaves it
+    assert plan.origin(wrn.run_id, "dataset") == "substitute.cifar10"  # offline: a stand-in data set
+    assert plan.origin(wrn.run_id, "weight_decay") is None             # no key: the code's default
+    e30 = plan.runs_of("t3-gen-vs-w")[0]
+    assert plan.origin(e30.run_id, "max_epochs") == "profiles.quick.targets.t3-gen-vs-w.stop"
+    assert set(plan.origins) == set(plan.specs)

@@ -61,10 +61,6 @@ NOT_RECORDED = {"report.zip", "report.html"}
 # and the claims table (rule claims'); a run's: paths.RUN_FILES.
 TARGET_FILES = ("figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv", "provenance.json")
 CLAIMS_FILES = ("claims.csv", "claims.md")
-# Spec fields that the profile sets, and their config keys.
-SHARED_KEYS = {"lr": "train.lr", "momentum": "train.momentum", "batch_size": "train.batch_size",
-               "max_epochs": "train.max_epochs", "eval_every": "train.eval_every", "n_test": "n_test",
-               "label_seed": "label_seed"}
 
 
 @dataclass
@@ -318,9 +314,8 @@ class Audit:
             want = self.plan.specs[run_id].to_dict()
             changed = sorted(k for k in set(built) | set(want) if built.get(k) != want.get(k))
             if changed:
-                keys = [f"{k} {built.get(k)!r} -> {want.get(k)!r}"
-                        + (f" (config key profiles.{profile}.{SHARED_KEYS[k]})" if k in SHARED_KEYS else "")
-                        for k in changed]
+                keys = [f"{k} {built.get(k)!r} -> {want.get(k)!r}" + (f" (config key {key})" if key else "")
+                        for k in changed for key in [self.plan.origin(run_id, k)]]  # the key the plan read
                 self.add("error", "config", where, f"run {run_id} was trained with settings the config no "
                          f"longer gives: {'; '.join(keys)}", self.run_affects(run_id))
 
