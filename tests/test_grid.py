@@ -181,6 +181,18 @@ def test_a_duplicated_N_is_one_line_naming_the_file_and_key(tmp_path):
                    f"(set in {extra})")
 
 
+@pytest.mark.parametrize("tid,entry,key,why", [
+    ("t3-landscape", "{analysis: {gird: 21}}", "analysis.gird", "unknown key (value 21); allowed here: grid"),
+    ("t3-flatness", "{analysis: {epsilon: 0}}", "analysis.epsilon", "0 is not allowed; allowed: > 0"),
+    ("t3-perturb", "{analysis: {draws: many}}", "analysis.draws", "'many' is not of type integer"),
+    ("t3-err-vs-w", "{analysis: {grid: 21}}", "analysis.grid", "unknown key (value 21); allowed here: none")])
+def test_a_misspelt_or_bad_analysis_setting_is_one_line_naming_the_key(tmp_path, tid, entry, key, why):
+    """Each analysing target's ``analysis`` keys are the schema's (those its analyser reads),
+    of their types and ranges; a target that analyses nothing takes none."""
+    config, sources, extra = config_sources(tmp_path, f"profiles:\n  quick:\n    targets:\n      {tid}: {entry}\n")
+    assert one_line_error(config, sources) == f"config key profiles.quick.targets.{tid}.{key}: {why} (set in {extra})"
+
+
 def test_a_bad_value_names_the_allowed_ones(tmp_path):
     config, sources, extra = config_sources(tmp_path, "device: gpu\n")
     assert one_line_error(config, sources) == (f"config key device: 'gpu' is not allowed; allowed: strings matching "

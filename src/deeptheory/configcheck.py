@@ -128,7 +128,7 @@ def describe(err, sources=()) -> str:
         allowed = sorted((err.schema.get("properties") or {}))
         extra = [k for k in value if k not in allowed]
         path, value = path + [str(extra[0])], value[extra[0]] if extra else None
-        why = f"unknown key (value {short(value)}); allowed here: {', '.join(allowed)}"
+        why = f"unknown key (value {short(value)}); allowed here: {', '.join(allowed) or 'none'}"
     elif rule == "enum":
         why = f"{short(value)} is not allowed; allowed: {', '.join(map(str, what))}"
     elif rule == "uniqueItems":
