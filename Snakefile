@@ -29,8 +29,8 @@ except configcheck.ConfigError as err:
 configfile: f"{workflow.basedir}/config/config.yaml"
 
 
-try:
-    configcheck.validate(config, CONFIG_SOURCES)
+try:  # the one loader's config (merged as Snakemake merged it, validated, the schema's defaults)
+    config.update(configcheck.load_sources(CONFIG_SOURCES))
 except configcheck.ConfigError as err:
     raise WorkflowError(str(err))
 

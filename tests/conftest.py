@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import gzip
 import hashlib
 import json
@@ -15,14 +17,26 @@ import pandas as pd
 import pytest
 import yaml
 
-from deeptheory import formats
+from deeptheory import configcheck, formats
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def checkout_config(*configfiles: str, **overrides) -> dict:
+    """The config a build of this checkout sees with config/<each of ``configfiles``> as
+    --configfile and ``overrides`` as --config: the one loader's (merged, validated, the
+    schema's defaults filled in); a copy the test may change."""
+    return copy.deepcopy(_loaded(configfiles, tuple(sorted(overrides.items()))))
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded(configfiles: tuple, overrides: tuple) -> dict:
+    return configcheck.load_config([ROOT / "config" / f for f in configfiles], overrides=dict(overrides))
+
+
 def config_claims() -> dict:
-    """The claim thresholds of config/config.yaml: tests check the claims as they run."""
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["claims"]
+    """The claim thresholds of the checkout's config: tests check the claims as they run."""
+    return checkout_config()["claims"]
 
 
 def train_settings(**kw) -> dict:

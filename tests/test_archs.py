@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from deeptheory import archs, claims as C, models, report
@@ -22,7 +21,7 @@ from deeptheory.spec import RunSpec
 from deeptheory.targets import Inputs, get
 from deeptheory.targets import archs as T
 
-from conftest import ROOT, config_claims, train_settings, held
+from conftest import ROOT, checkout_config, config_claims, train_settings, held
 
 TOL = C.Tolerances(config_claims())
 # Widths small enough for a fast forward pass.
@@ -68,7 +67,7 @@ def test_every_family_maps_a_batch_to_class_scores_and_carries_no_buffers(family
 
 def quick_widths(tid: str) -> dict:
     """model -> width of a target's quick grid (its entry and each of its grids)."""
-    entry = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["profiles"]["quick"]["targets"][tid]
+    entry = checkout_config()["profiles"]["quick"]["targets"][tid]
     grids = [{**entry, **g} for g in [{}, *entry["grids"]]]
     return {g["model"]: g["widths"][0] for g in grids}
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT, make_sources, snakemake
+from conftest import ROOT, checkout_config, make_sources, snakemake
 from deeptheory import audit, manifest, runio
 from deeptheory.atomic import write_csv, write_json
 from test_workflow import tiny_config
@@ -242,6 +242,32 @@ def test_files_of_packs_runs_and_targets_affect_the_right_targets(tmp_path):
     assert a.path_affects(tmp_path / "results" / "runs" / run / "metrics.csv") == ["t3-err-vs-n", "claims table"]
     assert a.path_affects(tmp_path / "results" / "t3-minnorm" / "table.md") == ["t3-minnorm"]
     assert a.dataset_affects("fashion-mnist") == ["m100-err-vs-neurons", "claims table"]
+
+
+def test_a_changed_setting_names_the_config_key_the_plan_read_it_from(tmp_path):
+    """The plan records the key that set each spec field: a recipe's own setting names the
+    recipe's key, an eK stop rule's epoch cap the (further) grid's stop key, and a field no
+    key sets (a code default) names none."""
+    cfg = checkout_config(profile="quick")
+    gen = cfg["profiles"]["quick"]["targets"]["t3-gen-vs-w"]
+    gen["grids"] = [{"widths": [2], "N": [500], "stop": "e40"}]
+    a = audit.Audit(tmp_path, cfg)
+    zhang = next(s for s in a.plan.runs_of("t3-archs") if s.recipe == "zhang")
+    plain = next(s for s in a.plan.runs_of("t3-gen-vs-w") if s.max_epochs == 30)
+    e40 = next(s for s in a.plan.runs_of("t3-gen-vs-w") if s.max_epochs == 40)
+    for spec, change in ((zhang, {"lr": 1.0, "momentum": 0.5}), (e40, {"max_epochs": 41}),
+                         (plain, {"max_epochs": 31, "weight_decay": 0.5})):
+        write_json(tmp_path / "results" / "runs" / spec.run_id / "provenance.json",
+                   {"run_id": spec.run_id, "config": {"spec": {**spec.to_dict(), **change}}})
+    a.check_runs()
+    detail = {p.path.split("/")[3]: p.detail for p in a.problems if p.kind == "config"}
+    assert "lr 1.0 -> 0.05 (config key profiles.quick.recipes.zhang.lr)" in detail[zhang.run_id.split("/")[1]]
+    assert "momentum 0.5 -> 0.9 (config key profiles.quick.train.momentum)" in detail[zhang.run_id.split("/")[1]]
+    assert "max_epochs 41 -> 40 (config key profiles.quick.targets.t3-gen-vs-w.grids[0].stop)" in detail[
+        e40.run_id.split("/")[1]]
+    assert ("max_epochs 31 -> 30 (config key profiles.quick.targets.t3-gen-vs-w.stop); weight_decay 0.5 -> 0.0"
+            in detail[plain.run_id.split("/")[1]])
+    assert "weight_decay 0.5 -> 0.0 (" not in detail[plain.run_id.split("/")[1]]
 
 
 @pytest.mark.parametrize("mask", [0o002, 0o022])

@@ -23,8 +23,8 @@ def test_the_paper_estimate_walks_each_pack_down_its_bucket_sizes():
     """Latency 1 ms at every measured point: the estimate is the sum over packs of their
     longest run's steps; a bucket above the largest measured one scales up linearly."""
     measured = {("allconv5", w, s): (1e-3, 2.0) for w in (16, 64) for s in (1, 4, 16, 64, 256)}
-    est = bench.paper_estimate(measured, None, bench.ROOT / "config" / "config.yaml")
-    plan, _ = bench.paper_plan(bench.ROOT / "config" / "config.yaml")
+    est = bench.paper_estimate(measured, None)
+    plan, _ = bench.paper_plan()
     longest = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
                   for runs in plan.packs.values())
     assert est["steps"] == longest and est["runs"] == len(plan.specs) and est["packs"] == len(plan.packs)
@@ -33,6 +33,20 @@ def test_the_paper_estimate_walks_each_pack_down_its_bucket_sizes():
                  * max(1.0, plan.specs[runs[0]].width / 64) for runs in plan.packs.values())
     assert est["train_s"] == pytest.approx(scaled * 1e-3)
     assert est["warm_s"] > 0
+
+
+def test_the_paper_plan_reads_the_config_a_build_with_its_configfiles_sees(tmp_path):
+    """Through the one loader: a --configfile merges over config/config.yaml, and a bad key is
+    the loader's one-line error naming it and its file."""
+    one_seed = tmp_path / "one-seed.yaml"
+    one_seed.write_text("profiles: {paper: {seeds: [0]}}\n")
+    plan, paper = bench.paper_plan([one_seed])
+    assert paper["seeds"] == [0]
+    assert len(plan.specs) < len(bench.paper_plan()[0].specs)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("profiles: {paper: {seedz: [0]}}\n")
+    with pytest.raises(bench.configcheck.ConfigError, match=rf"config key profiles.paper.seedz: unknown key.*{bad}"):
+        bench.paper_plan([bad])
 
 
 def test_nearest_measurement_rounds_up():
@@ -65,7 +79,7 @@ def test_step_latency_is_interpolated_geometrically_between_measured_buckets():
 
 def test_the_h200_calibration_reproduces_its_measured_pack():
     """The evaluation cost is fitted so that the model gives the 45 s pack job exactly."""
-    cal = bench.h200_calibration(bench.ROOT / "config" / "config.yaml")
+    cal = bench.h200_calibration()
     assert cal["train_s"] + cal["overhead_s"] + cal["eval_s"] * cal["eval_images"] == pytest.approx(45.0)
     assert cal["steps"] == 500 * 79  # N = 10,000 at batch 128, 500 epochs
 

@@ -16,9 +16,8 @@ import re
 from dataclasses import dataclass, replace
 
 import pytest
-import yaml
 
-from conftest import ROOT
+from conftest import ROOT, checkout_config
 from deeptheory import docs, targets
 from deeptheory.targets import REGISTRY
 
@@ -46,7 +45,7 @@ def read_checkout() -> Checkout:
         registry=dict(REGISTRY),
         functions={f: {name for name, value in vars(m).items() if callable(value)}
                    for f, m in family_modules().items()},
-        config=yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
+        config=checkout_config(),
         catalog=(ROOT / "docs" / "CATALOG.md").read_text(),
         readme=(ROOT / "README.md").read_text())
 

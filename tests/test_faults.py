@@ -21,7 +21,7 @@ from conftest import train_settings
 from deeptheory import atomic, fetch, manifest, paths, runio
 from deeptheory.run import RunResult, load_checkpoint
 from deeptheory.spec import RunSpec
-from conftest import ROOT, make_sources, snakemake
+from conftest import ROOT, checkout_config, make_sources, snakemake
 from test_audit import errors, run_audit
 from test_workflow import tiny_config
 
@@ -111,7 +111,7 @@ def test_a_run_folder_without_provenance_is_not_done(tmp_path):
 
 
 def test_an_unknown_config_key_is_rejected_by_name(tmp_path):
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = checkout_config()
     out = snakemake(tmp_path, cfg, "-n", "--config", "width=abc")
     assert out.returncode != 0
     assert "config key width: unknown key (value 'abc'); allowed here: claims, datasets" in out.stdout

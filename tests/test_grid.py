@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import yaml
-from snakemake.utils import update_config
 
-from conftest import ROOT
+from conftest import ROOT, checkout_config
 from deeptheory import configcheck, grid, paths
 
 
 @pytest.fixture(scope="module")
 def plan():
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    return grid.plan({**config, "profile": "quick"})
+    return grid.plan(checkout_config(profile="quick"))
 
 
 def test_a_request_names_the_targets_whose_runs_it_needs(plan):
@@ -84,7 +81,7 @@ def test_three_minimizers_share_one_training_set_and_form_one_unit(plan):
 
 
 def test_two_asked_data_sets_standing_in_as_one_train_one_grid():
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = checkout_config()
     offline = {**config, "substitute": {"cifar10": "fashion-mnist", "mnist": "fashion-mnist"},
                "datasets": {**config["datasets"], "fashion-mnist": config["datasets"]["fashion-mnist"]}}
     plan = grid.plan(offline)
@@ -126,7 +123,7 @@ def test_batch_statistics_runs_pack_by_N_and_need_whole_batches():
 def test_every_pack_key_matches_the_pack_wildcard_pattern(plan):
     import re
 
-    paper = grid.plan({**yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), "profile": "paper"})
+    paper = grid.plan(checkout_config(profile="paper"))
     for key in [*plan.packs, *paper.packs]:
         assert re.fullmatch(paths.PACK_KEY_REGEX, key), key
 
@@ -142,9 +139,7 @@ def test_a_substitute_list_takes_the_first_stand_in_that_holds_the_targets_large
 
 
 def test_offline_mnist_is_the_real_5000_digits_where_it_fits():
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    update_config(config, yaml.safe_load((ROOT / "config" / "offline.yaml").read_text()))
-    plan = grid.plan(config)
+    plan = grid.plan(checkout_config("offline.yaml"))
     assert {s.dataset for s in plan.runs_of("slides-spectral-margin")} == {"mnist-5k"}
     assert {s.dataset for s in plan.runs_of("t3-err-vs-n")} == {"fashion-mnist"}
 
@@ -153,7 +148,7 @@ def test_offline_mnist_is_the_real_5000_digits_where_it_fits():
 # that set the key, the key, the bad value and what is allowed; not jsonschema's dump of
 # the whole schema and config.
 def config_sources(tmp_path, text: str, overrides=None):
-    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    base = configcheck.read_yaml(ROOT / "config" / "config.yaml")
     extra = tmp_path / "extra.yaml"
     extra.write_text(text)
     sources = [("config/config.yaml", base), (str(extra), configcheck.read_yaml(extra))]
@@ -186,6 +181,18 @@ def test_a_duplicated_N_is_one_line_naming_the_file_and_key(tmp_path):
                    f"(set in {extra})")
 
 
+@pytest.mark.parametrize("tid,entry,key,why", [
+    ("t3-landscape", "{analysis: {gird: 21}}", "analysis.gird", "unknown key (value 21); allowed here: grid"),
+    ("t3-flatness", "{analysis: {epsilon: 0}}", "analysis.epsilon", "0 is not allowed; allowed: > 0"),
+    ("t3-perturb", "{analysis: {draws: many}}", "analysis.draws", "'many' is not of type integer"),
+    ("t3-err-vs-w", "{analysis: {grid: 21}}", "analysis.grid", "unknown key (value 21); allowed here: none")])
+def test_a_misspelt_or_bad_analysis_setting_is_one_line_naming_the_key(tmp_path, tid, entry, key, why):
+    """Each analysing target's ``analysis`` keys are the schema's (those its analyser reads),
+    of their types and ranges; a target that analyses nothing takes none."""
+    config, sources, extra = config_sources(tmp_path, f"profiles:\n  quick:\n    targets:\n      {tid}: {entry}\n")
+    assert one_line_error(config, sources) == f"config key profiles.quick.targets.{tid}.{key}: {why} (set in {extra})"
+
+
 def test_a_bad_value_names_the_allowed_ones(tmp_path):
     config, sources, extra = config_sources(tmp_path, "device: gpu\n")
     assert one_line_error(config, sources) == (f"config key device: 'gpu' is not allowed; allowed: strings matching "
@@ -200,7 +207,7 @@ def test_a_malformed_config_file_is_named_with_its_line(tmp_path):
 
 
 def test_an_N_larger_than_the_data_set_is_named_before_any_job():
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config = checkout_config()
     config["profiles"]["quick"]["targets"]["t3-err-vs-w"]["N"] = [60_000]  # MNIST's size, not CIFAR-10's
     with pytest.raises(grid.ConfigError) as err:
         grid.plan({**config, "profile": "quick"})
@@ -228,3 +235,21 @@ def test_a_run_that_adds_epochs_to_another_continues_it_and_packs_with_it(plan):
     key = "cifar10/allconv5_w8_b128"
     members = grid.pack_members(plan, paths.pack_job(key, "t3-err-vs-n-past-zero"))
     assert set(members) == past | {plan.twins[r] for r in past}
+
+
+def test_the_plan_records_the_config_key_that_set_each_spec_field():
+    plan = grid.plan(checkout_config("offline.yaml", profile="quick"))
+    archs = "profiles.quick.targets.t3-archs"
+    wrn = next(s for s in plan.runs_of("t3-archs") if s.model == "wrn")
+    i = next(i for i, g in enumerate(checkout_config()["profiles"]["quick"]["targets"]["t3-archs"]["grids"])
+             if g.get("model") == "wrn")
+    assert plan.origin(wrn.run_id, "model") == f"{archs}.grids[{i}].model"
+    assert plan.origin(wrn.run_id, "width") == f"{archs}.grids[{i}].widths"
+    assert plan.origin(wrn.run_id, "N") == f"{archs}.N"              # the grid keeps the entry's N
+    assert plan.origin(wrn.run_id, "lr") == f"profiles.quick.recipes.{wrn.recipe}.lr"
+    assert plan.origin(wrn.run_id, "momentum") == "profiles.quick.train.momentum"  # the recipe leaves it
+    assert plan.origin(wrn.run_id, "dataset") == "substitute.cifar10"  # offline: a stand-in data set
+    assert plan.origin(wrn.run_id, "weight_decay") is None             # no key: the code's default
+    e30 = plan.runs_of("t3-gen-vs-w")[0]
+    assert plan.origin(e30.run_id, "max_epochs") == "profiles.quick.targets.t3-gen-vs-w.stop"
+    assert set(plan.origins) == set(plan.specs)

@@ -11,14 +11,12 @@ import zipfile
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-import yaml
 from docutils.core import publish_parts
 from jinja2 import Environment
-from snakemake.utils import update_config
 
 from deeptheory import grid, report
 from deeptheory.targets import REGISTRY, caption
-from conftest import ROOT, make_sources, snakemake
+from conftest import ROOT, checkout_config, make_sources, snakemake
 from test_audit import errors, run_audit
 from test_workflow import tiny_config
 
@@ -159,10 +157,7 @@ class _Job:
 def test_every_targets_rendered_caption_is_valid_restructuredtext(profile):
     # The caption as the report renders it: workflow/report/target.rst around the target's
     # caption (deeptheory.targets.caption) and its config entry, through Jinja with Snakemake's settings, then docutils.
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    for extra in ["offline.yaml"] + (["smoke.yaml"] if profile == "smoke" else []):
-        update_config(config, yaml.safe_load((ROOT / "config" / extra).read_text()))  # as --configfile merges
-    config["profile"] = profile
+    config = checkout_config("offline.yaml", *(["smoke.yaml"] if profile == "smoke" else []), profile=profile)
     plan = grid.plan(config)
     template = Environment(trim_blocks=True, lstrip_blocks=True).from_string((REPORT / "target.rst").read_text())
     for tid, tcfg in plan.targets.items():

@@ -4,6 +4,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deeptheory import claims as C
@@ -36,13 +37,27 @@ def test_every_declared_threshold_is_read_somewhere():
     assert not schema_keys() - set(keys_read()), "claims keys that no claim reads (dead config)"
 
 
-def test_the_config_sets_every_threshold_and_a_missing_one_is_named():
+def test_the_config_sets_every_threshold_of_its_schema_type():
     tol = C.Tolerances(config_claims())
-    for key in schema_keys():
-        assert isinstance(getattr(tol, key), float)
-    try:
-        C.Tolerances({}).train_zero
-    except KeyError as err:
-        assert "claims.train_zero" in str(err)
-    else:
-        raise AssertionError("a missing threshold must be an error naming its key")
+    types = {"number": float, "integer": int}
+    declared = yaml.safe_load(SCHEMA.read_text())["properties"]["claims"]["properties"]
+    assert set(tol.__slots__) == schema_keys()
+    for key, prop in declared.items():
+        assert type(getattr(tol, key)) is types[prop["type"]], key
+
+
+def test_a_missing_or_unknown_threshold_is_named_at_construction():
+    given = config_claims()
+    del given["train_zero"]
+    with pytest.raises(KeyError, match=r"config key claims.train_zero is missing"):
+        C.Tolerances(given)
+    with pytest.raises(KeyError, match=r"config key claims.train_zeroo: not a claim threshold of the schema"):
+        C.Tolerances({**config_claims(), "train_zeroo": 0.01})
+
+
+def test_a_name_the_schema_lacks_is_no_attribute_and_thresholds_are_read_only():
+    tol = C.Tolerances(config_claims())
+    with pytest.raises(AttributeError):
+        tol.no_such_threshold
+    with pytest.raises(AttributeError, match="claims.train_zero"):
+        tol.train_zero = 0.5

@@ -52,7 +52,7 @@ from . import configcheck, fetch, grid, manifest, paths
 from .targets import REGISTRY
 
 REPO = configcheck.REPO
-DEFAULT_CONFIG = REPO / configcheck.BASE
+DEFAULT_CONFIG = configcheck.DEFAULT_CONFIG
 CLAIMS_TABLE = "claims table"
 # Files under results/ that the build does not write through deeptheory.atomic and that
 # are not artifacts of a job: Snakemake's report, when asked for there.
@@ -61,10 +61,6 @@ NOT_RECORDED = {"report.zip", "report.html"}
 # and the claims table (rule claims'); a run's: paths.RUN_FILES.
 TARGET_FILES = ("figure.png", "figure.pdf", "table.csv", "table.md", "claims.csv", "provenance.json")
 CLAIMS_FILES = ("claims.csv", "claims.md")
-# Spec fields that the profile sets, and their config keys.
-SHARED_KEYS = {"lr": "train.lr", "momentum": "train.momentum", "batch_size": "train.batch_size",
-               "max_epochs": "train.max_epochs", "eval_every": "train.eval_every", "n_test": "n_test",
-               "label_seed": "label_seed"}
 
 
 @dataclass
@@ -78,9 +74,7 @@ class Problem:
 
 # ---------------------------------------------------------------------------- config
 
-def load_config(configfiles=(), base: Path = DEFAULT_CONFIG, overrides=None) -> dict:
-    """The config the workflow sees: merged, validated, with the schema's defaults filled in."""
-    return configcheck.load([base, *configfiles], overrides)
+load_config = configcheck.load_config  # the config the workflow sees
 
 
 def config_files(workdir: Path, configfiles=()) -> list[Path]:
@@ -320,9 +314,8 @@ class Audit:
             want = self.plan.specs[run_id].to_dict()
             changed = sorted(k for k in set(built) | set(want) if built.get(k) != want.get(k))
             if changed:
-                keys = [f"{k} {built.get(k)!r} -> {want.get(k)!r}"
-                        + (f" (config key profiles.{profile}.{SHARED_KEYS[k]})" if k in SHARED_KEYS else "")
-                        for k in changed]
+                keys = [f"{k} {built.get(k)!r} -> {want.get(k)!r}" + (f" (config key {key})" if key else "")
+                        for k in changed for key in [self.plan.origin(run_id, k)]]  # the key the plan read
                 self.add("error", "config", where, f"run {run_id} was trained with settings the config no "
                          f"longer gives: {'; '.join(keys)}", self.run_affects(run_id))
 

@@ -16,7 +16,8 @@ says how to read them):
    ``--fakedata``, torchvision's FakeData loader (which mostly measures PIL);
 3. the batched evaluation's cost per model and image;
 4. the paper profile's time on this device, from its actual packs (``grid.plan`` of
-   profile paper): each pack steps until its longest run's epoch cap, at the measured
+   profile paper, of the config the loader merges from config/config.yaml and each
+   ``--configfile``, as a build's): each pack steps until its longest run's epoch cap, at the measured
    latency of its bucket size as runs leave, packs one after another; beside it the
    throughput estimate (model-epochs times the packed rate at the largest pack).
 """
@@ -35,9 +36,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 
-from . import grid, models
+from . import configcheck, grid, models
 from .datasets import Dataset
 from .engine import evaluate
 from .packed import PackOptions, _build_step, _Member, _PackState, bucket, evaluate_many
@@ -228,19 +228,20 @@ def _nearest(measured: dict, model: str, width: int, size: int, scale_width: boo
     return lat * wscale * sscale, warm
 
 
-def paper_plan(config: Path):
-    cfg = yaml.safe_load(config.read_text())
-    cfg["profile"] = "paper"
+def paper_plan(configfiles=()):
+    """The paper profile's plan and settings, from the config a build with ``configfiles``
+    (--configfile) sees: merged and validated by the one loader, the profile set to paper."""
+    cfg = configcheck.load_config(configfiles, overrides={"profile": "paper"})
     return grid.plan(cfg), cfg["profiles"]["paper"]
 
 
-def paper_estimate(measured: dict, eval_s: float | None, config: Path, min_bucket: int = 1,
+def paper_estimate(measured: dict, eval_s: float | None, configfiles=(), min_bucket: int = 1,
                    scale_width: bool = True, targets=None) -> dict:
     """The paper profile on one device, every run at its epoch cap (an upper bound: runs
     that fit stop early): each pack steps while its runs are active, at the latency of its
     bucket size; packs run one after another (one GPU job at a time). With ``targets``, only
     the packs (and runs) a build of those targets trains."""
-    plan, _ = paper_plan(config)
+    plan, _ = paper_plan(configfiles)
     packs = plan.packs
     if targets:
         keep = {s.run_id for t in targets for s in plan.runs_of(t)}
@@ -330,12 +331,12 @@ def interpolated(points: dict[int, float]) -> dict[int, float]:
     return out
 
 
-def h200_calibration(config: Path) -> dict:
+def h200_calibration(configfiles=()) -> dict:
     """The latency table of the H200 numbers and the evaluation cost per run-image that makes
     the model reproduce the measured 3-run N = 10,000 pack job (45 s) at the mid overhead:
     one data point, so the model is fitted to it, not checked against it."""
     measured = {("allconv5", 16, b): (lat, 0.0) for b, lat in interpolated(H200["step_s"]).items()}
-    plan, _ = paper_plan(config)
+    plan, _ = paper_plan(configfiles)
     runs, n = H200["pack"]["runs"], H200["pack"]["N"]
     key, ids = next((k, r) for k, r in plan.packs.items() if len(r) == runs and plan.specs[r[0]].N == n
                     and plan.specs[r[0]].model == "allconv5")
@@ -357,11 +358,11 @@ def build_jobs(build: Path) -> list[dict]:
     import csv
     import json
 
-    datasets = {}
+    datasets = {}  # what the build's own config files record (read as the loader reads a file)
     for name in ("config.yaml", "offline.yaml"):
         path = build / "config" / name
         if path.exists():
-            datasets.update(yaml.safe_load(path.read_text()).get("datasets") or {})
+            datasets = configcheck.merge(datasets, configcheck.read_yaml(path).get("datasets") or {})
     jobs = []
     for tsv in sorted((build / "benchmarks" / "train").glob("*/*.tsv")):
         run_id = f"{tsv.parent.name}/{tsv.stem}"
@@ -450,12 +451,21 @@ def print_estimate(est: dict, overheads: tuple, ks) -> None:
           f"all the work at the largest measured pack's rate {_minutes(est['throughput_s'] + est['eval_s'])})")
 
 
+def add_configfile(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--configfile", action="append", default=[], nargs="+", type=Path,
+                    help="config files merged over config/config.yaml, as given to snakemake (profile: paper)")
+
+
+def configfiles(args) -> list[Path]:
+    return [f for group in args.configfile for f in group]
+
+
 def estimate_main(argv) -> None:
     """python -m deeptheory.bench estimate: the paper profile's wall with k packs at once,
     on one H200 from the issue-20 measurements, and the same model calibrated on a finished
     CPU build's single-run jobs (its error stated)."""
     ap = argparse.ArgumentParser(prog="deeptheory bench estimate", description=estimate_main.__doc__.split("\n")[0])
-    ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    add_configfile(ap)
     ap.add_argument("--build", type=Path, default=None,
                     help="a finished build of single-run jobs (pack: false, e.g. the quick profile) to calibrate on")
     ap.add_argument("--cores", type=int, default=2, help="training jobs at once in that build (its --cores)")
@@ -464,7 +474,7 @@ def estimate_main(argv) -> None:
                     help="only the packs a build of these paper targets trains (a part of the profile)")
     args = ap.parse_args(argv)
     print(f"deeptheory.bench estimate  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
-    cal = h200_calibration(args.config)
+    cal = h200_calibration(configfiles(args))
     lo, hi = H200["overhead_s"]
     print(f"\nPaper profile on one H200: an ESTIMATE from issue 20's measurements (packed step "
           f"{H200['step_s'][1] * 1e3:.2f} ms at 1 run, {H200['step_s'][16] * 1e3:.2f} ms at 16, geometric between; "
@@ -474,7 +484,7 @@ def estimate_main(argv) -> None:
           f"one pack fixes it, nothing checks it")
     for scale, label in ((True, "wider nets than 16 cost their width ratio (the bench's rule; an upper bound)"),
                          (False, "any width costs width 16's step (latency-bound; a lower bound)")):
-        est = paper_estimate(cal["measured"], cal["eval_s"], args.config, scale_width=scale, targets=args.targets)
+        est = paper_estimate(cal["measured"], cal["eval_s"], configfiles(args), scale_width=scale, targets=args.targets)
         part = f" of {', '.join(args.targets)}" if args.targets else ""
         print(f"\n  {est['runs']} runs{part} in {est['packs']} packs, every run at its epoch cap; {label}:")
         print_estimate(est, (lo, hi), args.ks)
@@ -516,7 +526,7 @@ def main(argv=None):
                     help="smallest static pack size (PackOptions.min_bucket) in the paper estimate")
     ap.add_argument("--no-loaders", action="store_true", help="skip the one-model-at-a-time rows")
     ap.add_argument("--fakedata", action="store_true", help="also time torchvision FakeData (PIL) as a loader")
-    ap.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    add_configfile(ap)
     args = ap.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -576,7 +586,7 @@ def main(argv=None):
     print(f"\n3. Batched fp32 evaluation, {eval_size} allconv5 runs at width {max(args.widths)}: "
           f"{eval_s * 1e6:.3f} us per run and image ({eval_s * 60_000:.4f} s per run for 50,000 + 10,000 images)")
 
-    est = paper_estimate(measured, eval_s, args.config, options.resolve(device).min_bucket)
+    est = paper_estimate(measured, eval_s, configfiles(args), options.resolve(device).min_bucket)
     hours = lambda s: f"{s / 3600:.2f} h ({s / 60:,.1f} min)"
     print(f"\n4. Paper profile on this device: {est['runs']} runs in {est['packs']} packs, one GPU job at a time, "
           "every run at its epoch cap")

@@ -21,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .schema import claims_fields
+
 HELD, REFUTED, INCONCLUSIVE = "held", "refuted", "inconclusive"
 VERDICTS = (HELD, REFUTED, INCONCLUSIVE)
 
@@ -38,20 +40,35 @@ REASONS = (NOT_CONVERGED, NOT_SETTLED, DID_NOT_TRAIN, DIVERGED, WITHIN_NOISE, OU
 
 class Tolerances:
     """The thresholds of config key ``claims``, read as attributes: ``tol.train_zero`` is
-    ``claims.train_zero``. They live in config alone (schema-validated, fixed before results
-    are seen); a name the config lacks is an error that names the key."""
+    ``claims.train_zero``. The attributes are exactly the schema's ``claims`` properties, of
+    their schema types; they live in config alone (validated, fixed before results are
+    seen), so a key missing from ``cfg`` or one the schema lacks is an error naming it here,
+    before any claim is read, and reading an undeclared name is an AttributeError."""
+
+    __slots__ = tuple(claims_fields())
 
     def __init__(self, cfg: dict):
-        self._cfg = {k: float(v) for k, v in (cfg or {}).items()}
+        cfg, fields = dict(cfg or {}), claims_fields()
+        missing = [k for k in fields if k not in cfg]
+        if missing:
+            raise KeyError(f"config key claims.{missing[0]} is missing: every claim threshold lives there "
+                           f"(config/config.yaml, config/README.md)" + (f"; also missing: {', '.join(missing[1:])}"
+                                                                        if missing[1:] else ""))
+        unknown = sorted(set(cfg) - set(fields))
+        if unknown:
+            raise KeyError(f"config key claims.{unknown[0]}: not a claim threshold of the schema "
+                           f"(workflow/schemas/config.schema.yaml)")
+        for name, kind in fields.items():
+            object.__setattr__(self, name, kind(cfg[name]))
 
-    def __getattr__(self, name: str) -> float:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self._cfg[name]
-        except KeyError:
-            raise KeyError(f"config key claims.{name} is missing: every claim threshold lives there "
-                           f"(config/config.yaml, config/README.md)") from None
+    def __setattr__(self, name, value):
+        raise AttributeError(f"claims.Tolerances is read-only: config key claims.{name} is set in config")
+
+    def __reduce__(self):  # a copy (pickle, a worker process) is built again from the values
+        return Tolerances, ({k: getattr(self, k) for k in self.__slots__},)
+
+    def __repr__(self) -> str:
+        return f"Tolerances({', '.join(f'{k}={getattr(self, k)!r}' for k in self.__slots__)})"
 
 
 def claim(cid: str, text: str, held: bool, measured: str, detail: str, inconclusive: str | None = None) -> dict:

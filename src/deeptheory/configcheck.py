@@ -4,8 +4,8 @@ The workflow's ``config/config.yaml``, then each ``--configfile`` in turn, then 
 ``--config key=value`` overrides, merged as Snakemake merges them and checked against
 ``workflow/schemas/config.schema.yaml``. A problem names the file it came from (or
 ``--config``), the key, the bad value and what is allowed, instead of jsonschema's dump
-of the whole schema and config. The workflow (the root's Snakefile) and ``deeptheory
-audit`` both read the config through here.
+of the whole schema and config. The one loader: the workflow (the root's Snakefile),
+``deeptheory audit``, ``deeptheory bench`` and the tests all read the config through here.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from pathlib import Path
 import yaml
 
 from .grid import ConfigError, plan
-
-REPO = Path(__file__).resolve().parents[2]
-SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+from .schema import REPO, SCHEMA
 BASE = "config/config.yaml"  # the workflow's own config file, beside its Snakefile
+DEFAULT_CONFIG = REPO / BASE  # this checkout's
 OVERRIDES = "--config"
 SHORT = reprlib.Repr()  # a value in a message: a long one cut short, never a whole section
 SHORT.maxstring, SHORT.maxother, SHORT.maxlist, SHORT.maxdict = 60, 60, 8, 4
@@ -66,7 +65,18 @@ def parse_overrides(entries) -> dict:
 def load(files, overrides=None) -> dict:
     """The config merged from ``files`` (the workflow's config.yaml first, then each
     --configfile) and the --config ``overrides``, validated, with the schema's defaults."""
-    sources = [(str(f), read_yaml(f)) for f in files] + ([(OVERRIDES, overrides)] if overrides else [])
+    return load_sources([(str(f), read_yaml(f)) for f in files] + ([(OVERRIDES, overrides)] if overrides else []))
+
+
+def load_config(configfiles=(), base: Path = DEFAULT_CONFIG, overrides=None) -> dict:
+    """The config a build sees: ``base`` (this checkout's config/config.yaml unless given),
+    each of ``configfiles`` over it, then the --config ``overrides``."""
+    return load([base, *configfiles], overrides)
+
+
+def load_sources(sources) -> dict:
+    """The config merged from ``sources`` ((name, keys) of each file and the overrides, in
+    merge order), validated, with the schema's defaults."""
     config = {}
     for _, data in sources:
         config = merge(config, data)
@@ -118,7 +128,7 @@ def describe(err, sources=()) -> str:
         allowed = sorted((err.schema.get("properties") or {}))
         extra = [k for k in value if k not in allowed]
         path, value = path + [str(extra[0])], value[extra[0]] if extra else None
-        why = f"unknown key (value {short(value)}); allowed here: {', '.join(allowed)}"
+        why = f"unknown key (value {short(value)}); allowed here: {', '.join(allowed) or 'none'}"
     elif rule == "enum":
         why = f"{short(value)} is not allowed; allowed: {', '.join(map(str, what))}"
     elif rule == "uniqueItems":

@@ -33,11 +33,17 @@ class Plan:
     packs: dict              # pack key (paths.pack_key) -> list of run ids
     units: dict = field(default_factory=dict)  # target with an analysis -> {unit id: [run ids]} (unit id: its first run's id)
     twins: dict = field(default_factory=dict)  # run id -> the run id it continues from (spec.twins)
+    origins: dict = field(default_factory=dict)  # run id -> {spec field: the config key that set it} (spec_origins)
 
     @property
     def continued(self) -> set:
         """The runs another run continues from: they keep their final state (runio.write_run)."""
         return set(self.twins.values())
+
+    def origin(self, run_id: str, name: str) -> str | None:
+        """The config key (a dotted path) that set spec field ``name`` of run ``run_id``; None
+        for a field no config key sets (the code's default, or derived, like a run's id)."""
+        return self.origins.get(run_id, {}).get(name)
 
     def runs_of(self, tid: str) -> list[RunSpec]:
         return self.runs.get(tid, [])
@@ -170,6 +176,40 @@ def spec_for(dataset, model, width, N, labels, init_scale, seed, profile: dict, 
                    **parse_stop(stop, train["max_epochs"]))
 
 
+TARGET_KEYS = {"dataset": "dataset", "model": "model", "width": "widths", "N": "N", "labels": "labels",
+               "init_scale": "init_scales", "noise": "noise", "recipe": "recipe", "subset_seed": "minimizers",
+               "stop_at_zero": "stop", "past_zero": "stop"}  # spec field -> the target's (or grid's) key setting it
+
+
+def spec_origins(s: RunSpec, keys: dict, profile: dict, profile_name: str, substituted: str | None) -> dict:
+    """The config key (dotted path) that set each field of ``s``. ``keys``: each key of the
+    target's entry -> its path (a further grid's own keys name that grid); ``substituted``:
+    the data set asked for when config key ``substitute`` replaced it. The training settings
+    come from the run's recipe where it sets them, else the profile's ``train``; an ``eK``
+    stop rule sets the epoch cap."""
+    prefix = f"profiles.{profile_name}"
+    out = {f: keys[k] for f, k in TARGET_KEYS.items() if k in keys}
+    if substituted is not None:
+        out["dataset"] = f"substitute.{substituted}"
+    recipe = (profile.get("recipes") or {}).get(s.recipe) or {}
+    for name in TRAINING_FIELDS:
+        if name in recipe:
+            out[name] = f"{prefix}.recipes.{s.recipe}.{name}"
+        elif name in profile["train"]:
+            out[name] = f"{prefix}.train.{name}"
+    if not s.stop_at_zero:  # stop rule eK: K epochs, whatever the cap
+        out["max_epochs"] = keys["stop"]
+    out["seed"] = f"{prefix}.seeds"
+    for name in ("label_seed", "n_test"):
+        if name in profile and (name != "label_seed" or s.labels == "random"):
+            out[name] = f"{prefix}.{name}"
+    return out
+
+
+TRAINING_FIELDS = ("lr", "momentum", "batch_size", "max_epochs", "eval_every", "lr_decay", "weight_decay", "grad_clip",
+                   "lr_milestones", "lr_milestone_factor", "plateau_window", "plateau_fall")  # keys of train and recipes
+
+
 SUBSET_STRIDE = 100  # the i-th further subset of profile seed s is that of seed s + 100 i
 
 
@@ -187,14 +227,29 @@ def seeds_of(tcfg: dict, profile: dict) -> list[tuple[int, int | None]]:
     return [(b + j, b if j else None) for b in bases for j in range(int(k))]
 
 
+def substituted(asked, used) -> dict:
+    """Data set used -> the one asked for, for each that config key ``substitute`` replaced."""
+    return {u: a for a, u in zip(as_list(asked), as_list(used)) if u != a}
+
+
 def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = None,
-              profile_name: str = "<profile>", datasets: dict | None = None) -> list[RunSpec]:
+              profile_name: str = "<profile>", datasets: dict | None = None, origins: dict | None = None,
+              keys: dict | None = None, renamed: dict | None = None) -> list[RunSpec]:
+    """The runs of target ``tid``; ``origins``, when given, gets each run's spec_origins.
+    ``keys``: each key of ``tcfg`` -> its config path (default: the target's entry);
+    ``renamed``: data set used -> the one asked, where ``substitute`` already replaced it."""
     check_grid(tid, tcfg, profile_name)
+    keys = keys or {k: f"profiles.{profile_name}.targets.{tid}.{k}" for k in tcfg}
     if "grids" in tcfg:  # further grids of the same target, each overriding some keys of the first
         # one stand-in for the whole target, chosen by its largest N over every grid
-        base = {k: v for k, v in tcfg.items() if k != "grids"} | {"dataset": dataset_used(tcfg, substitute, datasets)}
-        specs = {s.run_id: s for g in [{}, *tcfg["grids"]]
-                 for s in run_specs(tid, {**base, **g}, profile, None, profile_name)}
+        used = dataset_used(tcfg, substitute, datasets)
+        base = {k: v for k, v in tcfg.items() if k != "grids"} | {"dataset": used}
+        specs = {}
+        for i, g in enumerate([{}, *tcfg["grids"]]):
+            grid_keys = keys | {k: f"{keys['grids']}[{i - 1}].{k}" for k in g}
+            for s in run_specs(tid, {**base, **g}, profile, None, profile_name, None, origins, grid_keys,
+                               renamed if renamed is not None else substituted(tcfg["dataset"], used)):
+                specs.setdefault(s.run_id, s)
         return list(specs.values())
     stop = tcfg.get("stop", "zero")
     try:
@@ -202,8 +257,10 @@ def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = Non
     except ValueError as err:
         raise ConfigError(f"config key profiles.{profile_name}.targets.{tid}.stop: {err}") from None
     specs = {}  # two asked data sets may stand for one used (offline): their runs are the same
+    used = dataset_used(tcfg, substitute, datasets)
+    renamed = renamed if renamed is not None else substituted(tcfg["dataset"], used)
     for ds, w, n, labels, init, noise, recipe, (seed, sub) in itertools.product(
-            as_list(dataset_used(tcfg, substitute, datasets)), tcfg["widths"], tcfg["N"], as_list(tcfg["labels"]),
+            as_list(used), tcfg["widths"], tcfg["N"], as_list(tcfg["labels"]),
             tcfg.get("init_scales", [1.0]), tcfg.get("noise", [0.0]), as_list(tcfg.get("recipe")),
             seeds_of(tcfg, profile)):
         s = spec_for(ds, tcfg["model"], w, n, labels, init, seed, profile, stop, noise, sub, recipe, profile_name)
@@ -212,6 +269,8 @@ def run_specs(tid: str, tcfg: dict, profile: dict, substitute: dict | None = Non
                               f"batch statistics, so N must be a multiple of the batch size ({s.batch_size}, "
                               f"recipe {s.recipe or 'train'}); N = {s.N} would end each epoch in a padded batch")
         specs.setdefault(s.run_id, s)
+        if origins is not None:
+            origins.setdefault(s.run_id, spec_origins(s, keys, profile, profile_name, renamed.get(ds)))
     return list(specs.values())
 
 
@@ -251,7 +310,7 @@ def plan(config: dict) -> Plan:
     targets = {**(profile.get("targets") or {}), **(profile.get("synthetic") or {})}
     if not targets:
         raise ConfigError(f"profile {name!r} names no target: fill config key profiles.{name}.targets or .synthetic")
-    runs = {}
+    runs, origins = {}, {}
     for section in ("targets", "synthetic"):
         for tid, tcfg in (profile.get(section) or {}).items():
             if tid not in REGISTRY:
@@ -262,7 +321,7 @@ def plan(config: dict) -> Plan:
                 raise ConfigError(f"config key profiles.{name}.{section}.{tid}: this target belongs under "
                                   f"profiles.{name}.{right}")
             if section == "targets":
-                runs[tid] = run_specs(tid, tcfg, profile, substitute, name, config["datasets"])
+                runs[tid] = run_specs(tid, tcfg, profile, substitute, name, config["datasets"], origins)
     specs = {}
     for tid, target_runs in runs.items():
         for s in target_runs:
@@ -279,4 +338,5 @@ def plan(config: dict) -> Plan:
     for run_id in sorted(specs):
         packs.setdefault(paths.pack_key(specs[run_id]), []).append(run_id)
     units = {tid: analysis_units(tid, rs) for tid, rs in runs.items() if REGISTRY[tid].unit}
-    return Plan(name, targets, runs, specs, packs, units, {r: t.run_id for r, t in twins(specs.values()).items()})
+    return Plan(name, targets, runs, specs, packs, units, {r: t.run_id for r, t in twins(specs.values()).items()},
+                {r: origins[r] for r in specs})
