@@ -14,7 +14,7 @@ from torch.func import functional_call, vmap
 
 from deeptheory import claims as C
 from deeptheory import models, report
-from deeptheory import normalization as NZ
+from deeptheory.models import normalization as NZ
 from deeptheory.analyses import load
 from deeptheory.atomic import save_torch, write_csv
 from deeptheory.packed import PackOptions, train_packed

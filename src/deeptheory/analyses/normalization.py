@@ -1,5 +1,5 @@
 """m90-normalization: the normalized margin and the layer norms of a trained homogeneous CNN
-(``deeptheory.normalization``), plain, weight- or batch-normalized.
+(``deeptheory.models.normalization``), plain, weight- or batch-normalized.
 
 Per net, on the training subset and labels it was trained on, as one batch (the batch of
 full-batch GD, so a BN net sees the statistics it trained with): the normalized margin
@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from .. import models
-from .. import normalization as NZ
+from ..models import normalization as NZ
 from ..engine import train_run
 from ..run import evaluate, initial_model
 from ..targets import Analysis
