@@ -19,7 +19,8 @@ from deeptheory.analyses import load
 from deeptheory.atomic import save_torch, write_csv
 from deeptheory.packed import PackOptions, train_packed
 from deeptheory.engine import train_run
-from deeptheory.run import initial_model, training_subset
+from deeptheory.run.streams import initial_model
+from deeptheory.run.subsets import training_subset
 from deeptheory.spec import RunSpec
 from deeptheory.synthetic import linear, nets
 from deeptheory.targets import Inputs, get

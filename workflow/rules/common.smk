@@ -210,7 +210,7 @@ ON_CLUSTER = workflow.remote_exec or workflow.global_resources["_nodes"].value i
 
 def _trains_on_cuda():
     device = str(config.get("device", "auto"))
-    if device == "auto":  # as deeptheory.run.resolve_device, without importing torch
+    if device == "auto":  # as deeptheory.devices.resolve_device, without importing torch
         return not ON_CLUSTER and shutil.which("nvidia-smi") is not None  # the NVIDIA driver's tool
     return device.startswith("cuda")
 

@@ -6,7 +6,7 @@ full-batch GD, so a BN net sees the statistics it trained with): the normalized 
 min_i (f_y(x_i) - max_{j != y} f_j(x_i)) / prod_k |W_k|_F of the effective weights, the
 margin under per-unit normalization (``unit_margin``), and the squared Frobenius norms of
 every trained tensor at init and at the end. The init is the run's own
-(``run.initial_model``: seeded, so it is rebuilt exactly), which is all that the balance
+(``run.streams.initial_model``: seeded, so it is rebuilt exactly), which is all that the balance
 claim needs: under gradient flow d/dt |W_k|^2 is the same for every layer k, so the
 differences |W_k|^2 - |W_k+1|^2 at the end should equal those at init.
 
@@ -26,7 +26,8 @@ import torch
 from .. import models
 from ..models import normalization as NZ
 from ..engine import train_run
-from ..run import evaluate, initial_model
+from ..run.evaluation import evaluate
+from ..run.streams import initial_model
 from ..targets import Analysis
 from . import TrainedRun
 
