@@ -1,4 +1,6 @@
-# Shared values of the DAG: the profile's plan (targets, runs, packs) and input functions.
+# Shared values of the DAG: the profile's plan (targets, runs, packs) and input functions; the policies they
+# apply live in the library (deeptheory.grid, packing, datacheck, gpu), so the DAG is a function of config,
+# the asked-for targets and the finished runs' records.
 import sys
 from pathlib import Path
 
