@@ -14,7 +14,8 @@ import pytest
 import torch
 from torch import nn
 
-from deeptheory import archs, claims as C, models, report
+from deeptheory import claims as C, models, report
+from deeptheory.models import archs
 from deeptheory.engine import train_run
 from deeptheory.packed import train_packed
 from deeptheory.spec import RunSpec

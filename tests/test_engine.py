@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deeptheory.engine import train_run
-from deeptheory.run import training_subset
+from deeptheory.run.subsets import training_subset
 from deeptheory.spec import RunSpec, parse_run_id, parse_stop, shares_prefix, twins
 
 from conftest import train_settings
@@ -112,7 +112,7 @@ def test_run_id_round_trip():
 
 
 def test_loss_drop_reads_the_trend_of_the_last_fifth_not_two_noisy_epochs():
-    from deeptheory.run import loss_drop_last_fifth
+    from deeptheory.run.trend import loss_drop_last_fifth
 
     flat_but_noisy = [1.0] * 80 + [0.1, 0.3, 0.3, 0.1] * 5   # last fifth: large swings, no trend
     falling = np.linspace(1.0, 0.5, 100)                 # a straight fall: the fit is exact
@@ -135,7 +135,7 @@ def test_run_options_enter_the_id_only_when_set():
 def test_metrics_rows_carry_every_coordinate_of_the_run_id():
     # Targets read a run's settings from its rows (t3-sgdl pairs on them, t3-archs reads the
     # recipe), never by parsing its id: each coordinate the id holds is a column, equal.
-    from deeptheory.run import with_run_fields
+    from deeptheory.run.results import with_run_fields
 
     for s in (spec(), spec(noise=0.001, subset_seed=0, seed=3, stop_at_zero=True, past_zero=50, recipe="zhang")):
         row = with_run_fields([{"epoch": 1}], s, n_params=10, n_test=5, num_classes=10)[0]
@@ -164,7 +164,8 @@ def test_weight_decay_and_an_lr_schedule_change_the_run_as_torch_sgd_does(tiny):
     """One epoch of full-batch steps by hand (torch SGD's weight decay, lr x decay^epoch)
     gives the engine's weights."""
     s = spec(N=32, batch_size=32, max_epochs=3, lr=0.05, lr_decay=0.5, weight_decay=0.01, momentum=0.9)
-    from deeptheory.run import ORDER, initial_model, stream, training_subset
+    from deeptheory.run.streams import ORDER, initial_model, stream
+    from deeptheory.run.subsets import training_subset
     import torch.nn.functional as F
     model = initial_model(s, tiny)
     x, y = training_subset(s, tiny)
@@ -184,7 +185,7 @@ def test_weight_decay_and_an_lr_schedule_change_the_run_as_torch_sgd_does(tiny):
 
 
 def test_subset_seed_fixes_the_subset_across_seeds(tiny):
-    from deeptheory.run import subset
+    from deeptheory.run.subsets import subset
 
     a, b = spec(seed=1, subset_seed=0), spec(seed=2, subset_seed=0)
     assert torch.equal(subset(a, tiny)[0], subset(b, tiny)[0])
@@ -265,7 +266,7 @@ def test_the_written_out_update_is_torch_sgd_bit_for_bit(beta, wd):
             assert torch.equal(a, b), f"step {step}"
 
 
-# Shared prefixes (run.fork): a run whose stop rule only adds epochs to another's goes on
+# Shared prefixes (run.checkpoints.fork): a run whose stop rule only adds epochs to another's goes on
 # from that twin's final state, with the numbers it would have had from scratch.
 
 def assert_same_run(a, b) -> None:

@@ -19,7 +19,8 @@ import yaml
 
 from conftest import train_settings
 from deeptheory import atomic, fetch, manifest, paths, runio
-from deeptheory.run import RunResult, load_checkpoint
+from deeptheory.run.checkpoints import load_checkpoint
+from deeptheory.run.results import RunResult
 from deeptheory.spec import RunSpec
 from conftest import ROOT, checkout_config, make_sources, snakemake
 from test_audit import errors, run_audit

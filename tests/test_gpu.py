@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from deeptheory import gpu, packed, run
+from deeptheory import gpu, packed
+from deeptheory.run import evaluation
 from deeptheory.packed import PackOptions, _Member, _PackState, train_packed
 
 from conftest import tiny_dataset
@@ -72,7 +73,7 @@ def test_packs_trained_at_once_equal_each_trained_alone_and_the_single_run_path(
 
 
 def test_the_dag_side_copies_of_the_packed_constants_agree():
-    assert gpu.EVAL_CHUNK == run.EVAL_CHUNK and gpu.EVAL_VALUES == packed.EVAL_VALUES
+    assert gpu.EVAL_CHUNK == evaluation.EVAL_CHUNK and gpu.EVAL_VALUES == packed.EVAL_VALUES
     assert [gpu.bucket(n) for n in range(1, 40)] == [packed.bucket(n) for n in range(1, 40)]
 
 

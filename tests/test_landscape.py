@@ -15,7 +15,9 @@ from deeptheory import models, report
 from deeptheory.analyses import TrainedRun
 from deeptheory.analyses import landscape as L
 from deeptheory.engine import train_run
-from deeptheory.run import evaluate, initial_model, subset
+from deeptheory.run.evaluation import evaluate
+from deeptheory.run.streams import initial_model
+from deeptheory.run.subsets import subset
 from deeptheory.spec import RunSpec
 from deeptheory.targets import Inputs, get
 from deeptheory.targets import landscape as T

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from deeptheory import claims as C
-from deeptheory import locality, models, report
+from deeptheory import models, report
+from deeptheory.models import locality
 from deeptheory.engine import train_run
-from deeptheory.locality import LocallyConnected2d
+from deeptheory.models.locality import LocallyConnected2d
 from deeptheory.packed import PackOptions, train_packed
 from deeptheory.spec import RunSpec
 from deeptheory.targets import Inputs, get

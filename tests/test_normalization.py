@@ -14,12 +14,13 @@ from torch.func import functional_call, vmap
 
 from deeptheory import claims as C
 from deeptheory import models, report
-from deeptheory import normalization as NZ
+from deeptheory.models import normalization as NZ
 from deeptheory.analyses import load
 from deeptheory.atomic import save_torch, write_csv
 from deeptheory.packed import PackOptions, train_packed
 from deeptheory.engine import train_run
-from deeptheory.run import initial_model, training_subset
+from deeptheory.run.streams import initial_model
+from deeptheory.run.subsets import training_subset
 from deeptheory.spec import RunSpec
 from deeptheory.synthetic import linear, nets
 from deeptheory.targets import Inputs, get

@@ -9,7 +9,9 @@ import torch
 
 from deeptheory.engine import train_run
 from deeptheory.packed import PackOptions, bucket, evaluate_many, train_packed, train_runs
-from deeptheory.run import evaluate, initial_model, subset
+from deeptheory.run.evaluation import evaluate
+from deeptheory.run.streams import initial_model
+from deeptheory.run.subsets import subset
 from deeptheory import paths
 from deeptheory.paths import pack_key
 from deeptheory.spec import RunSpec
@@ -318,7 +320,7 @@ def test_recipes_pack_with_plain_runs_and_keep_their_single_run_numbers(tiny, tm
 
 def test_a_run_continues_its_twin_inside_the_pack_with_the_numbers_of_the_pack_from_scratch(tiny):
     """A zero+K run waits for its zero twin in the same pack and goes on in its slot when it
-    stops (run.fork); a zero+K run of a twin that stopped at its cap stops at once; an eK
+    stops (run.checkpoints.fork); a zero+K run of a twin that stopped at its cap stops at once; an eK
     run goes on from an eK' twin trained before (twin_states). Each equals the same run
     trained from scratch in a pack: rows exactly but the weights' last bits (a vmap lane's
     arithmetic may depend on the other lanes: test_padded_slots_do_not_change_a_run)."""

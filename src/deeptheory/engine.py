@@ -17,8 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from .datasets import Dataset
-from .run import (NOISE, ORDER, RunBook, RunResult, evaluate, initial_model, sgdl_noise, starting_state, stream,
-                  training_subset)
+from .run import checkpoints
+from .run.book import RunBook
+from .run.evaluation import evaluate
+from .run.results import RunResult
+from .run.streams import NOISE, ORDER, initial_model, sgdl_noise, stream
+from .run.subsets import training_subset
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -28,7 +32,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
               twin: dict | None = None) -> RunResult:
     """Train one run; resume from ``checkpoint`` if it holds this spec's state, else go on
     from ``twin``, the final state (RunResult.final_state) of a run whose epochs this one
-    trains first (run.fork), else start afresh.
+    trains first (run.checkpoints.fork), else start afresh.
     ``on_epoch_end(epoch, model)`` is called after each epoch (an analysis that replays a
     deterministic run reads the net at every step this way)."""
     device = data.device
@@ -41,7 +45,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     n_params = sum(p.numel() for p in params)
     momentum = [torch.zeros_like(p) for p in params]  # plain GD (momentum 0) keeps them at zero
 
-    state = starting_state(spec, checkpoint, twin)
+    state = checkpoints.starting_state(spec, checkpoint, twin)
     if state is not None:
         model.load_state_dict(state["model"])
         # a copy: a twin's final state stays as it was (the update works in place)
@@ -78,12 +82,12 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             loss_sum += loss.item() * len(idx)
         model.eval()
         book.end_epoch(int(wrong), loss_sum, eval_train, eval_test)
-        book.save(checkpoint, dict(model.named_parameters()), named(model, momentum), order, noise)
+        checkpoints.save(checkpoint, book, dict(model.named_parameters()), named(model, momentum), order, noise)
         if on_epoch_end is not None:
             on_epoch_end(book.epoch, model)
     book.finish(eval_train, eval_test)
     return book.result(model.state_dict(), len(y_test), data.num_classes,
-                       book.state(dict(model.named_parameters()), named(model, momentum), order, noise))
+                       checkpoints.state(book, dict(model.named_parameters()), named(model, momentum), order, noise))
 
 
 def named(model, momentum: list) -> dict:

@@ -48,7 +48,7 @@ MARGIN_SHARE, MARGIN_MIN_MB = 0.10, 2048
 # value the saved forward value, its gradient and one temporary (3); per input value the
 # gathered minibatch and its gradient-free copy in the vmap (2).
 FP32, PARAM_COPIES, ACTIVATION_COPIES, INPUT_COPIES = 4, 8, 3, 2
-# The evaluation's chunk bounds (deeptheory.run.EVAL_CHUNK, deeptheory.packed.EVAL_VALUES):
+# The evaluation's chunk bounds (deeptheory.run.evaluation.EVAL_CHUNK, deeptheory.packed.EVAL_VALUES):
 # repeated here so that the DAG needs no torch; tests/test_gpu.py checks they agree.
 EVAL_CHUNK, EVAL_VALUES = 1000, 2**16
 CACHE = "results/.cache/inductor"

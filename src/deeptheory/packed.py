@@ -43,8 +43,12 @@ from torch.func import functional_call, grad, vmap
 from . import models, paths
 from .datasets import Dataset
 from .engine import train_run
-from .run import (EVAL_CHUNK, NOISE, ORDER, RunBook, RunResult, initial_model, load_checkpoint, sgdl_noise,
-                  starting_state, stream, subset)
+from .run import checkpoints
+from .run.book import RunBook
+from .run.evaluation import EVAL_CHUNK
+from .run.results import RunResult
+from .run.streams import NOISE, ORDER, initial_model, sgdl_noise, stream
+from .run.subsets import subset
 from .spec import RunSpec, twins
 
 log = logging.getLogger(__name__)
@@ -122,7 +126,7 @@ class _Member:
         self.noise = stream(spec.seed, NOISE)
         self.params = {k: v.detach() for k, v in initial_model(spec, data).named_parameters()}
         self.momentum = {k: torch.zeros_like(v) for k, v in self.params.items()}
-        state = starting_state(spec, checkpoint, twin)
+        state = checkpoints.starting_state(spec, checkpoint, twin)
         if state is not None:
             self.params = {k: v.to(data.device, copy=True) for k, v in state["model"].items()}
             self.momentum = {k: v.to(data.device, copy=True) for k, v in state["momentum"].items()}
@@ -134,7 +138,7 @@ class _Member:
         self.saved_at = time.monotonic()
 
     def final_state(self) -> dict:
-        return self.book.state(self.params, self.momentum, self.order, self.noise)
+        return checkpoints.state(self.book, self.params, self.momentum, self.order, self.noise)
 
     def next_epoch_order(self) -> tuple[torch.Tensor, torch.Tensor]:
         perm = torch.randperm(self.spec.N, generator=self.order).to(self.idx.device)
@@ -443,7 +447,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
     (leading axis: the bucket size) and the pack's members.
 
     A run whose twin (spec.twins: the same run, a shorter stop rule) is in ``specs`` waits
-    for it and, when it stops, goes on from its final state in its slot (run.fork); one
+    for it and, when it stops, goes on from its final state in its slot (run.checkpoints.fork); one
     whose twin trained before goes on from that twin's final state in ``twin_states`` (run
     id -> state), unless its own checkpoint is further on."""
     keys = {paths.pack_key(s) for s in specs}
@@ -460,7 +464,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
     # continuations whose twin is in the pack and which have no checkpoint of their own: twin id -> spec
     pairs = twins(specs)
     waiting = {pairs[s.run_id].run_id: s for s in specs if s.run_id in pairs and pairs[s.run_id].run_id in ids
-               and load_checkpoint(_checkpoint(s, results_root), s) is None}
+               and checkpoints.load_checkpoint(_checkpoint(s, results_root), s) is None}
     later = {s.run_id for s in waiting.values()}
     members = {}
 
@@ -518,7 +522,7 @@ def train_packed(specs: list[RunSpec], data: Dataset, results_root: Path | None 
             m.book.end_epoch(round(mistakes), loss_sum, *evals.closures(m, m.params, known.get(r)))
             now = time.monotonic()
             if m.book.done or now - m.saved_at >= options.checkpoint_s:
-                m.book.save(m.checkpoint, m.params, m.momentum, m.order, m.noise)
+                checkpoints.save(m.checkpoint, m.book, m.params, m.momentum, m.order, m.noise)
                 m.saved_at = now
             if m.book.done:
                 after = successor(m)

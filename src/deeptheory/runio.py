@@ -11,7 +11,7 @@ import pandas as pd
 
 from . import manifest, paths, provenance
 from .atomic import save_torch, write_csv, write_json
-from .run import RunResult
+from .run.results import RunResult
 
 
 def write_run(result: RunResult, folder: Path, *, profile: str, device, verified: Path, engine: str,

@@ -37,7 +37,7 @@ RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+
 # normalization with batch statistics, in training and in evaluation: the packed engine
 # carries no running statistics). Their runs pack only with runs of the same N, train on
 # N a multiple of the batch size (no padded partial batch), and evaluate in chunks of
-# run.EVAL_CHUNK on both paths, so a packed run sees the batches its single run sees.
+# run.evaluation.EVAL_CHUNK on both paths, so a packed run sees the batches its single run sees.
 # tests/test_models.py checks this list against the built models.
 BATCH_STATISTICS = ("hcnnbn", "inception", "wrn", "resnet")
 

@@ -16,7 +16,7 @@ rule analyze:
         device=config.get("device", "auto"),
     threads: 1
     # Forward and backward passes over a small subset on the CPU (a GPU only on the GPU path,
-    # as for training: deeptheory.run.visible_device).
+    # as for training: deeptheory.devices.visible_device).
     resources:
         mem_mb=2000,
         runtime=60,

@@ -1,12 +1,13 @@
-# Shared values of the DAG: the profile's plan (targets, runs, packs) and input functions.
-import os
+# Shared values of the DAG: the profile's plan (targets, runs, packs) and input functions; the policies they
+# apply live in the library (deeptheory.grid, packing, datacheck, gpu), so the DAG is a function of config,
+# the asked-for targets and the finished runs' records.
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-from deeptheory import grid, paths  # noqa: E402  (plain data: no pandas, matplotlib or torch)
+from deeptheory import grid, packing, paths  # noqa: E402  (plain data: no pandas, matplotlib or torch)
 from deeptheory.spec import RUN_ID_REGEX  # noqa: E402
 from deeptheory.targets import REGISTRY, caption as registry_caption  # noqa: E402
 
@@ -60,35 +61,12 @@ def pack_data(wildcards):
     return data_of(PLAN.specs[pack_members(wildcards)[0]].dataset)
 
 
-_current_members = {}
-
-
-def current_members(job):
-    """The runs of results/packs/<job>/ if it holds every run its job trains, each finished
-    from the current spec; else none. Read once per pack folder."""
-    if job not in _current_members:
-        try:
-            members = grid.pack_members(PLAN, job)
-        except grid.ConfigError:  # a folder of another profile's or an older layout
-            members = []
-        folder = paths.pack_dir(job)
-        done = all(paths.is_done(folder / r, PLAN.specs[r]) for r in members)
-        _current_members[job] = frozenset(members if done else ())
-    return _current_members[job]
+PACKS = packing.PackSources(PLAN)  # the pack folders, read from their records (deeptheory.packing)
 
 
 def run_pack(wildcards):
-    """The pack folder a run's files come from (packed mode). A current pack folder that
-    holds the run stays its source, so asking again for a built target does nothing: the
-    oldest, as a later pack only linked the finished run in. Otherwise the pack job of the
-    targets this command asks for, which trains only their runs (grid.targets_asked)."""
-    spec = spec_of(wildcards)
-    key = paths.pack_key(spec)
-    for folder in sorted(paths.pack_dir(key).glob("*/"), key=lambda f: f.stat().st_mtime):
-        if spec.run_id in current_members(paths.pack_job(key, folder.name)):
-            return str(folder)
-    asked = grid.targets_asked(PLAN, workflow.dag_settings.targets)
-    return str(paths.pack_dir(paths.pack_job(key, grid.pack_label(PLAN, key, asked))))
+    """The pack folder a run's files come from (packed mode): deeptheory.packing."""
+    return str(PACKS.folder(spec_of(wildcards), grid.targets_asked(PLAN, workflow.dag_settings.targets)))
 
 
 def target_runs(wildcards):
@@ -140,51 +118,15 @@ def train_resources(name, default):
     return config.get("resources", {}).get(name, default)
 
 
-# ---------------------------------------------------------------------------------------
-# Raw data checked at every start (deeptheory.audit.check_archive, the fetch step's own
-# checks): every archive of a data set the plan uses that is on disk, verified.json or not
-# (removing the marker must not hide a changed archive), and every archive a verified.json
-# vouches for, against the md5 pinned in config and DVC's record; a failure stops the
-# workflow before any job runs. Costs one md5 per archive (0.1 s per 26 MB). The command
-# that fetches a data set again (fetch.refetch_command) is let through for that data set.
-def refetching(dataset):
-    """Whether this command fetches ``dataset`` again: it names its verified.json, and forces
-    it or the marker is absent. Read from the command line: Snakemake sets its DAG settings
-    only after it has read the Snakefile."""
-    marker = f"data/raw/{dataset}/verified.json"
-    args = sys.argv[1:]
-    if marker not in {os.path.normpath(a) for a in args}:
-        return False
-    forced = {"-f", "--force", "-F", "--forceall"} & set(args) or "fetch_dataset" in args
-    return bool(forced) or not Path(marker).exists()
-
-
-def check_fetched_data(plan, datasets, root="data/raw"):
-    from deeptheory.audit import check_archive
-    from deeptheory.fetch import refetch_command
-
-    for dataset in sorted({s.dataset for s in plan.specs.values()}):
-        raw = Path(root) / dataset
-        if dataset not in datasets or refetching(dataset):
-            continue
-        verified = (raw / "verified.json").exists()
-        for filename in datasets[dataset]["files"]:
-            path = raw / filename
-            if not path.exists() and not verified:
-                continue  # not fetched yet: rule fetch_dataset will
-            problem = (f"archive {path} of data set '{dataset}' is missing" if not path.exists()
-                       else check_archive(path, dataset, filename, datasets[dataset]))
-            if problem:
-                raise WorkflowError(f"raw data does not match its pinned checksums:\n{problem}\n"
-                                    f"  To fetch and verify it again (nothing else reruns if it then "
-                                    f"matches), with your build's --configfile options:\n"
-                                    f"    {refetch_command(dataset)}")
-
-
-# A cluster job's own Snakemake skips it: the main process checked, and a fetch may be
-# writing an archive meanwhile.
+# Raw data checked at every start (deeptheory.datacheck). A cluster job's own Snakemake
+# skips it: the main process checked, and a fetch may be writing an archive meanwhile.
 if not workflow.remote_exec:
-    check_fetched_data(PLAN, config["datasets"])
+    from deeptheory import datacheck  # noqa: E402  (audit's checks: only where they run)
+
+    try:
+        datacheck.check_fetched_data(PLAN, config["datasets"], sys.argv[1:])
+    except datacheck.RawDataError as err:
+        raise WorkflowError(str(err))
 
 
 # Several training jobs on one GPU, with a memory guard (docs/PERFORMANCE.md, "Several packs
@@ -210,7 +152,7 @@ ON_CLUSTER = workflow.remote_exec or workflow.global_resources["_nodes"].value i
 
 def _trains_on_cuda():
     device = str(config.get("device", "auto"))
-    if device == "auto":  # as deeptheory.run.resolve_device, without importing torch
+    if device == "auto":  # as deeptheory.devices.resolve_device, without importing torch
         return not ON_CLUSTER and shutil.which("nvidia-smi") is not None  # the NVIDIA driver's tool
     return device.startswith("cuda")
 

@@ -56,7 +56,7 @@ rule target:
         caption=target_caption,
     threads: 1
     # A cluster job, not a local rule: synthetic targets compute (chains, small nets) for
-    # minutes; a data-set target only plots. It asks for no GPU (deeptheory.run.visible_device).
+    # minutes; a data-set target only plots. It asks for no GPU (deeptheory.devices.visible_device).
     resources:
         mem_mb=2000,
         runtime=60,

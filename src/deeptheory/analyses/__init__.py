@@ -3,7 +3,7 @@ a late step, the landscape around it, its norms and margins, its robustness).
 
 An analysis job (rule ``analyze``) loads the runs of one unit (``grid.analysis_units``):
 each run's weights from ``model.pt`` and the very training subset and labels it was
-trained on (``run.subset``, from its spec), and hands them to the target's analysis
+trained on (``run.subsets.subset``, from its spec), and hands them to the target's analysis
 function (its registry entry's ``analyzer``, in the target's family module), which returns an
 :class:`~deeptheory.targets.Analysis`: a table, and arrays a figure needs whole. The
 target then reads those tables, never the nets: its claims are plain functions of rows.
@@ -20,7 +20,7 @@ import torch
 
 from .. import models
 from ..datasets import Dataset
-from ..run import subset
+from ..run.subsets import subset
 from ..spec import RunSpec
 
 

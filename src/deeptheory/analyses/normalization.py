@@ -1,12 +1,12 @@
 """m90-normalization: the normalized margin and the layer norms of a trained homogeneous CNN
-(``deeptheory.normalization``), plain, weight- or batch-normalized.
+(``deeptheory.models.normalization``), plain, weight- or batch-normalized.
 
 Per net, on the training subset and labels it was trained on, as one batch (the batch of
 full-batch GD, so a BN net sees the statistics it trained with): the normalized margin
 min_i (f_y(x_i) - max_{j != y} f_j(x_i)) / prod_k |W_k|_F of the effective weights, the
 margin under per-unit normalization (``unit_margin``), and the squared Frobenius norms of
 every trained tensor at init and at the end. The init is the run's own
-(``run.initial_model``: seeded, so it is rebuilt exactly), which is all that the balance
+(``run.streams.initial_model``: seeded, so it is rebuilt exactly), which is all that the balance
 claim needs: under gradient flow d/dt |W_k|^2 is the same for every layer k, so the
 differences |W_k|^2 - |W_k+1|^2 at the end should equal those at init.
 
@@ -24,9 +24,10 @@ import pandas as pd
 import torch
 
 from .. import models
-from .. import normalization as NZ
+from ..models import normalization as NZ
 from ..engine import train_run
-from ..run import evaluate, initial_model
+from ..run.evaluation import evaluate
+from ..run.streams import initial_model
 from ..targets import Analysis
 from . import TrainedRun
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from .. import models
-from ..run import EVAL_CHUNK
+from ..run.evaluation import EVAL_CHUNK
 from . import TrainedRun
 
 

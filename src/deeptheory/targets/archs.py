@@ -5,7 +5,7 @@ generalize well?" (slides-zhang-table: "As model complexity grows (p > n), train
 goes down to zero, but test error does not increase").
 
 One row per architecture (model, width and training recipe; mean over seeds), beside the
-published row it stands for. The models are in ``deeptheory.archs``; the published rows are
+published row it stands for. The models are in ``deeptheory.models.archs``; the published rows are
 matched to runs by (model, recipe), the recipes of config ``profiles.<profile>.recipes``.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import archs
+from ..models import archs
 from .. import claims as C
 from .. import plots
 from . import Inputs, Outcome, Target

@@ -288,7 +288,7 @@ def gen_vs_w(inp: Inputs) -> Outcome:
 # --- t3-sgdl: memo073 Fig 6, eq. 5 -------------------------------------------------------
 
 # What pairs an SGDL run with its SGD run: every coordinate of the run id but the noise
-# (metrics columns, as every run writes them: deeptheory.run.with_run_fields).
+# (metrics columns, as every run writes them: deeptheory.run.results.with_run_fields).
 PAIR_KEYS = ["dataset", "model", "width", "N", "labels", "init_scale", "seed", "stop", "subset_seed"]
 SGDL_CLAIMS = ("t3-sgdl:final-test-tracks-sgd", "t3-sgdl:test-curve-tracks-sgd", "t3-sgdl:sgdl-better-validation")
 SGDL_TEXTS = ("SGDL tracks SGD: final test error within a tolerance of SGD's",

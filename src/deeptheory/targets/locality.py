@@ -45,7 +45,7 @@ TARGETS = [
     ),
 ]
 
-# The roles of the three families (deeptheory.locality), in the order of the figure's legend.
+# The roles of the three families (deeptheory.models.locality), in the order of the figure's legend.
 FAMILY = {"fc": "fcnet", "lc": "localnet", "conv": "convnet"}
 LABEL = {"fc": "fully connected (fcnet)", "lc": "locally connected (localnet)", "conv": "convolutional (convnet)"}
 READ_POINTS = 101  # points of the overlap, evenly spaced in log10 W, the gaps are averaged over

@@ -2,7 +2,7 @@
 against weight normalization (WN) and batch normalization (BN), from balanced and
 unbalanced layer inits, in two settings.
 
-- Setting A, "cnn": the bias-free homogeneous ReLU CNNs of ``deeptheory.normalization``
+- Setting A, "cnn": the bias-free homogeneous ReLU CNNs of ``deeptheory.models.normalization``
   (families hcnn, hcnnu, hcnnwn, hcnnbn) trained by the engine with full-batch GD (the
   recipe the config names) for one step count; each net analysed alone (its ``analyzer``,
   ``deeptheory.analyses.normalization``): its normalized margin on its training subset and

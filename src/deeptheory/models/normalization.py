@@ -18,7 +18,7 @@ Every family is two 5x5 convolutions of width w without padding and a linear rea
   scale and shift. ``track_running_stats=False``: batch statistics in training and in
   evaluation alike, since the packed engine carries no buffers. Under full-batch GD the
   training batch is the whole training subset, so training and the analysis see the same
-  statistics; an evaluation in chunks (``run.EVAL_CHUNK``) or on the test set uses those
+  statistics; an evaluation in chunks (``run.evaluation.EVAL_CHUNK``) or on the test set uses those
   of its chunk.
 
 Init (``finish_init``, which ``models.init_params`` calls after its draws): every family

@@ -12,12 +12,12 @@
 - ``polyconv5``: memo073 Figs 21-24, ``allconv5`` with every ReLU replaced by its degree-10
   polynomial fit (:data:`POLY_RELU`): a polynomial network of the same architecture.
 - ``convnet``, ``localnet``, ``fcnet``: slides-locality, convolutional vs locally connected vs
-  fully connected nets of one depth (``deeptheory.locality``).
+  fully connected nets of one depth (``deeptheory.models.locality``).
 - ``hcnn``, ``hcnnu``, ``hcnnwn``, ``hcnnbn``: m90-normalization, a bias-free homogeneous
   ReLU CNN plain, from an unbalanced init, weight- and batch-normalized
-  (``deeptheory.normalization``).
+  (``deeptheory.models.normalization``).
 - ``mlp``, ``alexnet``, ``inception``, ``wrn``, ``cudaconvnet``, ``resnet``: t3-archs and
-  slides-zhang-table, Zhang et al.'s (2017) CIFAR-10 architectures (``deeptheory.archs``).
+  slides-zhang-table, Zhang et al.'s (2017) CIFAR-10 architectures (``deeptheory.models.archs``).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def init_params(model: nn.Module, seed: int, scale: float = 1.0) -> None:
 
     Drawing from a per-run generator, not the global one, keeps a run's init the same
     whether it trains alone or packed with others. A model with a ``finish_init`` method
-    finishes its own init after the draws (``deeptheory.normalization``: balanced or
+    finishes its own init after the draws (``deeptheory.models.normalization``: balanced or
     unbalanced layer norms, weight-normalization gains).
     """
     gen = torch.Generator().manual_seed(int(seed))
