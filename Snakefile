@@ -5,6 +5,7 @@
 #   snakemake --cores all --configfile config/offline.yaml  # quick profile, local sources only
 #   snakemake --cores all --config profile=paper            # the memos' grids (one GPU)
 # Targets, keys and layout: README.md, config/README.md, docs/CATALOG.md.
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,12 @@ from snakemake.utils import min_version
 
 min_version("8.20")
 STARTED = time.time()
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+# This checkout's library, for the DAG and for every job's script (they inherit the
+# environment): another checkout's editable install must not train this one's runs, and
+# provenance names the commit of the code that ran.
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
 from deeptheory import configcheck  # noqa: E402
 
 # Each problem of the config in one line (file, key, value, what is allowed), read before

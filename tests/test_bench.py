@@ -25,11 +25,11 @@ def test_the_paper_estimate_walks_each_pack_down_its_bucket_sizes():
     measured = {("allconv5", w, s): (1e-3, 2.0) for w in (16, 64) for s in (1, 4, 16, 64, 256)}
     est = bench.paper_estimate(measured, None)
     plan, _ = bench.paper_plan()
-    longest = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
+    longest = sum(max(plan.specs[r].max_epochs * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
                   for runs in plan.packs.values())
     assert est["steps"] == longest and est["runs"] == len(plan.specs) and est["packs"] == len(plan.packs)
     # a width beyond the widest measured (64) scales its pack's latency by width / 64
-    scaled = sum(max(plan.specs[r].epoch_cap * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
+    scaled = sum(max(plan.specs[r].max_epochs * -(-plan.specs[r].N // plan.specs[r].batch_size) for r in runs)
                  * max(1.0, plan.specs[runs[0]].width / 64) for runs in plan.packs.values())
     assert est["train_s"] == pytest.approx(scaled * 1e-3)
     assert est["warm_s"] > 0

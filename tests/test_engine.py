@@ -342,3 +342,31 @@ def test_only_runs_whose_schedules_agree_up_to_the_fork_share_a_prefix(tiny):
     with_milestones = replace(long, max_epochs=2)  # no prefix of `long`: its milestone falls at epoch 1
     assert train_run(long, tiny, twin=train_run(with_milestones, tiny).final_state).continued_from is None
     assert not shares_prefix(short, long)
+
+
+def test_the_stop_rule_has_one_grammar_the_schema_writes_too():
+    """spec.STOP_PATTERN is the id's field and the parser's grammar; the config schema's
+    pattern for key ``stop`` must be the very same (anchored), so all three agree."""
+    import yaml
+
+    from deeptheory.schema import SCHEMA
+    from deeptheory.spec import STOP_PATTERN
+
+    def patterns(node):
+        if isinstance(node, dict):
+            if "stop" in node and isinstance(node["stop"], dict) and "pattern" in node["stop"]:
+                yield node["stop"]["pattern"]
+            for v in node.values():
+                yield from patterns(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from patterns(v)
+
+    found = set(patterns(yaml.safe_load(SCHEMA.read_text())))
+    assert found == {f"^({STOP_PATTERN})$"}
+    for good, fields in [("zero", (True, 0)), ("zero+50", (True, 50)), ("e30", (False, 0))]:
+        got = parse_stop(good, 300)
+        assert (got["stop_at_zero"], got["past_zero"]) == fields
+    for bad in ["zero+", "e", "e3x", "zero50", "E30"]:
+        with pytest.raises(ValueError):
+            parse_stop(bad, 300)

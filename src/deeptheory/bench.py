@@ -253,7 +253,7 @@ def paper_estimate(measured: dict, eval_s: float | None, configfiles=(), min_buc
     for key, run_ids in packs.items():
         specs = [plan.specs[r] for r in run_ids]
         model, width = specs[0].model, specs[0].width
-        steps = sorted(s.epoch_cap * -(-s.N // s.batch_size) for s in specs)
+        steps = sorted(s.max_epochs * -(-s.N // s.batch_size) for s in specs)
         done, seconds, shapes = 0, 0.0, set()
         for k, end in enumerate(steps):  # between the k-th and the next run's end, len(steps) - k are active
             size = max(min_bucket, bucket(len(steps) - k))
@@ -268,7 +268,7 @@ def paper_estimate(measured: dict, eval_s: float | None, configfiles=(), min_buc
         out["steps"] += steps[-1]
         out["train_s"] += seconds
         out["warm_s"] += warm_s
-        model_epochs = sum(s.epoch_cap * s.N / EPOCH for s in specs)
+        model_epochs = sum(s.max_epochs * s.N / EPOCH for s in specs)
         out["model_epochs"] += model_epochs
         # throughput view: every model-epoch at the packed rate of the largest measured pack
         out["throughput_s"] += (model_epochs * _nearest(measured, model, width, largest, scale_width)[0] * per_epoch
@@ -276,7 +276,7 @@ def paper_estimate(measured: dict, eval_s: float | None, configfiles=(), min_buc
         evals = 0.0
         if eval_s is not None:
             n_test = specs[0].n_test or 10_000
-            evals = sum((s.epoch_cap // s.eval_every + 1) * (s.N + n_test) for s in specs) * eval_s
+            evals = sum((s.max_epochs // s.eval_every + 1) * (s.N + n_test) for s in specs) * eval_s
             out["eval_s"] += evals
         out["pack_s"].append(seconds + evals)      # the pack's own sequential time on the device
         out["pack_warm_s"].append(warm_s)
@@ -341,9 +341,9 @@ def h200_calibration(configfiles=()) -> dict:
     key, ids = next((k, r) for k, r in plan.packs.items() if len(r) == runs and plan.specs[r[0]].N == n
                     and plan.specs[r[0]].model == "allconv5")
     specs = [plan.specs[r] for r in ids]
-    steps = max(s.epoch_cap * -(-s.N // s.batch_size) for s in specs)
+    steps = max(s.max_epochs * -(-s.N // s.batch_size) for s in specs)
     train = steps * _nearest(measured, "allconv5", 16, bucket(runs))[0]
-    images = sum((s.epoch_cap // s.eval_every + 1) * (s.N + (s.n_test or 10_000)) for s in specs)
+    images = sum((s.max_epochs // s.eval_every + 1) * (s.N + (s.n_test or 10_000)) for s in specs)
     overhead = sum(H200["overhead_s"]) / 2
     eval_s = max(0.0, H200["pack_job_s"] - overhead - train) / images
     return {"measured": measured, "eval_s": eval_s, "pack": key, "steps": steps, "train_s": train,

@@ -160,7 +160,7 @@ def evaluation_due(book: RunBook, wrong: int) -> bool:
     :meth:`RunBook.end_epoch`). Only a prediction: a run asked for one it did not predict
     is evaluated on its own, so a change of that rule costs speed, never numbers."""
     spec, epoch = book.spec, book.epoch + 1
-    return (spec.stop_at_zero and wrong == 0) or epoch % spec.eval_every == 0 or epoch == spec.epoch_cap
+    return (spec.stop_at_zero and wrong == 0) or epoch % spec.eval_every == 0 or epoch == spec.max_epochs
 
 
 # ---------------------------------------------------------------------------------------

@@ -17,11 +17,15 @@ import dataclasses
 import re
 from dataclasses import dataclass
 
+# The stopping rule's one grammar (its meaning: STOP below): the run id's field, the parser
+# and the config schema's pattern for key ``stop`` (tests/test_engine.py checks the schema).
+STOP_PATTERN = r"zero|zero\+[0-9]+|e[0-9]+"
+
 # The run id's format, and the pattern of each of its fields.
 RUN_ID = "{dataset}/{model}_w{width}_N{N}_{labels}_i{init}_s{seed}_{stop}{opts}"
 RUN_ID_FIELDS = {"dataset": "[a-z0-9-]+", "model": "[a-z0-9]+", "width": "[0-9]+", "N": "[0-9]+",
                  "labels": "natural|random", "init": "[0-9.e+-]+", "seed": "[0-9]+",
-                 "stop": r"zero|zero\+[0-9]+|e[0-9]+", "opts": r"(?:_sgdl[0-9.e+-]+)?(?:_d[0-9]+)?(?:_r[a-z0-9]+)?"}
+                 "stop": STOP_PATTERN, "opts": r"(?:_sgdl[0-9.e+-]+)?(?:_d[0-9]+)?(?:_r[a-z0-9]+)?"}
 
 # Run options, each written into the id only when it is not the plain default, so the ids
 # of plain SGD runs read as they always did:
@@ -45,17 +49,17 @@ BATCH_STATISTICS = ("hcnnbn", "inception", "wrn", "resnet")
 #   zero     train until the training error is exactly 0, or the epoch cap
 #   zero+K   the same, then K more epochs (memo100: the margin keeps growing after the fit)
 #   eK       exactly K epochs, whatever the training error (a budget the memo states)
-STOP = re.compile(r"(?:zero(?:\+(?P<past>[0-9]+))?|e(?P<epochs>[0-9]+))$")
+STOP = re.compile(f"(?:{STOP_PATTERN})$")
 
 
 def parse_stop(stop: str, max_epochs: int) -> dict:
     """The spec fields a stopping rule sets, given the profile's epoch cap."""
-    m = STOP.match(str(stop))
-    if not m:
+    stop = str(stop)
+    if not STOP.match(stop):
         raise ValueError(f"stop must read 'zero', 'zero+K' or 'eK' (K epochs), not {stop!r}")
-    if m["epochs"] is not None:
-        return {"stop_at_zero": False, "past_zero": 0, "max_epochs": int(m["epochs"])}
-    return {"stop_at_zero": True, "past_zero": int(m["past"] or 0), "max_epochs": int(max_epochs)}
+    if stop.startswith("e"):
+        return {"stop_at_zero": False, "past_zero": 0, "max_epochs": int(stop[1:])}
+    return {"stop_at_zero": True, "past_zero": int(stop.partition("+")[2] or 0), "max_epochs": int(max_epochs)}
 RUN_ID_REGEX = RUN_ID.format(**{k: f"(?:{p})" for k, p in RUN_ID_FIELDS.items()})
 _PARSER = re.compile(RUN_ID.format(**{k: f"(?P<{k}>{p})" for k, p in RUN_ID_FIELDS.items()}) + "$")
 
@@ -113,7 +117,7 @@ class RunSpec:
 
     @property
     def milestone_epochs(self) -> tuple[int, ...]:
-        return tuple(round(m * self.epoch_cap) for m in self.lr_milestones)
+        return tuple(round(m * self.max_epochs) for m in self.lr_milestones)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of epoch ``epoch`` (0 is the first)."""
@@ -130,12 +134,6 @@ class RunSpec:
         if not self.stop_at_zero:
             return f"e{self.max_epochs}"
         return "zero" if self.past_zero == 0 else f"zero+{self.past_zero}"
-
-    @property
-    def epoch_cap(self) -> int:
-        """The same for every N of a sweep: a smaller cap for large N would make part of
-        "train error rises past W" the budget's doing."""
-        return self.max_epochs
 
     def to_dict(self) -> dict:
         """Plain JSON values (a list, not a tuple), so a dict read back from provenance compares equal."""

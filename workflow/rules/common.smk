@@ -2,11 +2,9 @@
 # apply live in the library (deeptheory.grid, packing, datacheck, gpu), so the DAG is a function of config,
 # the asked-for targets and the finished runs' records.
 import sys
-from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from deeptheory import grid, packing, paths  # noqa: E402  (plain data: no pandas, matplotlib or torch)
 from deeptheory.spec import RUN_ID_REGEX  # noqa: E402
 from deeptheory.targets import REGISTRY, caption as registry_caption  # noqa: E402

@@ -35,7 +35,7 @@ class RunBook:
         self.start_epoch = self.epoch
         self.wall_before = 0.0 if state is None else float(state["wall_s"])
         self.t0 = time.perf_counter()
-        self.done = bool(self.rows) and self.rows[-1]["final"] or self.epoch >= spec.epoch_cap
+        self.done = bool(self.rows) and self.rows[-1]["final"] or self.epoch >= spec.max_epochs
         # The epoch the training error was first found exactly 0 (its rows say so on resume).
         self.zero_epoch = next((r["epoch"] for r in self.rows if r["train_err"] == 0.0), None)
         self.diverged = any(r.get("diverged", False) for r in self.rows)
@@ -58,7 +58,7 @@ class RunBook:
                "diverged": self.diverged, "plateaued": self.plateaued, "wall_s": self.wall}
         self.rows.append(row)
         log.info("%s epoch %d/%d  loss %.4f  train err %.4f  test err %.4f", self.spec.run_id, self.epoch,
-                 self.spec.epoch_cap, train[0], train[1], test[1])
+                 self.spec.max_epochs, train[0], train[1], test[1])
 
     def end_epoch(self, wrong: int, loss_sum: float, eval_train, eval_test) -> bool:
         """Close an epoch given its running mistakes and summed loss over the minibatches."""
@@ -66,7 +66,7 @@ class RunBook:
         self.epoch += 1
         self.loss_curve.append(loss_sum / self.spec.N)
         spec = self.spec
-        cap = spec.epoch_cap
+        cap = spec.max_epochs
         stop_due = self.zero_epoch is not None and self.epoch >= self.zero_epoch + spec.past_zero
         maybe_fit = spec.stop_at_zero and self.zero_epoch is None and wrong == 0
         # A non-finite loss (activations that overflow: the polynomial net's x^10 outside its

@@ -25,7 +25,7 @@ def with_run_fields(rows: list[dict], spec: RunSpec, n_params: int, n_test: int,
     common = {"run_id": spec.run_id, "dataset": spec.dataset, "model": spec.model, "width": spec.width,
               "n_params": n_params, "n_neurons": models.n_neurons(spec.model, spec.width), "N": spec.N,
               "labels": spec.labels, "label_seed": spec.label_seed if spec.labels == "random" else None,
-              "seed": spec.seed, "init_scale": spec.init_scale, "epoch_cap": spec.epoch_cap,
+              "seed": spec.seed, "init_scale": spec.init_scale, "max_epochs": spec.max_epochs,
               "stop": spec.stop, "noise": spec.noise, "subset_seed": spec.subset_seed,  # so targets never parse the id
               # the training settings (a recipe's, or the profile's): a table can say how each run trained
               "recipe": spec.recipe, "lr": spec.lr, "momentum": spec.momentum, "batch_size": spec.batch_size,
