@@ -5,7 +5,6 @@
 #   snakemake --cores all --configfile config/offline.yaml  # quick profile, local sources only
 #   snakemake --cores all --config profile=paper            # the memos' grids (one GPU)
 # Targets, keys and layout: README.md, config/README.md, docs/CATALOG.md.
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,8 +19,9 @@ STARTED = time.time()
 # provenance names the commit of the code that ran.
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join([SRC, *filter(None, [os.environ.get("PYTHONPATH")])])
-from deeptheory import configcheck  # noqa: E402
+from deeptheory import configcheck, paths  # noqa: E402
+
+paths.put_first_on_pythonpath(SRC)
 
 # Each problem of the config in one line (file, key, value, what is allowed), read before
 # Snakemake's own reading of config.yaml, which names no file or line.

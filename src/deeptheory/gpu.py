@@ -59,6 +59,17 @@ def bucket(n: int) -> int:
     return 1 << max(0, int(n) - 1).bit_length()
 
 
+def trains_on_cuda(device: str, on_cluster: bool) -> bool:
+    """Whether training jobs run on CUDA, decided where the DAG is built (without torch).
+    ``auto`` is CUDA where the NVIDIA driver's tool is on the PATH, and never on a cluster:
+    the machine that submits says nothing about the nodes (there the GPU path is the user's
+    own ``device=cuda``)."""
+    device = str(device)
+    if device == "auto":
+        return not on_cluster and shutil.which("nvidia-smi") is not None
+    return device.startswith("cuda")
+
+
 def packs_per_gpu(config: dict) -> int:
     return int((config.get("resources") or {}).get("packs_per_gpu", PACKS_PER_GPU))
 

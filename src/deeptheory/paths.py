@@ -71,3 +71,12 @@ def pack_dir(key: str, root: str | Path = RESULTS) -> Path:
 def analysis(target: str, unit: str, suffix: str, root: str | Path = RESULTS) -> Path:
     """One analysis job's table (.csv) or arrays (.npz): per target and unit (its first run's id)."""
     return Path(root) / "analyses" / target / f"{unit}{suffix}"
+
+
+def put_first_on_pythonpath(folder: str) -> None:
+    """Make ``folder`` (a checkout's src) the first place every job's script imports from:
+    they inherit this process's environment, and another checkout's editable install must
+    not train this one's runs (provenance names the commit of the code that ran)."""
+    import os
+
+    os.environ["PYTHONPATH"] = os.pathsep.join([folder, *filter(None, [os.environ.get("PYTHONPATH")])])

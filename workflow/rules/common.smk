@@ -134,28 +134,18 @@ if not workflow.remote_exec:
 # (config resources.packs_per_gpu) and gpu_mem_mb = the GPU's memory (nvidia-smi, or config
 # resources.gpu_mem_mb) less a margin, so Snakemake's scheduler never starts more packs than
 # the slots or than the memory holds. `--resources gpu=N gpu_mem_mb=M` wins (setdefault).
-# On a cluster (the main Snakemake with an executor's --jobs: _nodes is set; a job's own
+# On a cluster (the main Snakemake with an executor's --jobs: its nodes are set; a job's own
 # Snakemake runs with --mode remote) each job gets its own GPU: no limit here, and no
 # gpu_mem_mb. There the machine that submits says nothing about the nodes, so `device: auto`
 # means the CPU, and the GPU path is the user's own `--config device=cuda`: training jobs then
 # ask for one GPU each (resource gpu, the SLURM executor's --gpus). The device lives in
 # config, not in a profile, because a profile's `config:` is dropped whenever the user passes
 # --config.
-import shutil  # noqa: E402
-
 from deeptheory import gpu  # noqa: E402
 
-ON_CLUSTER = workflow.remote_exec or workflow.global_resources["_nodes"].value is not None
-
-
-def _trains_on_cuda():
-    device = str(config.get("device", "auto"))
-    if device == "auto":  # as deeptheory.devices.resolve_device, without importing torch
-        return not ON_CLUSTER and shutil.which("nvidia-smi") is not None  # the NVIDIA driver's tool
-    return device.startswith("cuda")
-
-
-TRAIN_GPUS = max(1, train_resources("train_gpus", 0)) if _trains_on_cuda() else train_resources("train_gpus", 0)
+ON_CLUSTER = workflow.remote_exec or workflow.resource_settings.nodes is not None
+TRAIN_GPUS = (max(1, train_resources("train_gpus", 0)) if gpu.trains_on_cuda(config.get("device", "auto"), ON_CLUSTER)
+              else train_resources("train_gpus", 0))
 SHARED_GPU = bool(TRAIN_GPUS) and not ON_CLUSTER
 if SHARED_GPU:
     for _name, _limit in gpu.local_limits(config).items():
