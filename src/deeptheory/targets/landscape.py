@@ -88,7 +88,7 @@ def _run_fields(run) -> dict:
     s = run.spec
     return {"dataset": s.dataset, "model": s.model, "width": s.width, "labels": s.labels, "N": s.N,
             "n_params": sum(p.numel() for p in run.params.values()),
-            "seed": s.seed, "train_err_final": float(run.metrics["train_err"].iloc[-1])}
+            "seed": s.seed, "train_err_final": float(C.final_rows(run.metrics)["train_err"].iloc[0])}
 
 
 def _setup(rows: pd.DataFrame, what: str) -> str:
