@@ -182,3 +182,17 @@ def test_the_command_prints_the_breakdown(build, capsys, tmp_path_factory):
     assert len(pd.read_csv(out / "jobs.csv")) == len(JOBS) - 1
     assert cli.main(["timeline", "-d", str(out)]) == 2
     assert "no benchmarks/ folder" in capsys.readouterr().err
+
+
+def test_a_continued_run_counts_only_the_steps_and_seconds_past_its_twin(tmp_path):
+    """A run that continued its twin (provenance continued_from) carries the twin's epochs and
+    clock in its rows; the twin's job trained those, so they count there, not twice."""
+    runs = tmp_path / "results" / "runs" / "ds"
+    write_run(runs / "twin", model="m", epoch=30, N=64, batch=32, wall_s=6.0, device="cpu")
+    write_run(runs / "long", model="m", epoch=50, N=64, batch=32, wall_s=10.0, device="cpu")
+    prov = json.loads((runs / "long" / "provenance.json").read_text())
+    prov["continued_from"] = {"run_id": "ds/twin", "epoch": 30}
+    (runs / "long" / "provenance.json").write_text(json.dumps(prov))
+    assert timeline.own_share(tmp_path, prov) == (40, pytest.approx(4.0))   # 20 epochs x 2 steps, 10 - 6 s
+    twin = json.loads((runs / "twin" / "provenance.json").read_text())
+    assert timeline.own_share(tmp_path, twin) == (60, 6.0)

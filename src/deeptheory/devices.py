@@ -35,9 +35,15 @@ def visible_device(name: str):
     return resolve_device(name)
 
 
+def nvidia_driver() -> bool:
+    """Whether the NVIDIA driver's tool is on the PATH: without it no CUDA device can be
+    visible, which is known without importing torch."""
+    return shutil.which("nvidia-smi") is not None
+
+
 def visible_device_name(name: str) -> str:
     """``str(visible_device(name))`` without importing torch on a machine with no NVIDIA
     driver (no ``nvidia-smi``), where CUDA cannot be visible."""
-    if name == "cpu" or shutil.which("nvidia-smi") is None:
+    if name == "cpu" or not nvidia_driver():
         return "cpu"
     return str(visible_device(name))

@@ -24,6 +24,7 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from .devices import nvidia_driver
 from .formats import IMAGE_SHAPE, TEST_IMAGES, TRAIN_IMAGES
 from .spec import BATCH_STATISTICS
 
@@ -66,7 +67,7 @@ def trains_on_cuda(device: str, on_cluster: bool) -> bool:
     own ``device=cuda``)."""
     device = str(device)
     if device == "auto":
-        return not on_cluster and shutil.which("nvidia-smi") is not None
+        return not on_cluster and nvidia_driver()
     return device.startswith("cuda")
 
 

@@ -249,14 +249,31 @@ def throughput(workdir: str | Path, jobs: pd.DataFrame) -> pd.DataFrame:
             runs = [p for p in runs if p.get("engine") == "packed" and _created(p) >= job["start"] - CREATED_TOL_S]
         if not runs:
             continue
-        steps = [p["final"]["epoch"] * -(-p["final"]["N"] // p["final"]["batch_size"]) for p in runs]
-        train_s = max(float(p["wall_s"]) for p in runs)
+        steps, seconds = zip(*(own_share(Path(workdir), p) for p in runs))
+        train_s = max(seconds)
         rows.append({"kind": job["kind"], "job": job["job"], "lane": job["lane"],
                      "model": "+".join(sorted({p["final"]["model"] for p in runs})), "runs": len(runs),
                      "steps": int(sum(steps)), "train_s": round(train_s, 3), "job_s": job["wall_s"],
                      "steps_per_s": sum(steps) / train_s if train_s > 0 else math.nan})
     return pd.DataFrame(rows, columns=["kind", "job", "lane", "model", "runs", "steps", "train_s", "job_s",
                                        "steps_per_s"])
+
+
+def own_share(workdir: Path, prov: dict) -> tuple[int, float]:
+    """A run's own SGD steps and training seconds. A run that continued its twin
+    (provenance ``continued_from``) carries the twin's epochs and clock in its rows; the
+    twin's job trained those, so they count there only."""
+    per_epoch = -(-prov["final"]["N"] // prov["final"]["batch_size"])
+    steps, seconds = prov["final"]["epoch"] * per_epoch, float(prov["wall_s"])
+    twin = prov.get("continued_from")
+    if twin:
+        try:
+            twin_s = float(json.loads((workdir / "results" / "runs" / twin["run_id"] / "provenance.json")
+                                      .read_text())["wall_s"])
+        except (OSError, ValueError, KeyError):
+            twin_s = 0.0  # the twin's record is gone: its share cannot be told apart
+        steps, seconds = steps - twin["epoch"] * per_epoch, max(seconds - twin_s, 0.0)
+    return steps, seconds
 
 
 def _created(prov: dict) -> float:
