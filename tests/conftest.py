@@ -22,6 +22,15 @@ from deeptheory import configcheck, formats
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_every_epoch(monkeypatch):
+    """Tests kill runs after a given epoch and resume them, so every run (in this process and
+    in the builds it starts) checkpoints after every epoch; by default checkpoints are spaced
+    in seconds (run.checkpoints.interval_s), which a test's small runs never reach. The
+    spacing has its own test (test_engine)."""
+    monkeypatch.setenv("DEEPTHEORY_CHECKPOINT_S", "0")
+
+
 def checkout_config(*configfiles: str, **overrides) -> dict:
     """The config a build of this checkout sees with config/<each of ``configfiles``> as
     --configfile and ``overrides`` as --config: the one loader's (merged, validated, the

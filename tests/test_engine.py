@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from deeptheory.engine import train_run
+from deeptheory.run import checkpoints
 from deeptheory.run.subsets import training_subset
 from deeptheory.spec import RunSpec, parse_run_id, parse_stop, shares_prefix, twins
 
@@ -95,6 +96,30 @@ def test_killed_run_resumes_from_checkpoint(tiny, tmp_path):
     assert [r["train_loss"] for r in resumed.rows] == [r["train_loss"] for r in straight.rows]
     for k in straight.state_dict:
         assert torch.equal(resumed.state_dict[k], straight.state_dict[k])
+
+
+def test_checkpoints_are_spaced_in_seconds(tiny, tmp_path, monkeypatch):
+    """A run saves at most once per checkpoint_s seconds: with a spacing longer than the run,
+    a kill after epoch 2 leaves no checkpoint and the rerun starts afresh, with the same
+    numbers. The default spacing is 10 s on the CPU, 60 s on CUDA; the environment's
+    DEEPTHEORY_CHECKPOINT_S and an explicit value win, in that order."""
+    ckpt = tmp_path / "run.pt"
+
+    def kill_after_two(epoch, model):
+        if epoch == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_run(spec(max_epochs=4), tiny, checkpoint=ckpt, on_epoch_end=kill_after_two, checkpoint_s=1e9)
+    assert not ckpt.exists()
+    again = train_run(spec(max_epochs=4), tiny, checkpoint=ckpt, checkpoint_s=1e9)
+    assert again.resumed_from_epoch == 0 and not ckpt.exists()  # a finished run leaves none: model.pt keeps it
+    assert [r["train_loss"] for r in again.rows] == [r["train_loss"] for r in train_run(spec(max_epochs=4), tiny).rows]
+
+    monkeypatch.delenv("DEEPTHEORY_CHECKPOINT_S")
+    assert checkpoints.interval_s("cpu") == 10.0 and checkpoints.interval_s(torch.device("cuda", 0)) == 60.0
+    monkeypatch.setenv("DEEPTHEORY_CHECKPOINT_S", "2.5")
+    assert checkpoints.interval_s("cpu") == 2.5 and checkpoints.interval_s("cpu", 0.0) == 0.0
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tiny, tmp_path):
@@ -370,3 +395,21 @@ def test_the_stop_rule_has_one_grammar_the_schema_writes_too():
     for bad in ["zero+", "e", "e3x", "zero50", "E30"]:
         with pytest.raises(ValueError):
             parse_stop(bad, 300)
+
+
+def test_metrics_rows_are_written_as_pandas_writes_them(tiny, tmp_path):
+    """A training job writes metrics.csv without importing pandas (atomic.write_rows); the
+    bytes are pandas.DataFrame(rows).to_csv's, for a run's own rows and for every kind of column pandas
+    infers: whole numbers, floats, whole numbers with a gap, booleans with a gap, strings
+    with commas and quotes, a column of gaps, NaN, and a key that appears late."""
+    from deeptheory import atomic
+
+    run = train_run(spec(max_epochs=6, eval_every=2), tiny)
+    made = [run.rows,
+            [{"a": 1, "b": 0.1, "c": None, "d": True, "e": "x,y", "f": None, "g": float("nan")},
+             {"a": 2, "b": 2, "c": 120, "d": None, "e": 'say "z"', "f": None, "g": 1e-05, "late": 3.0},
+             {"a": 3, "b": 1e300, "c": 7, "d": False, "e": "", "f": None, "g": float("inf")}]]
+    for rows in made:
+        atomic.write_rows(tmp_path / "ours.csv", rows)
+        atomic.write_csv(tmp_path / "pandas.csv", pd.DataFrame(rows))
+        assert (tmp_path / "ours.csv").read_bytes() == (tmp_path / "pandas.csv").read_bytes()

@@ -58,6 +58,43 @@ def write_csv(path, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def write_rows(path, rows: list[dict]) -> None:
+    """Rows (one dict each) as a CSV, byte for byte what ``write_csv(path,
+    pandas.DataFrame(rows))`` writes (tested), without importing pandas: a training job
+    writes its metrics this way and spends ~0.25 s less starting. Columns come in the order
+    they first appear; each column is formatted as the type pandas infers for it would be
+    (``csv_cells``)."""
+    import csv
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    cells = [csv_cells([r.get(c) for r in rows]) for c in columns]
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            out = csv.writer(f, lineterminator="\n")
+            out.writerow(columns)
+            out.writerows(zip(*cells) if rows else [])
+
+
+def csv_cells(values: list) -> list[str]:
+    """One column's values as pandas writes them: missing values (None, NaN) empty; a column
+    of whole numbers with a missing value becomes floats (pandas' float64: 120 -> "120.0"),
+    as does one mixing whole and fractional numbers; floats in their shortest round-trip
+    form; anything else as ``str``."""
+    import math
+    import numbers
+
+    def missing(v):
+        return v is None or (isinstance(v, float) and math.isnan(v))
+
+    present = [v for v in values if not missing(v)]
+    numeric = all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in present)
+    floats = numeric and present and (len(present) < len(values) or any(not isinstance(v, numbers.Integral)
+                                                                          for v in present))
+    if floats:
+        return ["" if missing(v) else repr(float(v)) for v in values]
+    return ["" if missing(v) else (repr(float(v)) if isinstance(v, float) else str(v)) for v in values]
+
+
 def save_torch(path, obj) -> None:
     import torch
 

@@ -3,14 +3,15 @@ data resident on the device (no per-sample loader).
 
 A run trains until its training error is exactly 0 or its epoch cap (docs/CATALOG.md,
 training protocol), evaluates the full training subset and the test set every
-``eval_every`` epochs and at the end, and checkpoints atomically after every epoch so a
-killed job resumes where it was. ``deeptheory.packed`` trains many runs at once with the
+``eval_every`` epochs and at the end, and checkpoints atomically (at most every
+``run.checkpoints.interval_s`` seconds) so a killed job resumes close to where it was. ``deeptheory.packed`` trains many runs at once with the
 same semantics; both use the kit in ``deeptheory.run``.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import torch
@@ -29,12 +30,13 @@ log = logging.getLogger(__name__)
 
 
 def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_epoch_end=None,
-              twin: dict | None = None) -> RunResult:
+              twin: dict | None = None, checkpoint_s: float | None = None) -> RunResult:
     """Train one run; resume from ``checkpoint`` if it holds this spec's state, else go on
     from ``twin``, the final state (RunResult.final_state) of a run whose epochs this one
     trains first (run.checkpoints.fork), else start afresh.
     ``on_epoch_end(epoch, model)`` is called after each epoch (an analysis that replays a
-    deterministic run reads the net at every step this way)."""
+    deterministic run reads the net at every step this way). The checkpoint is written at
+    most once per ``checkpoint_s`` seconds (run.checkpoints.interval_s; 0: every epoch)."""
     device = data.device
     x, y = training_subset(spec, data)
     x_test, y_test = data.x_test[: spec.n_test], data.y_test[: spec.n_test]
@@ -57,6 +59,7 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
     eval_train = lambda: evaluate(model, x, y)  # noqa: E731
     eval_test = lambda: evaluate(model, x_test, y_test)  # noqa: E731
     book.replay(eval_train, eval_test)
+    every, saved_at = checkpoints.interval_s(device, checkpoint_s), time.monotonic()
 
     while not book.done:
         model.train()
@@ -82,7 +85,9 @@ def train_run(spec: RunSpec, data: Dataset, checkpoint: Path | None = None, on_e
             loss_sum += loss.item() * len(idx)
         model.eval()
         book.end_epoch(int(wrong), loss_sum, eval_train, eval_test)
-        checkpoints.save(checkpoint, book, dict(model.named_parameters()), named(model, momentum), order, noise)
+        if time.monotonic() - saved_at >= every and not book.done:  # done: model.pt keeps it
+            checkpoints.save(checkpoint, book, dict(model.named_parameters()), named(model, momentum), order, noise)
+            saved_at = time.monotonic()
         if on_epoch_end is not None:
             on_epoch_end(book.epoch, model)
     book.finish(eval_train, eval_test)

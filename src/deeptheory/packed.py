@@ -78,15 +78,15 @@ class PackOptions:
     amp: bf16 autocast for the training forward and backward (CUDA only; weights,
         momentum, updates and every evaluation stay fp32).
     checkpoint_s: at most one checkpoint per run in this many seconds, and always one when
-        it stops (default 60 on CUDA, where a small run's epoch ends every few ms and a
-        checkpoint costs a few; 0 = every epoch, the CPU default). A killed pack resumes
-        from each run's last checkpoint, at most this much training ago.
+        it stops (default: run.checkpoints.interval_s, 60 on CUDA, 10 on the CPU; 0 = every
+        epoch). A killed pack resumes from each run's last checkpoint, at most this much
+        training ago.
     min_bucket: the smallest static pack size (default 1). Each bucket size a pack steps
         at is one more compile and capture; on a GPU a step of 8 or 16 small runs may cost
         no more than a step of 1, and a larger floor saves those warm-ups.
 
     Environment variables DEEPTHEORY_PACK_COMPILE / _GRAPH / _AMP (0 or 1),
-    DEEPTHEORY_PACK_CHECKPOINT_S and DEEPTHEORY_PACK_MIN_BUCKET override the defaults,
+    DEEPTHEORY_CHECKPOINT_S and DEEPTHEORY_PACK_MIN_BUCKET override the defaults,
     e.g. to step eagerly on a machine where compiling is slow.
     """
 
@@ -107,8 +107,7 @@ class PackOptions:
         pick["graph"] = pick["graph"] and cuda
         floor = self.min_bucket if self.min_bucket is not None else os.environ.get("DEEPTHEORY_PACK_MIN_BUCKET") or 1
         pick["min_bucket"] = bucket(int(floor))
-        every = self.checkpoint_s if self.checkpoint_s is not None else os.environ.get("DEEPTHEORY_PACK_CHECKPOINT_S")
-        pick["checkpoint_s"] = float(every) if every not in (None, "") else (60.0 if cuda else 0.0)
+        pick["checkpoint_s"] = checkpoints.interval_s(device, self.checkpoint_s)
         return PackOptions(**pick)
 
     def size(self, n: int) -> int:

@@ -7,10 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-import pandas as pd
-
 from . import manifest, paths, provenance
-from .atomic import save_torch, write_csv, write_json
+from .atomic import save_torch, write_json, write_rows
 from .run.results import RunResult
 
 
@@ -21,7 +19,7 @@ def write_run(result: RunResult, folder: Path, *, profile: str, device, verified
     the run's final state (``final_state``: momentum, data-order and noise streams, book),
     which that run starts from (twin_state); other runs keep their weights alone."""
     spec = result.spec
-    write_csv(folder / "metrics.csv", pd.DataFrame(result.rows))
+    write_rows(folder / "metrics.csv", result.rows)
     save_torch(folder / "model.pt", {"spec": spec.to_dict(), "state_dict": result.state_dict,
                                      **({"final_state": result.final_state} if keep_state else {})})
     write_json(folder / "provenance.json", provenance.record(

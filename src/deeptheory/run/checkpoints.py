@@ -5,6 +5,7 @@ and fork, the start a run takes from the final state of a twin whose epochs it t
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -25,6 +26,22 @@ def state(book, params: dict, momentum: dict, order: torch.Generator, noise: tor
             "order": order.get_state(), "noise": noise.get_state(), "rows": [dict(r) for r in book.rows],
             "loss_curve": list(book.loss_curve), "wall_s": book.wall, "last_end": book.last_end,
             "continued_from": book.continued_from}
+
+
+# How often a training run is saved, on either path: at most once per this many seconds of its
+# training, and (packed path) when it stops. On CUDA a small run ends an epoch every few ms; on
+# the CPU a save costs a few ms and grows with the run's rows, and saving every epoch cost the
+# quick build ~40 core-seconds over its ~14,500 run-epochs. A killed job loses at most this
+# much training per run. Env DEEPTHEORY_CHECKPOINT_S overrides it (0: after every epoch).
+INTERVAL_S = {"cuda": 60.0, "cpu": 10.0}
+
+
+def interval_s(device, seconds: float | None = None) -> float:
+    """Seconds between a run's checkpoints: ``seconds`` if given, else the environment's
+    DEEPTHEORY_CHECKPOINT_S, else INTERVAL_S of the device's type."""
+    if seconds is None:
+        seconds = os.environ.get("DEEPTHEORY_CHECKPOINT_S") or None
+    return float(seconds) if seconds is not None else INTERVAL_S["cuda" if torch.device(device).type == "cuda" else "cpu"]
 
 
 def save(path: Path | None, book, params: dict, momentum: dict, order: torch.Generator,
