@@ -80,6 +80,25 @@ def test_three_minimizers_share_one_training_set_and_form_one_unit(plan):
     assert sorted(members) == sorted(s.run_id for s in plan.runs_of("m100-norm-loss")) and len(members) > 1
 
 
+def test_analysis_jobs_hold_one_unit_or_every_unit_of_a_target_on_one_data_set():
+    """Profile key analysis_jobs: 'unit' (paper) gives a job per unit; 'target' (quick) one job
+    per target and data set, named by its first unit, holding those units whole."""
+    quick = grid.plan(checkout_config())  # quick, CIFAR-10 and MNIST: two data sets
+    assert quick.targets and checkout_config()["profiles"]["quick"]["analysis_jobs"] == "target"
+    for tid, units in quick.units.items():
+        jobs = quick.jobs[tid]
+        assert sorted(u for us in jobs.values() for u in us) == sorted(units)   # every unit in one job
+        for job, us in jobs.items():
+            assert job == us[0] and len({quick.specs[units[u][0]].dataset for u in us}) == 1
+            assert quick.job_units(tid, job) == {u: units[u] for u in us}
+        assert len(jobs) == len({quick.specs[m[0]].dataset for m in units.values()})
+    assert len(quick.units["t3-landscape"]) > len(quick.jobs["t3-landscape"])
+    paper = grid.plan(checkout_config(profile="paper"))
+    assert all(jobs == {u: [u] for u in paper.units[tid]} for tid, jobs in paper.jobs.items())
+    with pytest.raises(grid.ConfigError, match="no analysis job"):
+        quick.job_units("t3-landscape", "cifar10/nothing")
+
+
 def test_two_asked_data_sets_standing_in_as_one_train_one_grid():
     config = checkout_config()
     offline = {**config, "substitute": {"cifar10": "fashion-mnist", "mnist": "fashion-mnist"},

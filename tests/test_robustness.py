@@ -13,12 +13,12 @@ from torch import nn
 
 from deeptheory import claims as C
 from deeptheory import models, report
-from deeptheory.analyses import load
+from deeptheory.analyses import analyze_job, load
 from deeptheory.analyses import robustness as R
-from deeptheory.atomic import save_torch, write_csv
+from deeptheory.atomic import load_arrays, save_arrays, save_torch, write_csv
 from deeptheory.engine import train_run
 from deeptheory.spec import RunSpec
-from deeptheory.targets import Inputs, get
+from deeptheory.targets import Inputs, get, unit_arrays
 from deeptheory.targets import robustness as T
 
 from conftest import learnable_images, train_settings, config_claims, held
@@ -177,6 +177,26 @@ def test_analyses_of_a_fit_net_see_it_classify_every_training_example(fit):
 def test_a_diverged_net_is_analysed_without_error(fit):
     run = fit["natural_x10"][0]
     assert np.isnan(get("t3-margins").analyze([run], {}, 0).table["l2_norm"].iloc[0])
+
+
+@pytest.mark.parametrize("tid,cfg", [("t3-norms", {}), ("t3-margins", {}), ("t3-perturb", PERTURB),
+                                     ("slides-spectral-margin", {"power_iterations": 20})])
+def test_one_job_of_several_units_gives_each_unit_what_its_own_job_gives(fit, tid, cfg, tmp_path):
+    """analysis_jobs: target puts a target's units in one job (grid.analysis_jobs); each unit's
+    rows and arrays are then exactly those of a job of its own, and the target reads its
+    arrays back by unit through the job's .npz."""
+    load_fit = lambda name, data: fit[name][0]  # noqa: E731 (the runs are trained once, above)
+    units = {"u/natural": ["natural"], "u/random": ["random"]}
+    together, arrays = analyze_job(get(tid), units, None, cfg, 0, load=load_fit)
+    alone = [analyze_job(get(tid), {u: runs}, None, cfg, 0, load=load_fit) for u, runs in units.items()]
+    pd.testing.assert_frame_equal(together, pd.concat([t for t, _ in alone], ignore_index=True))
+    save_arrays(tmp_path / "job.npz", arrays)
+    read = unit_arrays(load_arrays(tmp_path / "job.npz"))
+    assert sorted(read) == sorted(units)
+    for (unit, _), (_, own) in zip(units.items(), alone):
+        assert sorted(read[unit]) == sorted(get(tid).analyze([fit[units[unit][0]][0]], cfg, 0).arrays)
+        for name, values in unit_arrays(own)[unit].items():
+            np.testing.assert_array_equal(read[unit][name], values)
 
 
 # --- claims on rows where they hold and rows where they fail -----------------------------

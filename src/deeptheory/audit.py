@@ -325,10 +325,10 @@ class Audit:
         if self.plan is None or not self.results.is_dir():  # nothing built: check_manifests says so
             return
         wanted = [(paths.run_dir(r), paths.RUN_FILES, f"run {r}", self.run_affects(r)) for r in sorted(self.plan.specs)]
-        for tid, units in sorted(self.plan.units.items()):
-            wanted += [(paths.analysis(tid, u, ".csv").parent, (paths.analysis(tid, u, ".csv").name,
-                        paths.analysis(tid, u, ".npz").name), f"analysis of {tid}, unit {u}", [tid, CLAIMS_TABLE])
-                       for u in units]
+        for tid, jobs in sorted(self.plan.jobs.items()):
+            wanted += [(paths.analysis(tid, j, ".csv").parent, (paths.analysis(tid, j, ".csv").name,
+                        paths.analysis(tid, j, ".npz").name), f"analysis of {tid}, job {j}", [tid, CLAIMS_TABLE])
+                       for j in jobs]
         wanted += [(Path(paths.RESULTS) / tid, TARGET_FILES, f"target {tid}", [tid, CLAIMS_TABLE])
                    for tid in sorted(self.plan.targets)]
         wanted.append((Path(paths.RESULTS), CLAIMS_FILES, "the claims table", [CLAIMS_TABLE]))

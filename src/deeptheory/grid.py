@@ -32,6 +32,7 @@ class Plan:
     specs: dict              # run id -> RunSpec (a run two targets read appears once)
     packs: dict              # pack key (paths.pack_key) -> list of run ids
     units: dict = field(default_factory=dict)  # target with an analysis -> {unit id: [run ids]} (unit id: its first run's id)
+    jobs: dict = field(default_factory=dict)   # target with an analysis -> {job id: [unit ids]} (analysis_jobs)
     twins: dict = field(default_factory=dict)  # run id -> the run id it continues from (spec.twins)
     origins: dict = field(default_factory=dict)  # run id -> {spec field: the config key that set it} (spec_origins)
 
@@ -48,11 +49,11 @@ class Plan:
     def runs_of(self, tid: str) -> list[RunSpec]:
         return self.runs.get(tid, [])
 
-    def unit_members(self, tid: str, unit: str) -> list[str]:
-        """The run ids of one analysis unit of target ``tid``."""
-        if unit not in self.units.get(tid, {}):
-            raise ConfigError(f"target {tid} of profile {self.profile!r} has no analysis unit {unit!r}")
-        return self.units[tid][unit]
+    def job_units(self, tid: str, job: str) -> dict:
+        """{unit id: run ids} of one analysis job of target ``tid``."""
+        if job not in self.jobs.get(tid, {}):
+            raise ConfigError(f"target {tid} of profile {self.profile!r} has no analysis job {job!r}")
+        return {u: self.units[tid][u] for u in self.jobs[tid][job]}
 
     def readers(self, key: str) -> list[str]:
         """The targets that read runs of pack key ``key``."""
@@ -294,6 +295,20 @@ def analysis_units(tid: str, specs: list[RunSpec]) -> dict:
     raise ValueError(f"target {tid}: unknown analysis unit {unit!r}")
 
 
+def analysis_jobs(units: dict, specs: dict, per: str) -> dict:
+    """The analysis jobs of one target's ``units``, each named by its first unit's id: a job
+    per unit (``per`` "unit"), or (``per`` "target") one job per data set holding every unit
+    of the target on it (a job loads one data set): on a CPU a job's start (torch, pandas, the
+    data set: about 2.5 s) can cost more than its units' work. Either way each unit is
+    analysed alone with the same settings (analyses.analyze_job): the grouping moves no number."""
+    if per == "unit":
+        return {u: [u] for u in units}
+    jobs: dict = {}
+    for u, members in units.items():
+        jobs.setdefault(specs[members[0]].dataset, []).append(u)
+    return {us[0]: us for us in jobs.values()}
+
+
 def plan(config: dict) -> Plan:
     """The profile's targets and runs, checked against the registry and the data sets."""
     name = config["profile"]
@@ -338,5 +353,6 @@ def plan(config: dict) -> Plan:
     for run_id in sorted(specs):
         packs.setdefault(paths.pack_key(specs[run_id]), []).append(run_id)
     units = {tid: analysis_units(tid, rs) for tid, rs in runs.items() if REGISTRY[tid].unit}
-    return Plan(name, targets, runs, specs, packs, units, {r: t.run_id for r, t in twins(specs.values()).items()},
+    jobs = {tid: analysis_jobs(us, specs, profile.get("analysis_jobs", "unit")) for tid, us in units.items()}
+    return Plan(name, targets, runs, specs, packs, units, jobs, {r: t.run_id for r, t in twins(specs.values()).items()},
                 {r: origins[r] for r in specs})

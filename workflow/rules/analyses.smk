@@ -1,6 +1,8 @@
 # Analyses of trained nets: one job per unit of a target's runs (a run, or the runs that
-# differ only in seed), reading their weights and the data they were trained on and
-# writing a table and arrays (deeptheory.analyses). The target reads those, not the nets.
+# differ only in seed), or, where the profile says analysis_jobs: target, one job per target
+# and data set holding its units (deeptheory.grid.analysis_jobs); each reads its runs' weights
+# and the data they were trained on and writes a table and arrays (deeptheory.analyses). The
+# target reads those, not the nets.
 
 
 rule analyze:
@@ -11,7 +13,7 @@ rule analyze:
         arrays="results/analyses/{target}/{run}.npz",
     params:
         target_cfg=lambda w: PLAN.targets[w.target],
-        members=analysis_members,
+        units=analysis_units,
         seed=PROFILE["seeds"][0],
         device=config.get("device", "auto"),
     threads: 1

@@ -86,22 +86,23 @@ def build_outputs(wildcards=None):
 
 
 def target_analyses(wildcards):
-    """A target with an analysis also reads each unit's table and arrays (rule analyze)."""
-    units = PLAN.units.get(wildcards.target, {})
-    return {"analyses": [str(paths.analysis(wildcards.target, u, ".csv")) for u in units],
-            "arrays": [str(paths.analysis(wildcards.target, u, ".npz")) for u in units]}
+    """A target with an analysis also reads each analysis job's table and arrays (rule analyze)."""
+    jobs = PLAN.jobs.get(wildcards.target, {})
+    return {"analyses": [str(paths.analysis(wildcards.target, j, ".csv")) for j in jobs],
+            "arrays": [str(paths.analysis(wildcards.target, j, ".npz")) for j in jobs]}
 
 
-def analysis_members(wildcards):
+def analysis_units(wildcards):
+    """{unit id: run ids} of one analysis job (grid.Plan.jobs)."""
     try:
-        return PLAN.unit_members(wildcards.target, wildcards.run)
+        return PLAN.job_units(wildcards.target, wildcards.run)
     except grid.ConfigError as err:
         raise WorkflowError(str(err))
 
 
 def analysis_inputs(wildcards):
     """One analysis job's runs (their weights and metrics) and their data set."""
-    members = analysis_members(wildcards)
+    members = [r for runs in analysis_units(wildcards).values() for r in runs]
     return {"models": [str(paths.run_dir(r) / "model.pt") for r in members],
             "metrics": [str(paths.run_dir(r) / "metrics.csv") for r in members],
             **data_of(PLAN.specs[members[0]].dataset)}

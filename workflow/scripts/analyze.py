@@ -1,4 +1,4 @@
-"""Analyse one unit of a target's trained runs (rule analyze): a table and arrays."""
+"""Analyse the units of one analysis job (rule analyze): a table and arrays."""
 
 from pathlib import Path
 
@@ -11,16 +11,15 @@ from deeptheory.devices import visible_device
 from deeptheory.targets import get
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-tid, unit = sm.wildcards.target, sm.wildcards.run
-log = logs.setup(sm.log[0], f"{tid} {unit}")
+tid, job = sm.wildcards.target, sm.wildcards.run
+log = logs.setup(sm.log[0], f"{tid} {job}")
 torch.set_num_threads(sm.threads)
 device = visible_device(sm.params.device)
-data = Dataset.load(unit.split("/", 1)[0], Path(sm.input.data), device)
-runs = [analyses.load(paths.run_dir(r), data) for r in sm.params.members]
-log.info("analysing %d run(s) on %s with %s", len(runs), device, sm.params.target_cfg.get("analysis", {}))
-result = get(tid).analyze(runs, sm.params.target_cfg.get("analysis", {}), sm.params.seed)
-table = result.table.copy()
-table.insert(0, "unit", unit)
+data = Dataset.load(job.split("/", 1)[0], Path(sm.input.data), device)
+units = {u: [paths.run_dir(r) for r in runs] for u, runs in sm.params.units.items()}
+log.info("analysing %d unit(s), %d run(s), on %s with %s", len(units), sum(map(len, units.values())), device,
+         sm.params.target_cfg.get("analysis", {}))
+table, arrays = analyses.analyze_job(get(tid), units, data, sm.params.target_cfg.get("analysis", {}), sm.params.seed)
 write_csv(Path(sm.output.table), table)
-save_arrays(Path(sm.output.arrays), result.arrays)
+save_arrays(Path(sm.output.arrays), arrays)
 log.info("wrote %d rows", len(table))

@@ -8,7 +8,7 @@ import pandas as pd
 from deeptheory import claims, logs, report
 from deeptheory.atomic import load_arrays
 from deeptheory.devices import visible_device_name
-from deeptheory.targets import Inputs, get
+from deeptheory.targets import Inputs, get, unit_arrays
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 tid = sm.wildcards.target
@@ -26,8 +26,7 @@ inputs = Inputs(target=tid, cfg=cfg, tol=claims.Tolerances(sm.params.claims_cfg)
                 device=visible_device_name(sm.params.device),
                 analyses=pd.concat([pd.read_csv(p) for p in sm.input.analyses], ignore_index=True)
                 if sm.input.get("analyses") else None,
-                arrays={Path(p).relative_to(Path(p).parents[1]).with_suffix("").as_posix(): load_arrays(p)
-                        for p in sm.input.get("arrays", [])})
+                arrays={u: a for p in sm.input.get("arrays", []) for u, a in unit_arrays(load_arrays(p)).items()})
 log.info("building %s from %d runs with %s", tid, len(runs), cfg)
 rows = report.build(target, inputs, Path(sm.output.claims).parent,
                     runs_read=runs, analyses_read=list(sm.input.get("analyses", [])),

@@ -1,10 +1,12 @@
 """Analyses of trained nets: what the memos measure on a net after training (gradients at
 a late step, the landscape around it, its norms and margins, its robustness).
 
-An analysis job (rule ``analyze``) loads the runs of one unit (``grid.analysis_units``):
-each run's weights from ``model.pt`` and the very training subset and labels it was
-trained on (``run.subsets.subset``, from its spec), and hands them to the target's analysis
-function (its registry entry's ``analyzer``, in the target's family module), which returns an
+An analysis job (rule ``analyze``) analyses one unit (``grid.analysis_units``) or, where the
+profile says so, every unit of a target on one data set (``grid.analysis_jobs``), each unit
+alone (``analyze_job``): it loads the unit's runs, each run's weights from ``model.pt`` and
+the very training subset and labels it was trained on (``run.subsets.subset``, from its
+spec), and hands them to the target's analysis function (its registry entry's
+``analyzer``, in the target's family module), which returns an
 :class:`~deeptheory.targets.Analysis`: a table, and arrays a figure needs whole. The
 target then reads those tables, never the nets: its claims are plain functions of rows.
 """
@@ -22,6 +24,7 @@ from .. import models
 from ..datasets import Dataset
 from ..run.subsets import subset
 from ..spec import RunSpec
+from ..targets import job_arrays
 
 
 @dataclass
@@ -51,3 +54,19 @@ def load(folder: str | Path, data: Dataset) -> TrainedRun:
     idx, y = subset(spec, data)
     return TrainedRun(spec, model, data.train_images(idx), y, data.x_test[: spec.n_test], data.y_test[: spec.n_test],
                       data, pd.read_csv(folder / "metrics.csv"))
+
+
+def analyze_job(target, units: dict, data: Dataset, cfg: dict, seed: int, load=load) -> tuple[pd.DataFrame, dict]:
+    """One analysis job: each unit of ``units`` ({unit id: its run folders}) analysed alone by
+    ``target``'s analyzer, with the same ``cfg`` and ``seed`` whichever job holds it, so a
+    unit's rows and arrays do not depend on how units are grouped into jobs (tested). The
+    table has the unit id as its first column; the arrays are keyed by unit and name
+    (``targets.job_arrays``; ``targets.unit_arrays`` splits them again)."""
+    tables, arrays = [], {}
+    for unit, folders in units.items():
+        result = target.analyze([load(f, data) for f in folders], cfg, seed)
+        table = result.table.copy()
+        table.insert(0, "unit", unit)
+        tables.append(table)
+        arrays.update(job_arrays(target.id, unit, result.arrays))
+    return pd.concat(tables, ignore_index=True), arrays

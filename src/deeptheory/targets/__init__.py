@@ -104,6 +104,24 @@ class Analysis:
     arrays: dict = field(default_factory=dict)
 
 
+def job_arrays(tid: str, unit: str, arrays: dict) -> dict:
+    """A unit's arrays as an analysis job keeps them beside other units' (one .npz per job):
+    array ``name`` of unit ``u`` under ``"u/name"`` (a unit id is a run id, which has one '/')."""
+    for name in arrays:
+        if "/" in name:
+            raise ValueError(f"{tid}: array name {name!r} has a '/', which separates unit and name")
+    return {f"{unit}/{name}": values for name, values in arrays.items()}
+
+
+def unit_arrays(arrays: dict) -> dict:
+    """{unit id: {name: array}}: what Inputs.arrays holds, from one analysis job's arrays (job_arrays)."""
+    out: dict = {}
+    for key, values in arrays.items():
+        unit, name = key.rsplit("/", 1)
+        out.setdefault(unit, {})[name] = values
+    return out
+
+
 @dataclass
 class Outcome:
     table: Any                              # a DataFrame, one row per grid point or measurement
