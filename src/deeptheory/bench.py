@@ -216,11 +216,14 @@ def _nearest(measured: dict, model: str, width: int, size: int, scale_width: boo
     measured width at or above ``width`` (beyond the widest: scaled by the width ratio);
     the smallest measured size at or above ``size`` (beyond the largest: scaled by the
     size ratio). Every fallback rounds up; ``scale_width=False`` takes the widest measured
-    width's latency for wider nets (a latency-bound step: a lower bound)."""
+    width at or below ``width`` instead, unscaled (a latency-bound step: a lower bound)."""
     keys = [k for k in measured if k[0] == model] or [k for k in measured if k[0] == "allconv5"]
     widths = sorted({k[1] for k in keys})
-    w = next((x for x in widths if x >= width), widths[-1])
-    wscale = max(1.0, width / w) if scale_width else 1.0
+    if scale_width:
+        w = next((x for x in widths if x >= width), widths[-1])
+        wscale = max(1.0, width / w)
+    else:  # the widest measured width at or below it (a wider net's step costs at least that)
+        w, wscale = next((x for x in reversed(widths) if x <= width), widths[0]), 1.0
     sizes = sorted({k[2] for k in keys if k[1] == w})
     s = next((x for x in sizes if x >= size), sizes[-1])
     sscale = max(1.0, size / s)
@@ -311,10 +314,11 @@ def concurrency_rows(est: dict, overhead_s: float, ks=(1, 2, 4, 8)) -> list[tupl
 
 
 # The issue-20 measurements on one H200 (an estimate built on them, not a measurement of the
-# paper profile): the packed step of width-16 allconv5 at 1 and 16 runs, the start of a
-# pack job (process, data load, compile), and one whole 3-run N = 10,000 pack job.
-H200 = {"step_s": {1: 0.29e-3, 16: 0.94e-3}, "overhead_s": (15.0, 20.0), "pack_job_s": 45.0,
-        "pack": dict(runs=3, N=10_000)}
+# paper profile): the packed step of allconv5 (compile + CUDA graph + bf16) at widths 16 and
+# 64 in packs of 1, 16 and 256 runs (`python -m deeptheory.bench` at 566995d), the start of
+# a pack job (process, data load, compile), and one whole 3-run N = 10,000 pack job.
+H200 = {"step_s": {16: {1: 0.285e-3, 16: 0.942e-3, 256: 6.92e-3}, 64: {1: 0.355e-3, 16: 1.956e-3, 256: 22.5e-3}},
+        "overhead_s": (15.0, 20.0), "pack_job_s": 45.0, "pack": dict(runs=3, N=10_000)}
 
 
 def interpolated(points: dict[int, float]) -> dict[int, float]:
@@ -335,7 +339,8 @@ def h200_calibration(configfiles=()) -> dict:
     """The latency table of the H200 numbers and the evaluation cost per run-image that makes
     the model reproduce the measured 3-run N = 10,000 pack job (45 s) at the mid overhead:
     one data point, so the model is fitted to it, not checked against it."""
-    measured = {("allconv5", 16, b): (lat, 0.0) for b, lat in interpolated(H200["step_s"]).items()}
+    measured = {("allconv5", w, b): (lat, 0.0) for w, points in H200["step_s"].items()
+                for b, lat in interpolated(points).items()}
     plan, _ = paper_plan(configfiles)
     runs, n = H200["pack"]["runs"], H200["pack"]["N"]
     key, ids = next((k, r) for k, r in plan.packs.items() if len(r) == runs and plan.specs[r[0]].N == n
@@ -476,20 +481,24 @@ def estimate_main(argv) -> None:
     print(f"deeptheory.bench estimate  {datetime.now(UTC):%Y-%m-%d %H:%M} UTC  commit {_commit()}")
     cal = h200_calibration(configfiles(args))
     lo, hi = H200["overhead_s"]
-    print(f"\nPaper profile on one H200: an ESTIMATE from issue 20's measurements (packed step "
-          f"{H200['step_s'][1] * 1e3:.2f} ms at 1 run, {H200['step_s'][16] * 1e3:.2f} ms at 16, geometric between; "
-          f"{lo:g}-{hi:g} s start per pack job; one 3-run N = 10,000 pack job in {H200['pack_job_s']:g} s)")
+    steps = "; ".join(f"width {w}: " + ", ".join(f"{t * 1e3:.3g} ms at {b}" for b, t in points.items())
+                      for w, points in H200["step_s"].items())
+    print(f"\nPaper profile on one H200: an ESTIMATE from issue 20's measurements (packed step, runs in the pack: "
+          f"{steps}; geometric between; {lo:g}-{hi:g} s start per pack job; one 3-run N = 10,000 pack job in "
+          f"{H200['pack_job_s']:g} s)")
     print(f"  calibration: {cal['pack']} ({cal['steps']:,} steps, {_minutes(cal['train_s'])} of steps at "
           f"{cal['overhead_s']:g} s start) leaves its evaluations {cal['eval_s'] * 1e6:.3f} us per run-image; "
           f"one pack fixes it, nothing checks it")
-    for scale, label in ((True, "wider nets than 16 cost their width ratio (the bench's rule; an upper bound)"),
-                         (False, "any width costs width 16's step (latency-bound; a lower bound)")):
+    widest = max(H200["step_s"])
+    for scale, label in ((True, f"a net costs the next measured width up, one wider than {widest} its width ratio "
+                                f"(the bench's rule; an upper bound)"),
+                         (False, "a net costs the next measured width down (latency-bound; a lower bound)")):
         est = paper_estimate(cal["measured"], cal["eval_s"], configfiles(args), scale_width=scale, targets=args.targets)
         part = f" of {', '.join(args.targets)}" if args.targets else ""
         print(f"\n  {est['runs']} runs{part} in {est['packs']} packs, every run at its epoch cap; {label}:")
         print_estimate(est, (lo, hi), args.ks)
     print("  time-sliced: one GPU without MPS runs one process's kernels at a time (the packs' device times add);"
-          "\n  MPS: kernels of several processes at once (the work at the 16-run pack's rate bounds it)")
+          "\n  MPS: kernels of several processes at once (the work at the largest measured pack's rate bounds it)")
     if args.build is not None:
         cpu = cpu_calibration(args.build, args.cores)
         c0, c1, c2 = cpu["coef"]
