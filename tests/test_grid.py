@@ -272,3 +272,35 @@ def test_the_plan_records_the_config_key_that_set_each_spec_field():
     e30 = plan.runs_of("t3-gen-vs-w")[0]
     assert plan.origin(e30.run_id, "max_epochs") == "profiles.quick.targets.t3-gen-vs-w.stop"
     assert set(plan.origins) == set(plan.specs)
+
+
+def test_small_runs_fill_groups_by_image_epochs_and_twins_train_alone():
+    """grid.run_groups: a run of at most run_max image-epochs (N x max_epochs) joins the
+    current group of its data set while the group stays within group_max; larger runs, twins
+    and their continuations train alone, as does a group's only run; packed profiles group
+    nothing. quick groups its small runs (profile key group_runs)."""
+    quick = grid.plan(checkout_config("offline.yaml"))
+    sizes = checkout_config()["profiles"]["quick"]["group_runs"]
+    grouped = [r for runs in quick.groups.values() for r in runs]
+    assert len(grouped) == len(set(grouped)) > len(quick.groups) > 1
+    paired = set(quick.twins) | set(quick.twins.values())
+    for group, runs in quick.groups.items():
+        specs = [quick.specs[r] for r in runs]
+        assert len(runs) > 1 and runs == sorted(runs) and {s.dataset for s in specs} == {group.split("/")[0]}
+        assert all(s.N * s.max_epochs <= sizes["run_max"] for s in specs) and not paired & set(runs)
+        assert sum(s.N * s.max_epochs for s in specs) <= sizes["group_max"]
+    alone = [s for r, s in quick.specs.items() if r not in grouped]
+    assert any(s.N * s.max_epochs > sizes["run_max"] for s in alone) and paired <= {s.run_id for s in alone}
+
+    specs = {r: quick.specs[r] for r in grouped[:3]}
+    size = [s.N * s.max_epochs for s in specs.values()]
+    assert grid.run_groups(specs, {}, None) == {}
+    assert grid.run_groups(specs, {}, {"run_max": max(size), "group_max": sum(size)}) == {
+        f"{specs[grouped[0]].dataset}/group1": grouped[:3]}
+    # a budget of the first two: the third starts a group of its own, which is one run, so it trains alone
+    assert list(grid.run_groups(specs, {}, {"run_max": max(size), "group_max": size[0] + size[1]}).values()) == [
+        grouped[:2]]
+    assert list(grid.run_groups(specs, {grouped[2]: grouped[0]}, {"run_max": max(size), "group_max": sum(size)})
+                .values()) == []  # only grouped[1] is left: alone
+    paper = grid.plan(checkout_config(profile="paper"))
+    assert paper.groups == {}

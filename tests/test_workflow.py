@@ -438,3 +438,34 @@ def test_a_run_that_continues_its_twin_trains_after_it_from_its_final_state(tmp_
     # the twin trained again: the continuation follows
     rerun = snakemake(tmp_path, cfg, asked, "-n", "--forcerun", f"results/runs/{twin}/model.pt")
     assert job_counts(rerun.stdout).get("train") == 2, rerun.stdout[-3000:]
+
+
+def test_small_runs_trained_in_a_group_have_the_numbers_of_jobs_of_their_own(built, tmp_path):
+    """Profile key group_runs trains small runs one after another in one job per group (rules
+    train_group_<k>; grid.run_groups): each run's metrics are those of the same run trained by
+    rule train (the built fixture, no groups), its provenance names its group, the timeline
+    counts the group's runs, and a second build has nothing to do."""
+    from deeptheory import timeline
+
+    workdir, sources, _ = built
+    cfg = tiny_config(sources)
+    tiny = cfg["profiles"]["tiny"]
+    tiny["targets"] = {t: tiny["targets"][t] for t in ("t3-err-vs-n", "t3-err-vs-w")}
+    tiny.pop("synthetic")
+    tiny["group_runs"] = {"run_max": 60 * 3, "group_max": 2 * 60 * 3}  # image-epochs: N x max_epochs (3)
+    dry = snakemake(tmp_path, cfg, "-n")
+    counts = job_counts(dry.stdout)
+    # one group per data set: cifar10's N = 30 and 60 runs, mnist's stand-in's two N = 60 runs
+    assert counts.get("train_group_1") == counts.get("train_group_2") == 1 and "train" not in counts, dry.stdout[-3000:]
+    assert snakemake(tmp_path, cfg, "--cores", "2").returncode == 0
+    grouped = sorted((tmp_path / "results" / "runs").glob("*/*/provenance.json"))
+    assert len(grouped) == 4
+    for prov in grouped:
+        run = prov.parent.relative_to(tmp_path / "results" / "runs")
+        assert json.loads(prov.read_text())["group"].endswith(("/group1", "/group2"))
+        mine, alone = (pd.read_csv(root / "results" / "runs" / run / "metrics.csv").drop(columns=["wall_s"])
+                       for root in (tmp_path, workdir))
+        pd.testing.assert_frame_equal(mine, alone)
+    rates = timeline.throughput(tmp_path, timeline.read_jobs(tmp_path))
+    assert set(rates["kind"]) == {"train_group"} and rates["runs"].sum() == 4
+    assert job_counts(snakemake(tmp_path, cfg, "-n").stdout) == {}

@@ -372,8 +372,8 @@ def build_jobs(build: Path) -> list[dict]:
     for tsv in sorted((build / "benchmarks" / "train").glob("*/*.tsv")):
         run_id = f"{tsv.parent.name}/{tsv.stem}"
         folder = build / "results" / "runs" / run_id
-        if tsv.stem.endswith((".pack", ".from_pack")) or not (folder / "provenance.json").exists():
-            continue  # a pack job's or run_from_pack's benchmark
+        if tsv.stem.endswith((".group", ".pack", ".from_pack")) or not (folder / "provenance.json").exists():
+            continue  # a group's, a pack job's or run_from_pack's benchmark
         prov = json.loads((folder / "provenance.json").read_text())
         spec = RunSpec.from_dict(prov["config"]["spec"])
         with open(folder / "metrics.csv") as f:

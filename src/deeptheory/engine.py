@@ -3,9 +3,10 @@ data resident on the device (no per-sample loader).
 
 A run trains until its training error is exactly 0 or its epoch cap (docs/CATALOG.md,
 training protocol), evaluates the full training subset and the test set every
-``eval_every`` epochs and at the end, and checkpoints atomically (at most every
-``run.checkpoints.interval_s`` seconds) so a killed job resumes close to where it was. ``deeptheory.packed`` trains many runs at once with the
-same semantics; both use the kit in ``deeptheory.run``.
+``eval_every`` epochs and at the end, and checkpoints atomically, at most once per
+``run.checkpoints.interval_s`` seconds, so a killed job resumes close to where it was.
+``deeptheory.packed`` trains many runs at once with the same semantics; both use the kit in
+``deeptheory.run``.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ class Plan:
     packs: dict              # pack key (paths.pack_key) -> list of run ids
     units: dict = field(default_factory=dict)  # target with an analysis -> {unit id: [run ids]} (unit id: its first run's id)
     jobs: dict = field(default_factory=dict)   # target with an analysis -> {job id: [unit ids]} (analysis_jobs)
+    groups: dict = field(default_factory=dict)  # group id -> run ids trained one after another in one job (run_groups)
     twins: dict = field(default_factory=dict)  # run id -> the run id it continues from (spec.twins)
     origins: dict = field(default_factory=dict)  # run id -> {spec field: the config key that set it} (spec_origins)
 
@@ -309,6 +310,33 @@ def analysis_jobs(units: dict, specs: dict, per: str) -> dict:
     return {us[0]: us for us in jobs.values()}
 
 
+def run_groups(specs: dict, twins: dict, sizes: dict | None) -> dict:
+    """Small runs trained several to a job (profile key group_runs), one after another by the
+    single-run engine, so each has the numbers of a job of its own: on a CPU a training job
+    spends about 2 s starting (torch alone 1.1-1.5 s), more than a small run's training. A
+    run is small if its image-epochs at the cap, N x max_epochs, are at most ``run_max``;
+    the small runs of each data set, in run-id order, fill groups of at most ``group_max``
+    image-epochs. A run that continues a twin, or that a run continues, trains alone (the
+    twin's model.pt is the continuation's input). {"<data set>/group<k>": run ids}."""
+    if not sizes:
+        return {}
+    paired = set(twins) | set(twins.values())
+    groups: dict = {}
+    filling: dict = {}  # data set -> [group id, image-epochs in it]
+    for run_id in sorted(specs):
+        s = specs[run_id]
+        size = s.N * s.max_epochs
+        if size > sizes["run_max"] or run_id in paired:
+            continue
+        group = filling.get(s.dataset)
+        if group is None or group[1] + size > sizes["group_max"]:
+            group = filling[s.dataset] = [f"{s.dataset}/group{sum(g.startswith(s.dataset + '/') for g in groups) + 1}", 0]
+            groups[group[0]] = []
+        group[1] += size
+        groups[group[0]].append(run_id)
+    return {g: runs for g, runs in groups.items() if len(runs) > 1}
+
+
 def plan(config: dict) -> Plan:
     """The profile's targets and runs, checked against the registry and the data sets."""
     name = config["profile"]
@@ -354,5 +382,6 @@ def plan(config: dict) -> Plan:
         packs.setdefault(paths.pack_key(specs[run_id]), []).append(run_id)
     units = {tid: analysis_units(tid, rs) for tid, rs in runs.items() if REGISTRY[tid].unit}
     jobs = {tid: analysis_jobs(us, specs, profile.get("analysis_jobs", "unit")) for tid, us in units.items()}
-    return Plan(name, targets, runs, specs, packs, units, jobs, {r: t.run_id for r, t in twins(specs.values()).items()},
-                {r: origins[r] for r in specs})
+    pairs = {r: t.run_id for r, t in twins(specs.values()).items()}
+    groups = {} if profile.get("pack") else run_groups(specs, pairs, profile.get("group_runs"))
+    return Plan(name, targets, runs, specs, packs, units, jobs, groups, pairs, {r: origins[r] for r in specs})

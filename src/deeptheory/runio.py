@@ -13,7 +13,7 @@ from .run.results import RunResult
 
 
 def write_run(result: RunResult, folder: Path, *, profile: str, device, verified: Path, engine: str,
-              keep_state: bool = False) -> None:
+              keep_state: bool = False, group: str | None = None) -> None:
     """Metrics and weights first, provenance last: a folder with provenance is complete.
     With ``keep_state`` (a run another continues: grid.Plan.continued) model.pt also holds
     the run's final state (``final_state``: momentum, data-order and noise streams, book),
@@ -27,7 +27,22 @@ def write_run(result: RunResult, folder: Path, *, profile: str, device, verified
         seeds={"seed": spec.seed, "label_seed": spec.label_seed if spec.labels == "random" else None},
         device=device, wall_s=result.wall_s, data=provenance.data_checksums(verified),
         extra={"run_id": spec.run_id, "engine": engine, "resumed_from_epoch": result.resumed_from_epoch,
-               "continued_from": result.continued_from, "final": result.rows[-1]}))
+               "continued_from": result.continued_from, "final": result.rows[-1], **({"group": group} if group else {})}))
+
+
+def train_and_write(spec, data, *, profile: str, device, verified: Path, keep_state: bool = False,
+                    twin: dict | None = None, group: str | None = None) -> RunResult:
+    """One run of a training job (rules train and train_group): trained by the single-run
+    engine from its checkpoint (paths.checkpoint) if it has one, written to its folder
+    (write_run), its checkpoint dropped. ``group``: the group job it trained in, if any."""
+    from .engine import train_run
+
+    checkpoint = paths.checkpoint(spec.run_id)
+    result = train_run(spec, data, checkpoint=checkpoint, twin=twin)
+    write_run(result, paths.run_dir(spec.run_id), profile=profile, device=device, verified=verified,
+              engine="single", keep_state=keep_state, group=group)
+    checkpoint.unlink(missing_ok=True)  # the run is done; model.pt keeps its weights
+    return result
 
 
 def twin_state(model_pt: Path, log=None) -> dict | None:

@@ -34,13 +34,14 @@ from pathlib import Path
 import pandas as pd
 
 # Kinds in DAG order, with their colours; a kind not listed (a new rule) is drawn in grey.
-KINDS = {"fetch": "tab:brown", "decode": "tab:pink", "train": "tab:blue", "train_pack": "tab:purple",
-         "from_pack": "tab:cyan", "analyze": "tab:orange", "target": "tab:green", "claims": "tab:red"}
+KINDS = {"fetch": "tab:brown", "decode": "tab:pink", "train": "tab:blue", "train_group": "tab:olive",
+         "train_pack": "tab:purple", "from_pack": "tab:cyan", "analyze": "tab:orange", "target": "tab:green", "claims": "tab:red"}
 # benchmarks/<folder>/... -> kind; a file right under benchmarks/ is named by its kind (claims).
 FOLDER_KINDS = {"fetch": "fetch", "decode": "decode", "train": "train", "analyses": "analyze", "targets": "target"}
-# Suffixes of the packed path's files under benchmarks/train/ (rules train_pack, run_from_pack).
-SUFFIX_KINDS = {".pack": "train_pack", ".from_pack": "from_pack"}
-TRAINING = ("train", "train_pack")
+# Suffixes of files under benchmarks/train/ of rules other than train: a group of small runs
+# (train_group_<k>) and the packed path's (train_pack, run_from_pack).
+SUFFIX_KINDS = {".group": "train_group", ".pack": "train_pack", ".from_pack": "from_pack"}
+TRAINING = ("train", "train_group", "train_pack")
 # The timeline's own job is no part of the build it draws.
 SELF = "timeline"
 # Seconds a Snakemake record's duration may differ from its benchmark's before the record is
@@ -111,6 +112,8 @@ def trained_runs(workdir: Path, kind: str, job: str) -> list[dict]:
         files = [workdir / "results" / "runs" / job / "provenance.json"]
     elif kind == "train_pack":
         files = sorted((workdir / "results" / "packs" / job).glob("*/*/provenance.json"))
+    elif kind == "train_group":  # its runs name it in their provenance (runio.write_run)
+        files = sorted((workdir / "results" / "runs").glob("*/*/provenance.json"))
     else:
         return []
     out = []
@@ -119,7 +122,7 @@ def trained_runs(workdir: Path, kind: str, job: str) -> list[dict]:
             out.append(json.loads(f.read_text()))
         except (OSError, ValueError):
             continue
-    return out
+    return [p for p in out if p.get("group") == job] if kind == "train_group" else out
 
 
 def read_jobs(workdir: str | Path, records: dict[str, dict] | None = None) -> pd.DataFrame:
@@ -238,9 +241,10 @@ def breakdown(jobs: pd.DataFrame, critical: list[int] | None = None) -> pd.DataF
 
 
 def throughput(workdir: str | Path, jobs: pd.DataFrame) -> pd.DataFrame:
-    """Per training job (a run, or a pack): the runs it trained, their SGD steps (epochs x
-    ceil(N / batch size), each run's whole life, a resumed one's included), the seconds
-    training took (a pack's runs step together: its longest run's), and run-steps per second.
+    """Per training job (a run, a group, or a pack): the runs it trained, their SGD steps (epochs
+    x ceil(N / batch size), each run's whole life, a resumed one's included), the seconds
+    training took (a group's runs train in turn: their sum; a pack's step together: its
+    longest run's), and run-steps per second.
     A pack's member linked in from an earlier job is not counted."""
     rows = []
     for _, job in jobs[jobs["kind"].isin(TRAINING)].iterrows():
@@ -250,7 +254,7 @@ def throughput(workdir: str | Path, jobs: pd.DataFrame) -> pd.DataFrame:
         if not runs:
             continue
         steps, seconds = zip(*(own_share(Path(workdir), p) for p in runs))
-        train_s = max(seconds)
+        train_s = sum(seconds) if job["kind"] == "train_group" else max(seconds)  # a group's runs train in turn
         rows.append({"kind": job["kind"], "job": job["job"], "lane": job["lane"],
                      "model": "+".join(sorted({p["final"]["model"] for p in runs})), "runs": len(runs),
                      "steps": int(sum(steps)), "train_s": round(train_s, 3), "job_s": job["wall_s"],

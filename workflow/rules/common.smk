@@ -1,6 +1,7 @@
 # Shared values of the DAG: the profile's plan (targets, runs, packs) and input functions; the policies they
 # apply live in the library (deeptheory.grid, packing, datacheck, gpu), so the DAG is a function of config,
 # the asked-for targets and the finished runs' records.
+import re
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -26,6 +27,12 @@ wildcard_constraints:
     run=RUN_ID_REGEX,
     target="|".join(TARGET_IDS),
     pack=paths.PACK_JOB_REGEX,
+
+
+# Small runs trained several to a job (profile key group_runs, deeptheory.grid.run_groups): rule
+# train makes every other run, rule train_group_<k> the runs of group k.
+GROUPED = {r for runs in PLAN.groups.values() for r in runs}
+ALONE = "|".join(re.escape(r) for r in sorted(PLAN.specs) if r not in GROUPED) or "(?!)"  # (?!): matches nothing
 
 
 def spec_of(wildcards):

@@ -12,6 +12,8 @@ TRAIN_THREADS = train_resources("train_threads", 1)
 if not PACKED:
 
     rule train:
+        wildcard_constraints:
+            run=ALONE,
         input:
             unpack(run_data),
         output:
@@ -36,6 +38,39 @@ if not PACKED:
             ENV
         script:
             "../scripts/train.py"
+
+    # Small runs, several to a job (profile key group_runs; deeptheory.grid.run_groups): one
+    # rule per group, trained one after another by the single-run engine, each into its own
+    # results/runs/<run id>/ as rule train would (the same numbers), after one start and one
+    # data load. No wildcards: each group's outputs are listed.
+    for _k, (_group, _members) in enumerate(PLAN.groups.items(), 1):
+
+        rule:
+            name:
+                f"train_group_{_k}"
+            input:
+                **data_of(PLAN.specs[_members[0]].dataset),
+            output:
+                [str(paths.run_dir(r) / name) for r in _members for name in paths.RUN_FILES],
+            params:
+                group=_group,
+                specs=[PLAN.specs[r].to_dict() for r in _members],
+                device=config.get("device", "auto"),
+                profile=config["profile"],
+            threads: TRAIN_THREADS
+            resources:
+                mem_mb=train_resources("train_mem_mb", 16000 if TRAIN_GPUS else 2000),
+                runtime=train_resources("train_runtime", 240),
+                gpu=TRAIN_GPUS,
+                gpu_mem_mb=gpu_mem_of(_members),
+            log:
+                f"logs/train/{_group}.group.log",
+            benchmark:
+                f"benchmarks/train/{_group}.group.tsv"
+            conda:
+                ENV
+            script:
+                "../scripts/train_group.py"
 
 else:
 

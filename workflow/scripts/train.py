@@ -10,9 +10,8 @@ COMPILE_CACHE = gpu.use_compile_cache()
 
 import torch  # noqa: E402
 
-from deeptheory import grid, logs, paths, runio  # noqa: E402
+from deeptheory import grid, logs, runio  # noqa: E402
 from deeptheory.datasets import Dataset  # noqa: E402
-from deeptheory.engine import train_run  # noqa: E402
 from deeptheory.devices import job_device  # noqa: E402
 from deeptheory.spec import RunSpec  # noqa: E402
 
@@ -24,14 +23,10 @@ device = job_device(sm.params.device, sm.resources.get("gpu", 0))
 log.info("run %s on %s: %s; compile cache %s", spec.run_id, device, spec, COMPILE_CACHE["TORCHINDUCTOR_CACHE_DIR"])
 
 data = Dataset.load(spec.dataset, Path(sm.input.data), device)
-checkpoint = paths.checkpoint(spec.run_id)
 # A run that continues its twin (input twin: its model.pt, with the twin's final state)
 twin = runio.twin_state(Path(sm.input.twin), log) if getattr(sm.input, "twin", None) else None
-result = train_run(spec, data, checkpoint=checkpoint, twin=twin)
 # Whether a run continues this one is read from the plan, not passed as a param: a target
 # that adds or drops a continuation leaves this run's job as it was (a param would rerun it).
-runio.write_run(result, Path(sm.output.metrics).parent, profile=sm.params.profile, device=device,
-                verified=Path(sm.input.verified), engine="single",
-                keep_state=spec.run_id in grid.plan(sm.config).continued)
-checkpoint.unlink(missing_ok=True)  # the run is done; model.pt keeps its weights
+result = runio.train_and_write(spec, data, profile=sm.params.profile, device=device, verified=Path(sm.input.verified),
+                               keep_state=spec.run_id in grid.plan(sm.config).continued, twin=twin)
 log.info("done in %.1f s", result.wall_s)
