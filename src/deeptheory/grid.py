@@ -314,7 +314,7 @@ def run_groups(specs: dict, twins: dict, sizes: dict | None) -> dict:
     """Small runs trained several to a job (profile key group_runs), one after another by the
     single-run engine, so each has the numbers of a job of its own: on a CPU a training job
     spends about 2 s starting (torch alone 1.1-1.5 s), more than a small run's training. A
-    run is small if its image-epochs at the cap, N x max_epochs, are at most ``run_max``;
+    run is small if its image-epochs at the cap (spec.image_epochs) are at most ``run_max``;
     the small runs of each data set, in run-id order, fill groups of at most ``group_max``
     image-epochs. A run that continues a twin, or that a run continues, trains alone (the
     twin's model.pt is the continuation's input). {"<data set>/group<k>": run ids}."""
@@ -325,7 +325,7 @@ def run_groups(specs: dict, twins: dict, sizes: dict | None) -> dict:
     filling: dict = {}  # data set -> [group id, image-epochs in it]
     for run_id in sorted(specs):
         s = specs[run_id]
-        size = s.N * s.max_epochs
+        size = s.image_epochs
         if size > sizes["run_max"] or run_id in paired:
             continue
         group = filling.get(s.dataset)

@@ -125,6 +125,13 @@ class RunSpec:
         return self.lr * self.lr_decay ** epoch * self.lr_milestone_factor ** passed
 
     @property
+    def image_epochs(self) -> int:
+        """Training images seen by the epoch cap, N x max_epochs: a run's size before it trains
+        (one that fits stops earlier), by which small runs are grouped (grid.run_groups) and
+        large ones started first (the workflow's job priorities)."""
+        return self.N * self.max_epochs
+
+    @property
     def data_seed(self) -> int:
         """The seed of the training subset (and nothing else)."""
         return self.seed if self.subset_seed is None else self.subset_seed

@@ -42,6 +42,14 @@ def spec_of(wildcards):
     return PLAN.specs[wildcards.run]
 
 
+def run_priority(wildcards):
+    """Largest first: a training job's priority is its image-epochs at the cap (spec.image_epochs),
+    in thousands. Snakemake starts ready jobs of higher priority first, so the longest runs
+    (the build's longest chain among them) do not start last and leave one core to finish
+    them alone; the small jobs fill in around them."""
+    return spec_of(wildcards).image_epochs // 1000
+
+
 def data_of(dataset):
     return {"data": f"data/cache/{dataset}.npz", "verified": f"data/raw/{dataset}/verified.json"}
 

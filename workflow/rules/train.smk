@@ -25,6 +25,7 @@ if not PACKED:
             device=config.get("device", "auto"),
             profile=config["profile"],
         threads: TRAIN_THREADS
+        priority: run_priority
         resources:
             mem_mb=train_resources("train_mem_mb", 16000 if TRAIN_GPUS else 2000),
             runtime=train_resources("train_runtime", 240),
@@ -58,6 +59,7 @@ if not PACKED:
                 device=config.get("device", "auto"),
                 profile=config["profile"],
             threads: TRAIN_THREADS
+            priority: sum(PLAN.specs[r].image_epochs for r in _members) // 1000  # as run_priority
             resources:
                 mem_mb=train_resources("train_mem_mb", 16000 if TRAIN_GPUS else 2000),
                 runtime=train_resources("train_runtime", 240),
