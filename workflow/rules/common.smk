@@ -42,12 +42,16 @@ def spec_of(wildcards):
     return PLAN.specs[wildcards.run]
 
 
+def job_priority(run_ids):
+    """Largest first: a training job's priority is its runs' image-epochs at the cap
+    (spec.image_epochs), in thousands. Snakemake starts ready jobs of higher priority first,
+    so the longest runs (the build's longest chain among them) do not start last and leave
+    one core to finish them alone; the small jobs fill in around them."""
+    return sum(PLAN.specs[r].image_epochs for r in run_ids) // 1000
+
+
 def run_priority(wildcards):
-    """Largest first: a training job's priority is its image-epochs at the cap (spec.image_epochs),
-    in thousands. Snakemake starts ready jobs of higher priority first, so the longest runs
-    (the build's longest chain among them) do not start last and leave one core to finish
-    them alone; the small jobs fill in around them."""
-    return spec_of(wildcards).image_epochs // 1000
+    return job_priority([spec_of(wildcards).run_id])
 
 
 def data_of(dataset):

@@ -11,6 +11,8 @@ rule fetch_dataset:
         "logs/fetch/{dataset}.log",
     benchmark:
         "benchmarks/fetch/{dataset}.tsv"
+    # above every training job's (job_priority): they all wait on a data set
+    priority: job_priority(PLAN.specs) + 1
     localrule: True
     conda:
         ENV
@@ -29,6 +31,7 @@ rule decode_dataset:
         "logs/decode/{dataset}.log",
     benchmark:
         "benchmarks/decode/{dataset}.tsv"
+    priority: job_priority(PLAN.specs) + 1  # as fetch_dataset's
     localrule: True
     conda:
         ENV

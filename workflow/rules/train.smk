@@ -1,5 +1,6 @@
-# Training: one job per run, or in packed mode one job per pack (the runs of one
-# architecture and batch size that the targets asked for read, deeptheory.grid.pack_members).
+# Training: one job per run (small runs several to a job where the profile says group_runs),
+# or in packed mode one job per pack (the runs of one architecture and batch size that the
+# targets asked for read, deeptheory.grid.pack_members).
 # Either way every run's files end up in results/runs/<run id>/, which is what targets read.
 #
 # Every job asks for what it uses (config key `resources`, config/README.md): TRAIN_THREADS
@@ -59,7 +60,7 @@ if not PACKED:
                 device=config.get("device", "auto"),
                 profile=config["profile"],
             threads: TRAIN_THREADS
-            priority: sum(PLAN.specs[r].image_epochs for r in _members) // 1000  # as run_priority
+            priority: job_priority(_members)
             resources:
                 mem_mb=train_resources("train_mem_mb", 16000 if TRAIN_GPUS else 2000),
                 runtime=train_resources("train_runtime", 240),
