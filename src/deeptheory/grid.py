@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -322,18 +323,16 @@ def run_groups(specs: dict, twins: dict, sizes: dict | None) -> dict:
         return {}
     paired = set(twins) | set(twins.values())
     groups: dict = {}
-    filling: dict = {}  # data set -> [group id, image-epochs in it]
+    filling: dict = {}  # data set -> [its groups so far, image-epochs in the last]
     for run_id in sorted(specs):
         s = specs[run_id]
-        size = s.image_epochs
-        if size > sizes["run_max"] or run_id in paired:
+        if s.image_epochs > sizes["run_max"] or run_id in paired:
             continue
-        group = filling.get(s.dataset)
-        if group is None or group[1] + size > sizes["group_max"]:
-            group = filling[s.dataset] = [f"{s.dataset}/group{sum(g.startswith(s.dataset + '/') for g in groups) + 1}", 0]
-            groups[group[0]] = []
-        group[1] += size
-        groups[group[0]].append(run_id)
+        count, size = filling.get(s.dataset, (0, math.inf))
+        if size + s.image_epochs > sizes["group_max"]:
+            count, size = count + 1, 0
+        filling[s.dataset] = (count, size + s.image_epochs)
+        groups.setdefault(f"{s.dataset}/group{count}", []).append(run_id)
     return {g: runs for g, runs in groups.items() if len(runs) > 1}
 
 

@@ -27,7 +27,8 @@ def write_run(result: RunResult, folder: Path, *, profile: str, device, verified
         seeds={"seed": spec.seed, "label_seed": spec.label_seed if spec.labels == "random" else None},
         device=device, wall_s=result.wall_s, data=provenance.data_checksums(verified),
         extra={"run_id": spec.run_id, "engine": engine, "resumed_from_epoch": result.resumed_from_epoch,
-               "continued_from": result.continued_from, "final": result.rows[-1], **({"group": group} if group else {})}))
+               "continued_from": result.continued_from, "final": result.rows[-1],
+               **({"group": group} if group else {})}))
 
 
 def train_and_write(spec, data, *, profile: str, device, verified: Path, keep_state: bool = False,

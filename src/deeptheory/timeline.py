@@ -35,7 +35,8 @@ import pandas as pd
 
 # Kinds in DAG order, with their colours; a kind not listed (a new rule) is drawn in grey.
 KINDS = {"fetch": "tab:brown", "decode": "tab:pink", "train": "tab:blue", "train_group": "tab:olive",
-         "train_pack": "tab:purple", "from_pack": "tab:cyan", "analyze": "tab:orange", "target": "tab:green", "claims": "tab:red"}
+         "train_pack": "tab:purple", "from_pack": "tab:cyan", "analyze": "tab:orange", "target": "tab:green",
+         "claims": "tab:red"}
 # benchmarks/<folder>/... -> kind; a file right under benchmarks/ is named by its kind (claims).
 FOLDER_KINDS = {"fetch": "fetch", "decode": "decode", "train": "train", "analyses": "analyze", "targets": "target"}
 # Suffixes of files under benchmarks/train/ of rules other than train: a group of small runs
